@@ -1,0 +1,148 @@
+//! Domain newtypes parsed at the edge: a value of one of these types has been
+//! validated once, so the rest of the code never re-checks it.
+//!
+//! Phone numbers are personal data: their `Debug` output is redacted so that a
+//! stray `?value` in a log line never leaks one.
+
+use std::fmt;
+
+/// Why an input value was refused. The `code` is stable and is what API
+/// clients match on; the message is for humans.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct InvalidInput {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl InvalidInput {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+/// A tenant's identifier: 1–64 characters of `[a-z0-9_-]`, starting with a
+/// letter or digit. Lower-case only, so `Acme` and `acme` can never be two
+/// companies sharing one number.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CompanyId(String);
+
+impl CompanyId {
+    pub const MAX_LEN: usize = 64;
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        let valid_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+        if raw.is_empty() || raw.len() > Self::MAX_LEN {
+            return Err(InvalidInput::new(
+                "invalid_company_id",
+                format!("company id must be 1 to {} characters long", Self::MAX_LEN),
+            ));
+        }
+        if !raw.chars().all(valid_char) || !raw.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return Err(InvalidInput::new(
+                "invalid_company_id",
+                "company id may contain only a-z, 0-9, '-' and '_', and must start with a letter or digit",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CompanyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for CompanyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CompanyId({})", self.0)
+    }
+}
+
+/// An E.164 phone number without the `+`: 8–15 digits, no leading zero.
+///
+/// Accepts `+15550001111`, `15550001111`, `+1 555-000-1111` and the JID forms
+/// `15550001111@s.whatsapp.net` / `15550001111:7@s.whatsapp.net`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        let raw = raw.trim();
+        let user = match raw.split_once('@') {
+            Some((user, "s.whatsapp.net" | "c.us")) => user.split(':').next().unwrap_or(user),
+            Some(_) => {
+                return Err(InvalidInput::new(
+                    "invalid_phone",
+                    "only phone-number JIDs (…@s.whatsapp.net) are accepted",
+                ));
+            }
+            None => raw,
+        };
+        let user = user.strip_prefix('+').unwrap_or(user);
+        let digits: String = user.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.')).collect();
+        if !digits.chars().all(|c| c.is_ascii_digit()) {
+            return Err(InvalidInput::new("invalid_phone", "a phone number may contain only digits"));
+        }
+        if !(8..=15).contains(&digits.len()) || digits.starts_with('0') {
+            return Err(InvalidInput::new(
+                "invalid_phone",
+                "a phone number must be in international (E.164) form: 8 to 15 digits with the country code",
+            ));
+        }
+        Ok(Self(digits))
+    }
+
+    /// The digits, without `+`.
+    pub fn digits(&self) -> &str {
+        &self.0
+    }
+
+    /// The user JID WhatsApp addresses this number by.
+    pub fn jid(&self) -> String {
+        format!("{}@s.whatsapp.net", self.0)
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "+{}", self.0)
+    }
+}
+
+/// Redacted: phone numbers are personal data and must not reach logs.
+impl fmt::Debug for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PhoneNumber(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn company_ids() {
+        assert!(CompanyId::parse("acme").is_ok());
+        assert!(CompanyId::parse("clinic-42_b").is_ok());
+        for bad in ["", "Acme", "-acme", "a b", "acme/x", "é", &"a".repeat(65)] {
+            assert_eq!(CompanyId::parse(bad).unwrap_err().code, "invalid_company_id", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn phone_numbers() {
+        for ok in ["+15550001111", "15550001111", "+1 555-000-1111", "15550001111@s.whatsapp.net", "15550001111:7@s.whatsapp.net"] {
+            assert_eq!(PhoneNumber::parse(ok).unwrap().digits(), "15550001111", "{ok:?}");
+        }
+        for bad in ["", "123", "+0155500011", "1555abc0001", "1234567890123456", "1@g.us", "100000000000001@lid"] {
+            assert_eq!(PhoneNumber::parse(bad).unwrap_err().code, "invalid_phone", "{bad:?}");
+        }
+        assert_eq!(format!("{:?}", PhoneNumber::parse("15550001111").unwrap()), "PhoneNumber(<redacted>)");
+    }
+}
