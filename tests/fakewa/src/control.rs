@@ -1,0 +1,781 @@
+//! The control surface: [`FakeServer`] (what tests hold) and [`Shared`] (the
+//! state every connection task and control call works on).
+//!
+//! Lock order, when both are needed: the Signal world (`tokio::sync::Mutex`,
+//! held across crypto awaits) first, then the registry (`parking_lot::Mutex`,
+//! never held across an `.await`). Every state change tests may wait for
+//! (stanza recorded, message decrypted, connection opened/closed) bumps the
+//! `changed` watch so waiters re-check without polling.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{oneshot, watch};
+use wacore::libsignal::protocol::IdentityKeyPair;
+use wacore_binary::Node;
+
+use crate::accounts::{ConnId, DeviceKey, Inbound, Outbound, PendingSign, Registry};
+use crate::codec;
+use crate::contacts::SignalWorld;
+use crate::error::{FakeError, Result};
+use crate::noise::ServerKeys;
+use crate::phone::{self, PairSuccess};
+
+/// Server configuration. `Config::default()` binds `127.0.0.1:0`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on (WebSocket at `/ws/chat` and the admin API).
+    pub listen: SocketAddr,
+    /// Seed of the Noise static key: keep it fixed so clients resume with IK
+    /// across fake restarts.
+    pub noise_seed: Vec<u8>,
+    /// Keep a transcript of every stanza (for `wait_for_stanza`); turn off
+    /// for memory benchmarks.
+    pub record_stanzas: bool,
+    /// Contacts answer a client's message with a delivery receipt.
+    pub contact_receipts: bool,
+    /// The phone sends the app-state key share after the first prekey upload
+    /// (lets a fresh pairing reach `Connected` without a 10 s wait).
+    pub app_state_key_share: bool,
+    /// How long `scan_qr` / `enter_pair_code` wait for the client to finish.
+    pub pairing_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            noise_seed: b"fakewa noise static key v1".to_vec(),
+            record_stanzas: true,
+            contact_receipts: true,
+            app_state_key_share: true,
+            pairing_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A device linked by a QR scan or pair code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Linked {
+    /// Phone number, digits only.
+    pub phone: String,
+    /// Device JID, `PHONE:DEV@s.whatsapp.net`.
+    pub jid: String,
+    /// Device LID, `LID:DEV@lid`.
+    pub lid: String,
+}
+
+/// A message a client sent to a fake contact, decrypted by that contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentMessage {
+    /// Sender phone number (the linked account).
+    pub from: String,
+    /// Recipient phone number (the contact).
+    pub to: String,
+    /// Message id from the client's stanza.
+    pub id: String,
+    /// The decrypted text.
+    pub text: String,
+}
+
+/// Stream errors that can be injected into a device's live connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamErrorKind {
+    /// `<stream:error code="401"/>`: logged out; the device is marked removed.
+    Code401,
+    /// `<conflict type="device_removed"/>`: the device is marked removed.
+    DeviceRemoved,
+    /// `<conflict type="replaced"/>`: another session took over.
+    Replaced,
+    /// `<stream:error code="515"/>`: restart required.
+    Code515,
+    /// `<stream:error code="503"/>`: service unavailable, reconnect.
+    Code503,
+}
+
+impl StreamErrorKind {
+    fn node(self) -> Node {
+        match self {
+            Self::Code401 => codec::stream_error(Some("401"), None),
+            Self::DeviceRemoved => codec::stream_error(None, Some("device_removed")),
+            Self::Replaced => codec::stream_error(None, Some("replaced")),
+            Self::Code515 => codec::stream_error(Some("515"), None),
+            Self::Code503 => codec::stream_error(Some("503"), None),
+        }
+    }
+
+    fn removes_device(self) -> bool {
+        matches!(self, Self::Code401 | Self::DeviceRemoved)
+    }
+}
+
+impl FromStr for StreamErrorKind {
+    type Err = FakeError;
+
+    /// Parses the admin API spelling: `401`, `device_removed`, `replaced`, `515`, `503`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "401" => Ok(Self::Code401),
+            "device_removed" => Ok(Self::DeviceRemoved),
+            "replaced" | "440" => Ok(Self::Replaced),
+            "515" => Ok(Self::Code515),
+            "503" => Ok(Self::Code503),
+            other => Err(FakeError::InvalidInput(format!(
+                "unknown stream error kind {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Direction of a recorded stanza.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Sent by a client to the fake.
+    FromClient,
+    /// Sent by the fake to a client.
+    ToClient,
+}
+
+/// One recorded stanza.
+#[derive(Debug, Clone)]
+pub struct Stanza {
+    /// Connection it travelled on.
+    pub conn: u64,
+    /// The logged-in device of that connection, if any (`PHONE:DEV@s.whatsapp.net`).
+    pub device: Option<String>,
+    /// Who sent it.
+    pub direction: Direction,
+    /// The stanza.
+    pub node: Node,
+}
+
+#[derive(Default)]
+pub(crate) struct Journal {
+    pub(crate) stanzas: Vec<Stanza>,
+    pub(crate) sent: Vec<SentMessage>,
+}
+
+/// State shared by the accept loop, every connection task and the control API.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) keys: ServerKeys,
+    pub(crate) reg: Mutex<Registry>,
+    pub(crate) world: tokio::sync::Mutex<SignalWorld>,
+    pub(crate) journal: Mutex<Journal>,
+    changed: watch::Sender<u64>,
+    next_conn: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(config: Config) -> Result<Self> {
+        let keys = ServerKeys::from_seed(&config.noise_seed)?;
+        Ok(Self {
+            config,
+            keys,
+            reg: Mutex::new(Registry::default()),
+            world: tokio::sync::Mutex::new(SignalWorld::default()),
+            journal: Mutex::new(Journal::default()),
+            changed: watch::Sender::new(0),
+            next_conn: AtomicU64::new(1),
+        })
+    }
+
+    pub(crate) fn next_conn_id(&self) -> ConnId {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Wakes every waiter (call after any state change tests may observe).
+    pub(crate) fn notify(&self) {
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    pub(crate) fn record(
+        &self,
+        conn: ConnId,
+        device: Option<&DeviceKey>,
+        direction: Direction,
+        node: &Node,
+    ) {
+        if !self.config.record_stanzas {
+            return;
+        }
+        self.journal.lock().stanzas.push(Stanza {
+            conn,
+            device: device.map(DeviceKey::jid),
+            direction,
+            node: node.clone(),
+        });
+        self.notify();
+    }
+
+    pub(crate) fn record_sent(&self, message: SentMessage) {
+        self.journal.lock().sent.push(message);
+        self.notify();
+    }
+
+    /// Re-evaluates `check` after every state change until it yields or `timeout` passes.
+    pub(crate) async fn wait_until<T>(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> Result<T> {
+        let mut rx = self.changed.subscribe();
+        let wait = async {
+            loop {
+                rx.borrow_and_update();
+                if let Some(v) = check() {
+                    return v;
+                }
+                if rx.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| FakeError::Timeout(timeout))
+    }
+
+    /// See [`FakeServer::inject_stream_error`].
+    pub(crate) fn inject_stream_error(&self, target: &str, kind: StreamErrorKind) -> Result<()> {
+        let mut reg = self.reg.lock();
+        let devices = reg.devices_of(target);
+        if devices.is_empty() {
+            return Err(FakeError::UnknownDevice("target".into()));
+        }
+        let mut sent = 0;
+        for key in &devices {
+            for (_, tx) in reg.conns_of(key) {
+                if tx.send(Outbound::Fatal(kind.node())).is_ok() {
+                    sent += 1;
+                }
+            }
+            if kind.removes_device()
+                && let Some(dev) = reg.device_mut(key)
+            {
+                dev.removed = true;
+            }
+        }
+        drop(reg);
+        self.notify();
+        if sent == 0 && !kind.removes_device() {
+            return Err(FakeError::NotConnected("target".into()));
+        }
+        Ok(())
+    }
+
+    /// See [`FakeServer::connections`].
+    pub(crate) fn connections(&self) -> Vec<(String, usize)> {
+        let reg = self.reg.lock();
+        let mut out: Vec<(String, usize)> = reg
+            .accounts
+            .values()
+            .flat_map(|a| {
+                a.devices.iter().map(|(d, dev)| {
+                    (
+                        DeviceKey {
+                            phone: a.phone.clone(),
+                            device: *d,
+                        }
+                        .jid(),
+                        dev.live,
+                    )
+                })
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Linked (not removed) devices.
+    pub(crate) fn linked_devices(&self) -> Vec<Linked> {
+        let reg = self.reg.lock();
+        let mut out: Vec<Linked> = reg
+            .accounts
+            .values()
+            .flat_map(|a| {
+                a.devices
+                    .iter()
+                    .filter(|(_, d)| !d.removed)
+                    .map(|(id, _)| linked(&a.phone, &a.lid, *id))
+            })
+            .collect();
+        out.sort_by(|a, b| a.jid.cmp(&b.jid));
+        out
+    }
+
+    /// Sends `pair-success` to a registration connection and registers the
+    /// pending sign; `done` resolves when the client's `pair-device-sign`
+    /// arrives (or fails).
+    pub(crate) fn begin_pair_success(
+        &self,
+        conn: ConnId,
+        phone: &str,
+        identity: IdentityKeyPair,
+        companion_identity_pub: [u8; 32],
+        adv_secret: [u8; 32],
+        done: oneshot::Sender<Result<Linked>>,
+    ) -> Result<()> {
+        let mut reg = self.reg.lock();
+        let tx = reg
+            .conns
+            .get(&conn)
+            .map(|c| c.tx.clone())
+            .ok_or(FakeError::NoPendingPairing("pairing connection"))?;
+        let account = reg.ensure_account(phone, identity);
+        let device = account.next_device;
+        account.next_device += 1;
+        let key_index = account.next_key_index;
+        account.next_key_index += 1;
+        let iq_id = format!("pair-success-{}", codec::new_message_id());
+        let node = phone::pair_success_node(&PairSuccess {
+            iq_id: &iq_id,
+            account_identity: &account.identity,
+            raw_id: account.raw_id,
+            key_index,
+            phone,
+            lid: &account.lid,
+            device,
+            companion_identity_pub: &companion_identity_pub,
+            adv_secret: &adv_secret,
+        })?;
+        reg.pending_signs.insert(
+            iq_id,
+            PendingSign {
+                conn,
+                phone: phone.to_string(),
+                device,
+                key_index,
+                identity_pub: companion_identity_pub,
+                done,
+            },
+        );
+        tx.send(Outbound::Node(node))
+            .map_err(|_| FakeError::NoPendingPairing("pairing connection"))?;
+        Ok(())
+    }
+
+    /// The Signal identity of `phone`'s peer (created on demand).
+    pub(crate) async fn identity_of(&self, phone: &str) -> Result<IdentityKeyPair> {
+        let mut world = self.world.lock().await;
+        Ok(world.peer(phone)?.identity().clone())
+    }
+
+    /// Queues a contact's text for every linked device of `to` and delivers
+    /// it to the devices that are online now.
+    pub(crate) async fn queue_contact_text(
+        self: &Arc<Self>,
+        from: &str,
+        to: &str,
+        text: &str,
+        push_name: Option<String>,
+    ) -> Result<String> {
+        let id = codec::new_message_id();
+        let keys = {
+            let mut reg = self.reg.lock();
+            let (phone, device) = reg
+                .resolve(to)
+                .ok_or_else(|| FakeError::UnknownDevice("recipient".into()))?;
+            let account = reg
+                .accounts
+                .get_mut(&phone)
+                .ok_or_else(|| FakeError::UnknownDevice("recipient".into()))?;
+            let mut keys = Vec::new();
+            for (dev_id, dev) in account.devices.iter_mut() {
+                if dev.removed || device.is_some_and(|d| d != *dev_id) {
+                    continue;
+                }
+                dev.inbox.push_back(Inbound {
+                    id: id.clone(),
+                    from: from.to_string(),
+                    text: text.to_string(),
+                    push_name: push_name.clone(),
+                    stanza: None,
+                    sent_on: None,
+                });
+                keys.push(DeviceKey {
+                    phone: phone.clone(),
+                    device: *dev_id,
+                });
+            }
+            keys
+        };
+        if keys.is_empty() {
+            return Err(FakeError::UnknownDevice(
+                "recipient has no linked device".into(),
+            ));
+        }
+        for key in keys {
+            crate::router::deliver_inbox(self, &key, None).await?;
+        }
+        Ok(id)
+    }
+}
+
+/// A running fake WhatsApp server. Dropping it stops the listener and closes
+/// every connection.
+pub struct FakeServer {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+impl std::fmt::Debug for FakeServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeServer")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl FakeServer {
+    /// Binds `config.listen` and starts serving WebSocket + admin HTTP.
+    pub async fn start(config: Config) -> Result<Self> {
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(config)?);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        tokio::spawn(crate::transport::accept_loop(
+            shared.clone(),
+            listener,
+            shutdown_rx,
+        ));
+        tracing::info!(%addr, "fake WhatsApp server listening");
+        Ok(Self {
+            shared,
+            addr,
+            shutdown,
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `ws://127.0.0.1:PORT/ws/chat`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws/chat", self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT` (admin API base).
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The Noise static public key (the leaf of the served certificate chain).
+    pub fn server_static_pub(&self) -> [u8; 32] {
+        self.shared.keys.static_pub()
+    }
+
+    /// The phone scans a client's QR string; a fresh fictitious account
+    /// (`1555000NNNN`) is linked. Resolves once the client signed the pairing.
+    pub async fn scan_qr(&self, qr: &str) -> Result<Linked> {
+        scan(&self.shared, None, qr).await
+    }
+
+    /// Like [`Self::scan_qr`], as the phone of `phone` (digits).
+    pub async fn scan_qr_as(&self, phone: &str, qr: &str) -> Result<Linked> {
+        scan(&self.shared, Some(phone), qr).await
+    }
+
+    /// The phone of `phone` enters the pair `code` a client displays
+    /// (the client must have requested a code for that number).
+    pub async fn enter_pair_code(&self, phone: &str, code: &str) -> Result<Linked> {
+        enter_pair_code(&self.shared, phone, code).await
+    }
+
+    /// Fake contact `from_phone` sends `text` to the linked account
+    /// `to_phone` (phone, device JID or LID JID). Delivered now to online
+    /// devices, queued for offline ones. Returns the message id.
+    pub async fn contact_send_text(
+        &self,
+        from_phone: &str,
+        to_phone: &str,
+        text: &str,
+    ) -> Result<String> {
+        let from = from_phone.trim_start_matches('+');
+        if from.is_empty() || !from.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(FakeError::InvalidInput(
+                "sender must be a phone number".into(),
+            ));
+        }
+        self.shared
+            .queue_contact_text(from, to_phone, text, None)
+            .await
+    }
+
+    /// Messages clients sent to fake contacts, decrypted, in arrival order.
+    pub fn sent_messages(&self) -> Vec<SentMessage> {
+        self.shared.journal.lock().sent.clone()
+    }
+
+    /// Waits for a sent message matching `pred` (messages that arrived
+    /// before the call count too).
+    pub async fn wait_for_sent_message(
+        &self,
+        pred: impl Fn(&SentMessage) -> bool,
+        timeout: Duration,
+    ) -> Result<SentMessage> {
+        let shared = &self.shared;
+        shared
+            .wait_until(timeout, || {
+                shared.journal.lock().sent.iter().find(|m| pred(m)).cloned()
+            })
+            .await
+    }
+
+    /// Every recorded stanza (empty when `record_stanzas` is off).
+    pub fn stanzas(&self) -> Vec<Stanza> {
+        self.shared.journal.lock().stanzas.clone()
+    }
+
+    /// Waits for a stanza matching `pred` (stanzas recorded before the call count too).
+    pub async fn wait_for_stanza(
+        &self,
+        pred: impl Fn(&Stanza) -> bool,
+        timeout: Duration,
+    ) -> Result<Stanza> {
+        let shared = &self.shared;
+        shared
+            .wait_until(timeout, || {
+                shared
+                    .journal
+                    .lock()
+                    .stanzas
+                    .iter()
+                    .find(|s| pred(s))
+                    .cloned()
+            })
+            .await
+    }
+
+    /// Sends a stream error to every live connection of `target` (phone or
+    /// device JID) and closes them. `Code401`/`DeviceRemoved` also mark the
+    /// device(s) removed, so their next login fails with 401.
+    pub async fn inject_stream_error(&self, target: &str, kind: StreamErrorKind) -> Result<()> {
+        self.shared.inject_stream_error(target, kind)
+    }
+
+    /// The phone unlinks `target` (phone = all its devices, or one device
+    /// JID): live connections get `<conflict type="device_removed"/>`, and
+    /// later logins fail with `<failure reason="401">`.
+    pub async fn remove_device(&self, target: &str) -> Result<()> {
+        self.inject_stream_error(target, StreamErrorKind::DeviceRemoved)
+            .await
+    }
+
+    /// Live (logged-in) connections per linked device: `(device JID, count)`,
+    /// sorted by JID; devices with no connection are listed with 0.
+    pub fn connections(&self) -> Vec<(String, usize)> {
+        self.shared.connections()
+    }
+
+    /// Live connections of `target` (phone: all its devices; or a device JID).
+    pub fn connection_count(&self, target: &str) -> usize {
+        let reg = self.shared.reg.lock();
+        reg.devices_of(target)
+            .iter()
+            .filter_map(|k| reg.device(k))
+            .map(|d| d.live)
+            .sum()
+    }
+
+    /// High-water mark of simultaneous live connections of the account of
+    /// `target` (assert it is 1 to prove there never were two sockets).
+    pub fn max_concurrent_connections(&self, target: &str) -> usize {
+        let reg = self.shared.reg.lock();
+        reg.resolve(target)
+            .and_then(|(phone, _)| reg.accounts.get(&phone))
+            .map_or(0, |a| a.max_live)
+    }
+
+    /// Successful logins of `target` (phone: all devices; or a device JID).
+    pub fn login_count(&self, target: &str) -> usize {
+        let reg = self.shared.reg.lock();
+        reg.devices_of(target)
+            .iter()
+            .filter_map(|k| reg.device(k))
+            .map(|d| d.logins)
+            .sum()
+    }
+
+    /// Whether `target` (a device JID, or a phone whose every device is removed) is removed.
+    pub fn is_removed(&self, target: &str) -> bool {
+        let reg = self.shared.reg.lock();
+        let devices = reg.devices_of(target);
+        !devices.is_empty()
+            && devices
+                .iter()
+                .filter_map(|k| reg.device(k))
+                .all(|d| d.removed)
+    }
+
+    /// Linked (not removed) devices.
+    pub fn linked_devices(&self) -> Vec<Linked> {
+        self.shared.linked_devices()
+    }
+
+    /// Waits until `target` has exactly `count` live connections.
+    pub async fn wait_for_connection_count(
+        &self,
+        target: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<()> {
+        self.shared
+            .wait_until(timeout, || {
+                (self.connection_count(target) == count).then_some(())
+            })
+            .await
+    }
+
+    /// Stops (or resumes) answering keepalive pings for every device.
+    pub fn set_ping_replies(&self, enabled: bool) {
+        self.shared.reg.lock().ping_replies_off = !enabled;
+    }
+
+    /// Stops (or resumes) answering keepalive pings of `target`'s devices.
+    pub fn set_device_ping_replies(&self, target: &str, enabled: bool) -> Result<()> {
+        let mut reg = self.shared.reg.lock();
+        let devices = reg.devices_of(target);
+        if devices.is_empty() {
+            return Err(FakeError::UnknownDevice("target".into()));
+        }
+        for key in devices {
+            if let Some(dev) = reg.device_mut(&key) {
+                dev.ping_replies = enabled;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn linked(phone: &str, lid: &str, device: u16) -> Linked {
+    Linked {
+        phone: phone.to_string(),
+        jid: format!("{phone}:{device}@s.whatsapp.net"),
+        lid: format!("{lid}:{device}@lid"),
+    }
+}
+
+pub(crate) async fn scan(shared: &Arc<Shared>, phone: Option<&str>, qr: &str) -> Result<Linked> {
+    let scanned = phone::parse_qr(qr)?;
+    let conn = shared
+        .reg
+        .lock()
+        .registrations
+        .get(&scanned.noise_pub)
+        .copied()
+        .ok_or(FakeError::NoPendingPairing("QR code"))?;
+    let phone = match phone {
+        Some(p) => normalize_phone(p)?,
+        None => {
+            let world = shared.world.lock().await;
+            shared.reg.lock().fresh_phone(|p| world.knows(p))
+        }
+    };
+    let identity = shared.identity_of(&phone).await?;
+    let (done, rx) = oneshot::channel();
+    shared.begin_pair_success(
+        conn,
+        &phone,
+        identity,
+        scanned.identity_pub,
+        scanned.adv_secret,
+        done,
+    )?;
+    await_pairing(shared, rx).await
+}
+
+async fn await_pairing(shared: &Shared, rx: oneshot::Receiver<Result<Linked>>) -> Result<Linked> {
+    let timeout = shared.config.pairing_timeout;
+    match tokio::time::timeout(timeout, rx).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err(FakeError::PairingFailed(
+            "the client connection closed before pairing finished".into(),
+        )),
+        Err(_) => Err(FakeError::Timeout(timeout)),
+    }
+}
+
+pub(crate) fn normalize_phone(phone: &str) -> Result<String> {
+    let digits = phone.trim().trim_start_matches('+');
+    let digits = digits.split('@').next().unwrap_or_default();
+    if digits.len() < 6 || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(FakeError::InvalidInput("not a phone number".into()));
+    }
+    Ok(digits.to_string())
+}
+
+pub(crate) async fn enter_pair_code(
+    shared: &Arc<Shared>,
+    phone: &str,
+    code: &str,
+) -> Result<Linked> {
+    let phone = normalize_phone(phone)?;
+    let code = code.trim().replace('-', "").to_uppercase();
+    if code.len() != 8 {
+        return Err(FakeError::InvalidInput(
+            "pair codes have 8 characters".into(),
+        ));
+    }
+    let (wrapped, pairing_ref, conn) = {
+        let reg = shared.reg.lock();
+        let pending = reg
+            .pending_codes
+            .get(&phone)
+            .ok_or(FakeError::NoPendingPairing("pair code"))?;
+        (
+            pending.wrapped_companion_ephemeral.clone(),
+            pending.pairing_ref.clone(),
+            pending.conn,
+        )
+    };
+    let identity = shared.identity_of(&phone).await?;
+    shared.reg.lock().ensure_account(&phone, identity.clone());
+    let identity_pub = identity.public_key().public_key_bytes().to_vec();
+    let code_for_task = code.clone();
+    // Two PBKDF2 runs (131 072 rounds each): keep them off the async workers.
+    let (companion_ephemeral, (ephemeral, hello)) = tokio::task::spawn_blocking(move || {
+        let companion = phone::companion_ephemeral(&wrapped, &code_for_task)?;
+        Ok::<_, FakeError>((
+            companion,
+            phone::primary_hello(&code_for_task, &pairing_ref, &identity_pub),
+        ))
+    })
+    .await
+    .map_err(|e| FakeError::PairingFailed(e.to_string()))??;
+    let (done, rx) = oneshot::channel();
+    {
+        let mut reg = shared.reg.lock();
+        let tx = reg
+            .conns
+            .get(&conn)
+            .map(|c| c.tx.clone())
+            .ok_or(FakeError::NoPendingPairing("pair code"))?;
+        let pending = reg
+            .pending_codes
+            .get_mut(&phone)
+            .ok_or(FakeError::NoPendingPairing("pair code"))?;
+        pending.primary = Some(crate::accounts::PrimaryHello {
+            ephemeral,
+            companion_ephemeral,
+            done,
+        });
+        tx.send(Outbound::Node(hello))
+            .map_err(|_| FakeError::NoPendingPairing("pair code"))?;
+    }
+    await_pairing(shared, rx).await
+}

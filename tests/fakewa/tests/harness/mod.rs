@@ -1,0 +1,184 @@
+//! Test harness: a real, unmodified whatsapp-rust client (`Bot`) pointed at
+//! the fake server, with every event recorded so tests can wait on them.
+//!
+//! Client setup follows protocol spec §0: `with_version` (no sw.js fetch), a
+//! stub HTTP client that always errors (nothing leaves the box), a push name
+//! (no 10 s bootstrap wait on reconnects), and an `InMemoryBackend` whose
+//! `Arc` can be reused to simulate a process restart with stored credentials.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use whatsapp_rust::pair_code::PairCodeOptions;
+use whatsapp_rust::prelude::*;
+use whatsapp_rust::store::traits::Backend;
+use whatsapp_rust::transport::TokioWebSocketTransportFactory;
+use whatsapp_rust::wacore::net::{HttpClient, HttpRequest, HttpResponse};
+use whatsapp_rust::wacore::store::InMemoryBackend;
+
+/// Fails every HTTP request: tests never reach the internet.
+struct NoHttp;
+
+#[async_trait::async_trait]
+impl HttpClient for NoHttp {
+    async fn execute(&self, _request: HttpRequest) -> anyhow::Result<HttpResponse> {
+        anyhow::bail!("HTTP is disabled in tests")
+    }
+}
+
+/// A fresh, empty credential store.
+pub fn new_backend() -> Arc<dyn Backend> {
+    Arc::new(InMemoryBackend::new())
+}
+
+/// Options for [`TestClient::start`].
+#[derive(Default, Clone)]
+pub struct ClientOptions {
+    /// Link by pair code for this phone number (with the code below).
+    pub pair_code: Option<(String, String)>,
+}
+
+/// A running client plus its recorded events.
+pub struct TestClient {
+    pub handle: Option<BotHandle>,
+    pub client: Arc<Client>,
+    pub backend: Arc<dyn Backend>,
+    events: Arc<Mutex<Vec<Arc<Event>>>>,
+    changed: watch::Receiver<u64>,
+}
+
+impl TestClient {
+    /// Builds and spawns a client against `ws_url` on `backend`.
+    pub async fn start(ws_url: &str, backend: Arc<dyn Backend>, options: ClientOptions) -> Self {
+        let events: Arc<Mutex<Vec<Arc<Event>>>> = Arc::default();
+        let (tx, changed) = watch::channel(0u64);
+        let tx = Arc::new(tx);
+        let sink = events.clone();
+        let mut builder = Bot::builder()
+            .with_backend_arc(backend.clone())
+            .with_transport_factory(TokioWebSocketTransportFactory::new().with_url(ws_url))
+            .with_http_client(NoHttp)
+            .with_runtime(TokioRuntime)
+            .with_version((2, 3000, 1))
+            .with_push_name("Test User")
+            .skip_history_sync()
+            .on_event(move |event, _client| {
+                let sink = sink.clone();
+                let tx = tx.clone();
+                async move {
+                    sink.lock().push(event);
+                    tx.send_modify(|v| *v += 1);
+                }
+            });
+        if let Some((phone, code)) = options.pair_code {
+            builder = builder.with_pair_code(PairCodeOptions {
+                phone_number: phone,
+                custom_code: Some(code),
+                ..Default::default()
+            });
+        }
+        let bot = builder.build().await.expect("bot builds");
+        let client = bot.client();
+        let handle = bot.spawn();
+        Self {
+            handle: Some(handle),
+            client,
+            backend,
+            events,
+            changed,
+        }
+    }
+
+    /// Waits for an event matching `pick` (events before the call count too).
+    pub async fn wait_for<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut pick: impl FnMut(&Event) -> Option<T>,
+    ) -> T {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            self.changed.borrow_and_update();
+            if let Some(found) = self.events.lock().iter().find_map(|e| pick(e)) {
+                return found;
+            }
+            match tokio::time::timeout_at(deadline, self.changed.changed()).await {
+                Ok(Ok(())) => {}
+                _ => panic!(
+                    "timed out after {timeout:?} waiting for {what}; events: {:?}",
+                    self.event_names()
+                ),
+            }
+        }
+    }
+
+    /// Number of recorded events matching `pred`.
+    pub fn count(&self, pred: impl Fn(&Event) -> bool) -> usize {
+        self.events.lock().iter().filter(|e| pred(e)).count()
+    }
+
+    /// Forgets recorded events (so the next wait sees only new ones).
+    pub fn clear_events(&self) {
+        self.events.lock().clear();
+    }
+
+    /// Variant names of the recorded events, for failure messages.
+    pub fn event_names(&self) -> Vec<String> {
+        self.events
+            .lock()
+            .iter()
+            .map(|e| format!("{e:?}"))
+            .collect()
+    }
+
+    /// The first QR string the client displayed.
+    pub async fn qr(&mut self) -> String {
+        self.wait_for("a QR code", Duration::from_secs(10), |e| match e {
+            Event::PairingQrCode(q) => Some(q.code.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits for `Event::Connected`.
+    pub async fn connected(&mut self, timeout: Duration) {
+        self.wait_for("Connected", timeout, |e| {
+            matches!(e, Event::Connected(_)).then_some(())
+        })
+        .await
+    }
+
+    /// Waits for an inbound message with this text; returns the sender JID.
+    pub async fn message_text(&mut self, text: &str, timeout: Duration) -> Jid {
+        self.wait_for("an inbound message", timeout, |e| match e {
+            Event::Messages(batch) => batch.messages.iter().find_map(|m| {
+                (m.message.conversation.as_deref() == Some(text))
+                    .then(|| m.info.source.sender.clone())
+            }),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Stops the client without logging out (credentials stay in the backend).
+    pub async fn stop(mut self) -> Arc<dyn Backend> {
+        if let Some(handle) = self.handle.take() {
+            tokio::time::timeout(Duration::from_secs(10), handle.shutdown())
+                .await
+                .expect("client shuts down");
+        }
+        self.backend.clone()
+    }
+}
+
+impl Drop for TestClient {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.abort();
+        }
+    }
+}
