@@ -23,7 +23,7 @@ use crate::accounts::{ConnId, DeviceKey, Inbound, Outbound, PendingSign, Registr
 use crate::codec;
 use crate::contacts::SignalWorld;
 use crate::error::{FakeError, Result};
-use crate::noise::ServerKeys;
+use crate::noise::{HandshakePattern, ServerKeys};
 use crate::phone::{self, PairSuccess};
 
 /// Server configuration. `Config::default()` binds `127.0.0.1:0`.
@@ -158,6 +158,7 @@ pub struct Stanza {
 pub(crate) struct Journal {
     pub(crate) stanzas: Vec<Stanza>,
     pub(crate) sent: Vec<SentMessage>,
+    pub(crate) handshakes: Vec<HandshakePattern>,
 }
 
 /// State shared by the accept loop, every connection task and the control API.
@@ -210,6 +211,11 @@ impl Shared {
             direction,
             node: node.clone(),
         });
+        self.notify();
+    }
+
+    pub(crate) fn record_handshake(&self, pattern: HandshakePattern) {
+        self.journal.lock().handshakes.push(pattern);
         self.notify();
     }
 
@@ -534,6 +540,11 @@ impl FakeServer {
                 shared.journal.lock().sent.iter().find(|m| pred(m)).cloned()
             })
             .await
+    }
+
+    /// The Noise pattern of every completed handshake, in order.
+    pub fn handshakes(&self) -> Vec<HandshakePattern> {
+        self.shared.journal.lock().handshakes.clone()
     }
 
     /// Every recorded stanza (empty when `record_stanzas` is off).

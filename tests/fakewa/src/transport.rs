@@ -230,6 +230,7 @@ async fn run_connection(
             client_static,
         } => {
             send_frame(ws, &server_hello).await?;
+            shared.record_handshake(noise::HandshakePattern::Ik);
             tracing::debug!(conn.id = ctx.id, pattern = ?noise::HandshakePattern::Ik, "handshake done");
             (transport, client_payload, client_static)
         }
@@ -243,6 +244,7 @@ async fn run_connection(
                 return Ok(());
             };
             let (transport, payload, client_static) = pending.finish(&finish)?;
+            shared.record_handshake(pattern);
             tracing::debug!(conn.id = ctx.id, ?pattern, "handshake done");
             (transport, payload, client_static)
         }
@@ -256,6 +258,11 @@ async fn run_connection(
                 Some(Outbound::Node(node)) => send_node(shared, ctx, ws, &mut cipher, &node).await?,
                 Some(Outbound::Fatal(node)) => {
                     send_node(shared, ctx, ws, &mut cipher, &node).await?;
+                    // The stream is over for the protocol now: stop counting
+                    // it, so a client reconnecting at once (515) is not seen
+                    // as a second simultaneous connection during the close delay.
+                    shared.reg.lock().detach(ctx.id);
+                    shared.notify();
                     tokio::time::sleep(CLOSE_AFTER_FATAL).await;
                     let _ = ws.send(Message::close(Some(CloseCode::NORMAL_CLOSURE), "")).await;
                     return Ok(());
