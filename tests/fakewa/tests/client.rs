@@ -178,3 +178,145 @@ async fn stream_error_515_reconnects_at_once() {
     assert_eq!(srv.login_count(&linked.phone), 2);
     assert_eq!(srv.max_concurrent_connections(&linked.phone), 1);
 }
+
+/// `<enc type>` of the messages the fake sent from `from` (in order).
+fn enc_types_from(srv: &FakeServer, from: &str) -> Vec<String> {
+    srv.stanzas()
+        .iter()
+        .filter(|s| s.direction == fakewa::Direction::ToClient && s.node.tag == "message")
+        .filter(|s| {
+            s.node
+                .attrs
+                .get("from")
+                .is_some_and(|v| v.as_str().starts_with(from))
+        })
+        .filter_map(|s| s.node.get_optional_child("enc"))
+        .filter_map(|enc| enc.attrs.get("type").map(|v| v.as_str().into_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn sent_text_is_decrypted_by_the_contact() {
+    let srv = server().await;
+    let (c, linked) = paired(&srv).await;
+    let sent = c
+        .client
+        .send_text(Jid::pn("15550002222"), "hello bob from client")
+        .await
+        .expect("sent");
+    let got = srv
+        .wait_for_sent_message(|m| m.text == "hello bob from client", T)
+        .await
+        .expect("contact decrypted it");
+    assert_eq!(got.from, linked.phone);
+    assert_eq!(got.to, "15550002222");
+    assert_eq!(got.id, sent.message_id.to_string());
+    // A second message rides the established session.
+    c.client
+        .send_text(Jid::pn("15550002222"), "second")
+        .await
+        .expect("sent");
+    srv.wait_for_sent_message(|m| m.text == "second", T)
+        .await
+        .expect("second decrypted");
+}
+
+#[tokio::test]
+async fn inbound_pkmsg_and_msg_reach_the_client() {
+    let srv = server().await;
+    let (mut c, linked) = paired(&srv).await;
+    srv.contact_send_text("15550003333", &linked.phone, "hi from carol")
+        .await
+        .expect("queued");
+    let sender = c.message_text("hi from carol", T).await;
+    assert_eq!(sender.user.as_str(), "15550003333");
+    // Until the client answers, the contact keeps sending prekey messages
+    // (Signal semantics); after a reply it switches to plain `msg`.
+    c.client
+        .send_text(Jid::pn("15550003333"), "hi carol")
+        .await
+        .expect("sent");
+    srv.wait_for_sent_message(|m| m.text == "hi carol", T)
+        .await
+        .expect("carol decrypted the reply");
+    srv.contact_send_text("15550003333", &linked.phone, "carol again")
+        .await
+        .expect("queued");
+    c.message_text("carol again", T).await;
+    assert_eq!(enc_types_from(&srv, "15550003333"), ["pkmsg", "msg"]);
+    // The contact also answers on a session the client started.
+    c.client
+        .send_text(Jid::pn("15550004444"), "hello dave")
+        .await
+        .expect("sent");
+    srv.wait_for_sent_message(|m| m.text == "hello dave", T)
+        .await
+        .expect("dave decrypted");
+    srv.contact_send_text("15550004444", &linked.jid, "dave replies")
+        .await
+        .expect("queued");
+    c.message_text("dave replies", T).await;
+    assert_eq!(enc_types_from(&srv, "15550004444"), ["msg"]);
+}
+
+#[tokio::test]
+async fn each_contact_gets_its_own_one_time_prekey() {
+    let srv = server().await;
+    let (mut c, linked) = paired(&srv).await;
+    let contacts = ["15550005001", "15550005002", "15550005003", "15550005004"];
+    for (i, from) in contacts.iter().enumerate() {
+        srv.contact_send_text(from, &linked.phone, &format!("otk test {i}"))
+            .await
+            .expect("queued");
+    }
+    for i in 0..contacts.len() {
+        c.message_text(&format!("otk test {i}"), T).await;
+    }
+    assert_eq!(
+        c.count(|e| matches!(e, Event::UndecryptableMessage(_))),
+        0,
+        "a reused one-time prekey would make a pkmsg undecryptable"
+    );
+}
+
+#[tokio::test]
+async fn messages_to_an_offline_device_arrive_at_its_next_login() {
+    let srv = server().await;
+    let (c, linked) = paired(&srv).await;
+    let backend = c.stop().await;
+    srv.wait_for_connection_count(&linked.phone, 0, T)
+        .await
+        .expect("offline");
+    srv.contact_send_text("15550006666", &linked.phone, "while you were away")
+        .await
+        .expect("queued for the offline device");
+    let mut c = TestClient::start(&srv.ws_url(), backend, ClientOptions::default()).await;
+    c.message_text("while you were away", T).await;
+    // The client's receipt empties the queue: the next login gets nothing again.
+    srv.wait_for_stanza(
+        |s| {
+            s.node.tag == "receipt"
+                && s.node
+                    .attrs
+                    .get("to")
+                    .is_some_and(|v| v.as_str().starts_with("15550006666"))
+        },
+        T,
+    )
+    .await
+    .expect("delivery receipt");
+    let backend = c.stop().await;
+    let mut c = TestClient::start(&srv.ws_url(), backend, ClientOptions::default()).await;
+    c.connected(T).await;
+    assert_eq!(c.count(|e| matches!(e, Event::Messages(_))), 0);
+}
+
+#[tokio::test]
+async fn unknown_recipients_are_an_error() {
+    let srv = server().await;
+    let err = srv
+        .contact_send_text("15550002222", "15559990000", "nobody")
+        .await
+        .expect_err("no such account");
+    assert!(matches!(err, fakewa::FakeError::UnknownDevice(_)));
+}
