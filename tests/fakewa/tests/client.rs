@@ -320,3 +320,118 @@ async fn unknown_recipients_are_an_error() {
         .expect_err("no such account");
     assert!(matches!(err, fakewa::FakeError::UnknownDevice(_)));
 }
+
+#[tokio::test]
+async fn pair_code_links_the_named_number() {
+    let srv = server().await;
+    let options = ClientOptions {
+        pair_code: Some(("15550007777".into(), "ABCD1234".into())),
+    };
+    let mut c = TestClient::start(&srv.ws_url(), new_backend(), options).await;
+    let code = c
+        .wait_for("PairingCode", T, |e| match e {
+            Event::PairingCode(p) => Some(p.code.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(code, "ABCD1234");
+    let linked = srv
+        .enter_pair_code("15550007777", &code)
+        .await
+        .expect("pair code links");
+    assert_eq!(linked.phone, "15550007777");
+    c.connected(T).await;
+    assert_eq!(
+        c.client.pn().map(|j| j.user.to_string()),
+        Some("15550007777".into())
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_pair_code_does_not_link() {
+    let srv = FakeServer::start(Config {
+        pairing_timeout: Duration::from_secs(5),
+        ..Config::default()
+    })
+    .await
+    .expect("fake starts");
+    let options = ClientOptions {
+        pair_code: Some(("15550007778".into(), "ABCD1234".into())),
+    };
+    let mut c = TestClient::start(&srv.ws_url(), new_backend(), options).await;
+    c.wait_for("PairingCode", T, |e| {
+        matches!(e, Event::PairingCode(_)).then_some(())
+    })
+    .await;
+    let err = srv.enter_pair_code("15550007778", "WXYZ9876").await;
+    assert!(err.is_err(), "a wrong code must not link: {err:?}");
+    assert!(srv.linked_devices().is_empty());
+    assert!(c.client.pn().is_none());
+}
+
+#[tokio::test]
+async fn many_accounts_link_and_message_independently() {
+    let srv = server().await;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(paired(&srv).await);
+    }
+    let mut phones: Vec<String> = clients.iter().map(|(_, l)| l.phone.clone()).collect();
+    phones.sort();
+    phones.dedup();
+    assert_eq!(phones.len(), 3, "each scan links its own fresh account");
+    // One contact writes to every account; each client gets only its own.
+    for (_, linked) in &clients {
+        srv.contact_send_text(
+            "15550008888",
+            &linked.phone,
+            &format!("hi {}", linked.phone),
+        )
+        .await
+        .expect("queued");
+    }
+    for (c, linked) in &mut clients {
+        c.message_text(&format!("hi {}", linked.phone), T).await;
+        let texts = c.count(|e| match e {
+            Event::Messages(b) => b.messages.iter().any(|m| m.message.conversation.is_some()),
+            _ => false,
+        });
+        assert_eq!(texts, 1, "only its own message");
+    }
+    // A client writing to another linked account: recorded and forwarded.
+    let (first, second) = clients.split_at_mut(1);
+    let (a, a_linked) = &first[0];
+    let (b, b_linked) = &mut second[0];
+    a.client
+        .send_text(Jid::pn(b_linked.phone.as_str()), "account to account")
+        .await
+        .expect("sent");
+    let got = srv
+        .wait_for_sent_message(|m| m.text == "account to account", T)
+        .await
+        .expect("recorded");
+    assert_eq!(
+        (got.from.as_str(), got.to.as_str()),
+        (a_linked.phone.as_str(), b_linked.phone.as_str())
+    );
+    b.message_text("account to account", T).await;
+    for (_, linked) in &clients {
+        assert_eq!(srv.max_concurrent_connections(&linked.phone), 1);
+    }
+    assert_eq!(srv.connections().len(), 3);
+}
+
+#[tokio::test]
+async fn scan_as_links_a_chosen_number() {
+    let srv = server().await;
+    let mut c = TestClient::start(&srv.ws_url(), new_backend(), ClientOptions::default()).await;
+    let qr = c.qr().await;
+    let linked = srv.scan_qr_as("15550001111", &qr).await.expect("linked");
+    assert_eq!(linked.phone, "15550001111");
+    assert!(linked.jid.starts_with("15550001111:"));
+    c.connected(T).await;
+    assert!(
+        srv.scan_qr(&qr).await.is_err(),
+        "a used QR cannot link twice"
+    );
+}
