@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use fakewa::{Config, FakeServer, HandshakePattern, StreamErrorKind};
 use harness::{ClientOptions, TestClient, new_backend};
+use whatsapp_rust::NodeBuilder;
 use whatsapp_rust::prelude::*;
 
 const T: Duration = Duration::from_secs(15);
@@ -434,4 +435,219 @@ async fn scan_as_links_a_chosen_number() {
         srv.scan_qr(&qr).await.is_err(),
         "a used QR cannot link twice"
     );
+}
+
+/// Opens a raw WebSocket to the fake (no Noise), for misbehaving clients.
+async fn raw_ws(
+    srv: &FakeServer,
+) -> tokio_websockets::WebSocketStream<tokio_websockets::MaybeTlsStream<tokio::net::TcpStream>> {
+    let (ws, _) = tokio_websockets::ClientBuilder::new()
+        .uri(&srv.ws_url())
+        .expect("uri")
+        .connect()
+        .await
+        .expect("ws connects");
+    ws
+}
+
+/// Sends `bytes` and expects the server to close the connection.
+async fn expect_closed_after(srv: &FakeServer, bytes: Vec<u8>) {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    let mut ws = raw_ws(srv).await;
+    ws.send(tokio_websockets::Message::binary(bytes))
+        .await
+        .expect("sent");
+    let closed = tokio::time::timeout(T, async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) => return,
+                Some(Ok(m)) if m.is_close() => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "server kept a misbehaving connection open");
+}
+
+#[tokio::test]
+async fn a_misbehaving_client_is_closed_and_the_others_keep_working() {
+    let srv = server().await;
+    let (good, good_linked) = paired(&srv).await;
+    let (mut bad, bad_linked) = paired(&srv).await;
+
+    // Not the WA connection header.
+    expect_closed_after(&srv, b"GARBAGE!".to_vec()).await;
+    // Right header, undecodable handshake message.
+    let mut hello = vec![b'W', b'A', 6, 3, 0, 0, 5];
+    hello.extend_from_slice(&[0xff; 5]);
+    expect_closed_after(&srv, hello).await;
+    // Right header, ClientHello with a short ephemeral key.
+    let mut hello = vec![b'W', b'A', 6, 3, 0, 0, 4];
+    hello.extend_from_slice(&[0x12, 0x02, 0x0a, 0x00]);
+    expect_closed_after(&srv, hello).await;
+
+    // A linked client sending an unknown stanza, then an undecodable frame.
+    bad.clear_events();
+    bad.client
+        .send_node(NodeBuilder::new("bogus").build())
+        .await
+        .expect("sent");
+    bad.wait_for("Disconnected", T, |e| {
+        matches!(e, Event::Disconnected(_)).then_some(())
+    })
+    .await;
+    bad.connected(T).await;
+    bad.clear_events();
+    bad.client
+        .send_raw_bytes(vec![0x00, 0xf8, 0xff, 0xff, 0xff])
+        .await
+        .expect("sent");
+    bad.wait_for("Disconnected", T, |e| {
+        matches!(e, Event::Disconnected(_)).then_some(())
+    })
+    .await;
+    assert!(srv.login_count(&bad_linked.phone) >= 2);
+
+    // The well-behaved client never noticed.
+    assert_eq!(srv.login_count(&good_linked.phone), 1);
+    assert_eq!(srv.connection_count(&good_linked.phone), 1);
+    good.client
+        .send_text(Jid::pn("15550009999"), "still here")
+        .await
+        .expect("sent");
+    srv.wait_for_sent_message(|m| m.text == "still here", T)
+        .await
+        .expect("decrypted");
+}
+
+/// Minimal HTTP/1.1 request to the fake's admin API: `(status, body)`.
+async fn http(srv: &FakeServer, method: &str, path: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(srv.addr())
+        .await
+        .expect("connects");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: fake\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("written");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("response");
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn admin_http_api_drives_the_fake() {
+    let srv = server().await;
+    assert_eq!(
+        http(&srv, "GET", "/admin/connections", "").await,
+        (200, "[]".into())
+    );
+    let mut c = TestClient::start(&srv.ws_url(), new_backend(), ClientOptions::default()).await;
+    let qr = c.qr().await;
+    let (status, body) = http(&srv, "POST", "/admin/mock-phone/scan-qr", &qr).await;
+    assert_eq!(status, 200, "{body}");
+    let linked: fakewa::Linked = serde_json::from_str(&body).expect("Linked JSON");
+    c.connected(T).await;
+
+    let (status, body) = http(&srv, "GET", "/admin/connections", "").await;
+    assert_eq!(status, 200);
+    let conns: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        conns,
+        serde_json::json!([{"jid": linked.jid, "connections": 1}])
+    );
+
+    let (status, body) = http(
+        &srv,
+        "POST",
+        "/admin/contacts/15550002222/messages",
+        &serde_json::json!({"to": linked.phone, "text": "via admin"}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    c.message_text("via admin", T).await;
+
+    c.client
+        .send_text(Jid::pn("15550002222"), "to the admin log")
+        .await
+        .expect("sent");
+    srv.wait_for_sent_message(|m| m.text == "to the admin log", T)
+        .await
+        .expect("decrypted");
+    let (_, body) = http(&srv, "GET", "/admin/messages", "").await;
+    let messages: Vec<fakewa::SentMessage> = serde_json::from_str(&body).expect("json");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.text == "to the admin log" && m.from == linked.phone)
+    );
+
+    let path = format!("/admin/devices/{}/stream-error", linked.jid);
+    let (status, body) = http(&srv, "POST", &path, r#"{"kind":"bogus"}"#).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid_input"));
+    let (status, _) = http(&srv, "POST", &path, r#"{"kind":"replaced"}"#).await;
+    assert_eq!(status, 204);
+    c.wait_for("StreamReplaced", T, |e| {
+        matches!(e, Event::StreamReplaced(_)).then_some(())
+    })
+    .await;
+
+    let (status, body) = http(&srv, "POST", "/admin/mock-phone/scan-qr", &qr).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("no_pending_pairing"));
+    let (status, _) = http(
+        &srv,
+        "POST",
+        "/admin/mock-phone/pair-code",
+        r#"{"phone":"15550003333","code":"ABCD1234"}"#,
+    )
+    .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn the_binary_serves_the_admin_api() {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fakewa"))
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("fakewa starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(T, lines.next_line())
+        .await
+        .expect("prints its address")
+        .expect("reads")
+        .expect("a line");
+    let addr = line.rsplit(' ').next().expect("address").to_string();
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connects");
+    stream
+        .write_all(b"GET /admin/connections HTTP/1.1\r\nHost: fake\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("written");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("[]"), "{response}");
+    child.kill().await.expect("killed");
 }
