@@ -1,0 +1,83 @@
+//! The store layer's error type.
+//!
+//! Policy: sled failures (I/O, a damaged log) are [`StoreError::Sled`]; a value
+//! that is present but cannot be decoded is [`StoreError::Corrupt`] and names
+//! the company it belongs to, so one company's bad data is reported as that
+//! company's problem and never fails an operation on another company.
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database at `path` could not be opened (missing permissions, held by
+    /// another process, or damaged beyond sled's recovery).
+    #[error("cannot open the store at {path}")]
+    Open {
+        path: String,
+        #[source]
+        source: sled::Error,
+    },
+
+    /// sled failed (I/O error or a damaged log).
+    #[error("storage operation failed")]
+    Sled(#[from] sled::Error),
+
+    /// A stored value of `company` could not be decoded. Only this company is
+    /// affected; the value is left in place for inspection until the company's
+    /// credentials are wiped or the company is removed.
+    #[error("stored {what} of company `{company}` is unreadable: {detail}")]
+    Corrupt {
+        company: String,
+        what: String,
+        detail: String,
+    },
+
+    /// A record handed to the store is not valid (e.g. a registry record whose
+    /// `company_id` is not a valid company id). Nothing was written.
+    #[error("invalid {what}: {detail}")]
+    InvalidRecord { what: &'static str, detail: String },
+}
+
+impl StoreError {
+    pub(crate) fn corrupt(company: &str, what: impl Into<String>, detail: impl ToString) -> Self {
+        Self::Corrupt {
+            company: company.to_owned(),
+            what: what.into(),
+            detail: detail.to_string(),
+        }
+    }
+}
+
+impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
+    fn from(error: sled::transaction::TransactionError<StoreError>) -> Self {
+        match error {
+            sled::transaction::TransactionError::Abort(inner) => inner,
+            sled::transaction::TransactionError::Storage(inner) => Self::Sled(inner),
+        }
+    }
+}
+
+impl From<sled::transaction::TransactionError<()>> for StoreError {
+    fn from(error: sled::transaction::TransactionError<()>) -> Self {
+        match error {
+            // Only `Storage` reaches here: transactions typed `<()>` never abort.
+            sled::transaction::TransactionError::Abort(()) => {
+                Self::Sled(sled::Error::Unsupported("transaction aborted".into()))
+            }
+            sled::transaction::TransactionError::Storage(inner) => Self::Sled(inner),
+        }
+    }
+}
+
+/// Converts to whatsapp-rust's store error at the `Backend` boundary, keeping
+/// this error (and so the company name) as the source.
+impl From<StoreError> for wacore::store::error::StoreError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Corrupt { .. } | StoreError::InvalidRecord { .. } => {
+                Self::Serialization(Box::new(error))
+            }
+            StoreError::Open { .. } => Self::Connection(Box::new(error)),
+            StoreError::Sled(_) => Self::Database(Box::new(error)),
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! The one durable store: a sled database (by default `./sessions/`) holding the
+//! company registry, every company's whatsapp-rust credentials, session state
+//! transitions, idempotency keys and process-wide settings.
+//!
+//! # Layout
+//!
+//! A few shared trees with company-prefixed keys, never a tree per company
+//! (measured ~10x worse on disk, RSS and open time; see DESIGN.md). All key
+//! encodings live in [`keys`].
+//!
+//! | tree          | key                               | value                                |
+//! |---------------|-----------------------------------|--------------------------------------|
+//! | `registry`    | company id                        | [`pb::CompanyRecord`]                |
+//! | `device`      | company id                        | whatsapp-rust `Device` (JSON)        |
+//! | `wa`          | company prefix + category + parts | whatsapp-rust Backend state          |
+//! | `transitions` | company prefix + sequence         | [`pb::StateTransition`]              |
+//! | `idempotency` | company prefix + client key       | message id (UTF-8)                   |
+//! | `settings`    | setting name                      | raw bytes                            |
+//!
+//! The `device` tree holds one small row per company that has credentials, so
+//! [`Store::companies_with_credentials`] scans only that tree.
+//!
+//! # Invariants
+//!
+//! - Wiping one company ([`Store::wipe_credentials`], [`Store::remove_company`])
+//!   is a single sled transaction over every company-scoped tree: after a
+//!   crash, either all of the company's rows are gone or none are. Other
+//!   companies' keys are never touched (the company prefix is
+//!   self-delimiting, see [`keys`]).
+//! - Multi-row writes of one Backend call are one sled batch or transaction.
+//! - One company's undecodable data yields [`StoreError::Corrupt`] naming that
+//!   company; it never fails an operation on another company.
+//!
+//! # Flush policy
+//!
+//! sled writes go to its in-memory log and page cache; its background flusher
+//! makes them durable every 500 ms (`flush_every_ms`). A crash therefore loses
+//! at most the last ~500 ms of writes, and the database always reopens in a
+//! consistent state (sled recovers to the last complete batch/transaction).
+//! Where losing a write is not acceptable, the write is flushed explicitly
+//! before the call returns:
+//! - saving the whatsapp-rust `Device` (credentials; written on pairing and on
+//!   the rare profile changes): [`crate::wa::sled_backend::SledBackend`] flushes
+//!   it, so once whatsapp-rust's `PersistenceManager::flush()` returns after a
+//!   pair success, the credentials are on disk;
+//! - wiping or removing a company, and registry writes, so an acknowledged
+//!   delete or create survives a crash;
+//! - [`Store::flush`] for callers with their own durability points (shutdown).
+//!
+//! # Blocking
+//!
+//! sled calls are made directly from async code, not through `spawn_blocking`:
+//! reads and writes hit sled's page cache and in-memory log (microseconds), and
+//! a thread hop per call would cost more than the call. Flushes on hot paths
+//! ([`Store::flush`], device saves) go through sled's `flush_async`; the rare
+//! registry writes, wipes and settings flush synchronously to keep a plain
+//! `fn` API (one fsync: milliseconds of one runtime worker).
+
+pub(crate) mod keys;
+
+mod error;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use prost::Message as _;
+use sled::transaction::Transactional as _;
+
+use crate::domain::CompanyId;
+use crate::pb;
+use crate::wa::sled_backend::{self, SledBackend};
+
+pub use error::StoreError;
+
+/// How many state transitions are kept per company (oldest dropped first).
+pub const TRANSITIONS_KEPT: usize = 50;
+
+/// The shared trees. Cheap to clone (sled trees are `Arc`s).
+#[derive(Clone)]
+pub(crate) struct Trees {
+    pub(crate) registry: sled::Tree,
+    pub(crate) device: sled::Tree,
+    pub(crate) wa: sled::Tree,
+    pub(crate) transitions: sled::Tree,
+    pub(crate) idempotency: sled::Tree,
+    pub(crate) settings: sled::Tree,
+}
+
+impl Trees {
+    fn open(db: &sled::Db) -> Result<Self, sled::Error> {
+        Ok(Self {
+            registry: db.open_tree("registry")?,
+            device: db.open_tree("device")?,
+            wa: db.open_tree("wa")?,
+            transitions: db.open_tree("transitions")?,
+            idempotency: db.open_tree("idempotency")?,
+            settings: db.open_tree("settings")?,
+        })
+    }
+}
+
+/// How a company's rows are found in one tree.
+enum Rows {
+    /// One row under this exact key.
+    Exact(Vec<u8>),
+    /// Every row whose key starts with this (self-delimiting) prefix.
+    Prefix(Vec<u8>),
+}
+
+/// Handle to the store. Cheap to clone: every clone shares one sled database.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    trees: Trees,
+}
+
+impl Store {
+    /// Opens (or creates) the database in `dir`.
+    ///
+    /// Fails if another process holds the database (sled takes a file lock).
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let dir = dir.as_ref();
+        let open_error = |source| StoreError::Open {
+            path: dir.display().to_string(),
+            source,
+        };
+        let db = sled::Config::new().path(dir).open().map_err(open_error)?;
+        let trees = Trees::open(&db).map_err(open_error)?;
+        Ok(Store { db, trees })
+    }
+
+    /// Opens a fresh database that is deleted when the last clone is dropped
+    /// (tests).
+    pub fn open_temporary() -> Result<Store, StoreError> {
+        let db = sled::Config::new().temporary(true).open()?;
+        let trees = Trees::open(&db)?;
+        Ok(Store { db, trees })
+    }
+
+    /// Makes every write so far durable.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: dropping the future only stops waiting; the flush itself
+    /// runs on sled's flusher and writes are never lost by cancelling.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// The whatsapp-rust storage `Backend` over `company`'s keyspace.
+    pub fn backend(&self, company: &CompanyId) -> Arc<SledBackend> {
+        Arc::new(SledBackend::new(
+            company.clone(),
+            self.db.clone(),
+            self.trees.clone(),
+        ))
+    }
+
+    /// Whether `company` has a stored device with its own JID, i.e. it is
+    /// linked to a WhatsApp account (DESIGN.md invariant 2). A device that was
+    /// created but never paired is not linked.
+    pub fn is_linked(&self, company: &CompanyId) -> Result<bool, StoreError> {
+        match self.trees.device.get(keys::company_row(company))? {
+            None => Ok(false),
+            Some(bytes) => Ok(sled_backend::decode_device(company, &bytes)?.pn.is_some()),
+        }
+    }
+
+    /// Every company holding whatsapp-rust credentials (a device row), linked
+    /// or not. Cheap: scans only the small `device` tree's keys.
+    pub fn companies_with_credentials(&self) -> Result<Vec<CompanyId>, StoreError> {
+        let mut companies = Vec::new();
+        for key in self.trees.device.iter().keys() {
+            let key = key?;
+            match std::str::from_utf8(&key)
+                .ok()
+                .and_then(|id| CompanyId::parse(id).ok())
+            {
+                Some(company) => companies.push(company),
+                // Not a key this store writes; reported, never fatal for others.
+                None => tracing::error!(
+                    key.len = key.len(),
+                    "device tree holds a key that is not a company id; skipped"
+                ),
+            }
+        }
+        Ok(companies)
+    }
+
+    /// Removes all whatsapp-rust state of `company` (device, keys, sessions,
+    /// app state, ...) in one atomic, flushed step. Other companies are
+    /// untouched. The company's client must be stopped first: a client still
+    /// running could write new rows after the wipe.
+    pub fn wipe_credentials(&self, company: &CompanyId) -> Result<(), StoreError> {
+        self.remove_rows(&self.credential_rows(company))?;
+        self.flush_now()
+    }
+
+    // ----- registry ---------------------------------------------------------
+
+    /// Inserts `record` unless a record for its company exists (atomic
+    /// compare-and-swap). Returns whether it was inserted.
+    pub fn insert_company_if_absent(&self, record: &pb::CompanyRecord) -> Result<bool, StoreError> {
+        let company = record_company(record)?;
+        let inserted = self
+            .trees
+            .registry
+            .compare_and_swap(
+                keys::company_row(&company),
+                None::<&[u8]>,
+                Some(record.encode_to_vec()),
+            )?
+            .is_ok();
+        if inserted {
+            self.flush_now()?;
+        }
+        Ok(inserted)
+    }
+
+    /// Inserts or replaces `record`.
+    pub fn put_company(&self, record: &pb::CompanyRecord) -> Result<(), StoreError> {
+        let company = record_company(record)?;
+        self.trees
+            .registry
+            .insert(keys::company_row(&company), record.encode_to_vec())?;
+        self.flush_now()
+    }
+
+    /// The registry record of `company`, if any.
+    pub fn get_company(
+        &self,
+        company: &CompanyId,
+    ) -> Result<Option<pb::CompanyRecord>, StoreError> {
+        self.trees
+            .registry
+            .get(keys::company_row(company))?
+            .map(|bytes| decode(company.as_str(), "registry record", &bytes))
+            .transpose()
+    }
+
+    /// Every readable registry record, ordered by company id.
+    ///
+    /// An unreadable record is logged (once per call) and skipped, so that one
+    /// company's damaged record does not stop every other company from
+    /// starting; [`Store::get_company`] reports it as [`StoreError::Corrupt`].
+    pub fn list_companies(&self) -> Result<Vec<pb::CompanyRecord>, StoreError> {
+        let mut records = Vec::new();
+        for row in self.trees.registry.iter() {
+            let (key, value) = row?;
+            let company = String::from_utf8_lossy(&key);
+            match decode::<pb::CompanyRecord>(&company, "registry record", &value) {
+                Ok(record) => records.push(record),
+                Err(error) => {
+                    tracing::error!(company.id = %company, %error, "skipping unreadable registry record")
+                }
+            }
+        }
+        Ok(records)
+    }
+
+    /// Removes everything of `company` (registry record, credentials,
+    /// transitions, idempotency keys) in one atomic, flushed step.
+    /// The company's client must be stopped first.
+    pub fn remove_company(&self, company: &CompanyId) -> Result<(), StoreError> {
+        let mut rows = self.credential_rows(company);
+        rows.extend([
+            (
+                &self.trees.registry,
+                Rows::Exact(keys::company_row(company)),
+            ),
+            (
+                &self.trees.transitions,
+                Rows::Prefix(keys::company_prefix(company)),
+            ),
+            (
+                &self.trees.idempotency,
+                Rows::Prefix(keys::company_prefix(company)),
+            ),
+        ]);
+        self.remove_rows(&rows)?;
+        self.flush_now()
+    }
+
+    // ----- state transitions ------------------------------------------------
+
+    /// Appends a state transition of `company`, keeping the newest
+    /// [`TRANSITIONS_KEPT`]. Not flushed: transitions are diagnostics.
+    pub fn record_transition(
+        &self,
+        company: &CompanyId,
+        transition: &pb::StateTransition,
+    ) -> Result<(), StoreError> {
+        let tree = &self.trees.transitions;
+        let seq = self.db.generate_id()?;
+        let existing: Vec<sled::IVec> = tree
+            .scan_prefix(keys::company_prefix(company))
+            .keys()
+            .collect::<Result<_, _>>()?;
+        let mut batch = sled::Batch::default();
+        let excess = (existing.len() + 1).saturating_sub(TRANSITIONS_KEPT);
+        for old in existing.iter().take(excess) {
+            batch.remove(old);
+        }
+        batch.insert(keys::transition(company, seq), transition.encode_to_vec());
+        tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// The newest `limit` transitions of `company`, oldest first.
+    pub fn recent_transitions(
+        &self,
+        company: &CompanyId,
+        limit: usize,
+    ) -> Result<Vec<pb::StateTransition>, StoreError> {
+        let mut newest_first = Vec::with_capacity(limit.min(TRANSITIONS_KEPT));
+        for value in self
+            .trees
+            .transitions
+            .scan_prefix(keys::company_prefix(company))
+            .values()
+            .rev()
+            .take(limit)
+        {
+            newest_first.push(decode(company.as_str(), "state transition", &value?)?);
+        }
+        newest_first.reverse();
+        Ok(newest_first)
+    }
+
+    // ----- idempotency keys -------------------------------------------------
+
+    /// The message id a send with this idempotency key produced, if any.
+    pub fn idempotent_message_id(
+        &self,
+        company: &CompanyId,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.trees
+            .idempotency
+            .get(keys::idempotency(company, key))?
+            .map(|bytes| {
+                String::from_utf8(bytes.to_vec()).map_err(|error| {
+                    StoreError::corrupt(company.as_str(), "idempotency key", error)
+                })
+            })
+            .transpose()
+    }
+
+    /// Remembers the message id a send with this idempotency key produced.
+    pub fn remember_idempotent_message_id(
+        &self,
+        company: &CompanyId,
+        key: &str,
+        message_id: &str,
+    ) -> Result<(), StoreError> {
+        self.trees
+            .idempotency
+            .insert(keys::idempotency(company, key), message_id.as_bytes())?;
+        Ok(())
+    }
+
+    // ----- settings ---------------------------------------------------------
+
+    /// A process-wide setting (e.g. the admin key's hash).
+    pub fn get_setting(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .trees
+            .settings
+            .get(key.as_bytes())?
+            .map(|value| value.to_vec()))
+    }
+
+    /// Sets a process-wide setting. Flushed: settings are rare and must
+    /// survive a crash (a generated admin key that was printed once).
+    pub fn put_setting(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.trees.settings.insert(key.as_bytes(), value)?;
+        self.flush_now()
+    }
+
+    // ----- internals --------------------------------------------------------
+
+    /// Flushes synchronously. Used only by rare operations (registry writes,
+    /// wipes, settings) whose callers expect a plain `fn`: one fsync blocks the
+    /// calling runtime worker for a few milliseconds, which is acceptable there.
+    fn flush_now(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Where `company`'s whatsapp-rust state lives. A new company-scoped tree
+    /// of credentials must be added here, or wipes would leave it behind.
+    fn credential_rows(&self, company: &CompanyId) -> Vec<(&sled::Tree, Rows)> {
+        vec![
+            (&self.trees.device, Rows::Exact(keys::company_row(company))),
+            (&self.trees.wa, Rows::Prefix(keys::company_prefix(company))),
+        ]
+    }
+
+    /// Removes the given rows of several trees in one sled transaction.
+    ///
+    /// The prefix scans run before the transaction (sled transactions cannot
+    /// scan), so rows inserted concurrently by a still-running client could
+    /// survive; callers stop the company's client first.
+    fn remove_rows(&self, rows: &[(&sled::Tree, Rows)]) -> Result<(), StoreError> {
+        let mut batches = Vec::with_capacity(rows.len());
+        for (tree, which) in rows {
+            let mut batch = sled::Batch::default();
+            match which {
+                Rows::Exact(key) => batch.remove(key.as_slice()),
+                Rows::Prefix(prefix) => {
+                    for key in tree.scan_prefix(prefix).keys() {
+                        batch.remove(key?);
+                    }
+                }
+            }
+            batches.push(batch);
+        }
+        let trees: Vec<&sled::Tree> = rows.iter().map(|(tree, _)| *tree).collect();
+        trees.as_slice().transaction(|views| {
+            for (view, batch) in views.iter().zip(&batches) {
+                view.apply_batch(batch)?;
+            }
+            Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+        })?;
+        Ok(())
+    }
+}
+
+/// The validated company id of a registry record.
+fn record_company(record: &pb::CompanyRecord) -> Result<CompanyId, StoreError> {
+    CompanyId::parse(&record.company_id).map_err(|error| StoreError::InvalidRecord {
+        what: "company record",
+        detail: error.to_string(),
+    })
+}
+
+/// Decodes a prost value of `company`, mapping failure to [`StoreError::Corrupt`].
+pub(crate) fn decode<M: prost::Message + Default>(
+    company: &str,
+    what: &str,
+    bytes: &[u8],
+) -> Result<M, StoreError> {
+    M::decode(bytes).map_err(|error| StoreError::corrupt(company, what, error))
+}

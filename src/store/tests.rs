@@ -1,0 +1,326 @@
+//! Store tests: the registry and per-company records, isolation between
+//! companies, wipes, corruption, reopening from disk, and the Backend
+//! conformance suite (in `conformance`).
+
+use super::*;
+use wacore::store::traits::{DeviceStore, SignalStore};
+
+pub(super) fn company(id: &str) -> CompanyId {
+    CompanyId::parse(id).unwrap()
+}
+
+fn record(id: &str) -> pb::CompanyRecord {
+    pb::CompanyRecord {
+        company_id: id.to_owned(),
+        created_at_ms: 1_700_000_000_000,
+        token_hash: vec![7; 32],
+        webhook_url: "https://hooks.example.test/wa".to_owned(),
+        webhook_secret: vec![1, 2, 3],
+        webhook_events: vec!["message.received".to_owned()],
+    }
+}
+
+fn transition(from: &str, to: &str, at_ms: i64) -> pb::StateTransition {
+    pb::StateTransition {
+        from: from.into(),
+        to: to.into(),
+        reason: "test".into(),
+        at_ms,
+    }
+}
+
+/// A device as it is after pairing: it has its own JID.
+pub(super) fn paired_device(phone: &str) -> wacore::store::Device {
+    let mut device = wacore::store::Device::new();
+    device.pn = Some(format!("{phone}:3@s.whatsapp.net").parse().unwrap());
+    device.lid = Some("100000012345678:3@lid".parse().unwrap());
+    device.push_name = "Acme".into();
+    device
+}
+
+#[test]
+fn registry_insert_if_absent_is_compare_and_swap() {
+    let store = Store::open_temporary().unwrap();
+    assert!(store.insert_company_if_absent(&record("acme")).unwrap());
+    let mut second = record("acme");
+    second.webhook_url = "https://other.example.test".into();
+    assert!(
+        !store.insert_company_if_absent(&second).unwrap(),
+        "an existing record is never replaced"
+    );
+    assert_eq!(
+        store.get_company(&company("acme")).unwrap(),
+        Some(record("acme"))
+    );
+
+    store.put_company(&second).unwrap();
+    assert_eq!(store.get_company(&company("acme")).unwrap(), Some(second));
+    assert_eq!(store.get_company(&company("nobody")).unwrap(), None);
+}
+
+#[test]
+fn registry_rejects_records_with_invalid_company_ids() {
+    let store = Store::open_temporary().unwrap();
+    let err = store.put_company(&record("Not Valid")).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidRecord { .. }), "{err}");
+    assert!(store.list_companies().unwrap().is_empty());
+}
+
+#[test]
+fn list_companies_is_ordered_and_skips_only_the_unreadable_record() {
+    let store = Store::open_temporary().unwrap();
+    for id in ["b", "a", "ab"] {
+        store.put_company(&record(id)).unwrap();
+    }
+    store
+        .trees
+        .registry
+        .insert("broken", &[0xff, 0xff, 0xff][..])
+        .unwrap();
+    let ids: Vec<String> = store
+        .list_companies()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.company_id)
+        .collect();
+    assert_eq!(ids, ["a", "ab", "b"]);
+    let err = store.get_company(&company("broken")).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { company, .. } if company == "broken"),
+        "{err}"
+    );
+}
+
+#[test]
+fn transitions_keep_the_newest_fifty_oldest_first() {
+    let store = Store::open_temporary().unwrap();
+    let (a, ab) = (company("a"), company("ab"));
+    for i in 0..60 {
+        store
+            .record_transition(&a, &transition("connecting", "connected", i))
+            .unwrap();
+    }
+    store
+        .record_transition(&ab, &transition("pairing", "connecting", 999))
+        .unwrap();
+
+    let all = store.recent_transitions(&a, 100).unwrap();
+    assert_eq!(all.len(), TRANSITIONS_KEPT);
+    assert_eq!(all.first().unwrap().at_ms, 10);
+    assert_eq!(all.last().unwrap().at_ms, 59);
+    let last3: Vec<i64> = store
+        .recent_transitions(&a, 3)
+        .unwrap()
+        .iter()
+        .map(|t| t.at_ms)
+        .collect();
+    assert_eq!(last3, [57, 58, 59]);
+    assert_eq!(
+        store.recent_transitions(&ab, 10).unwrap(),
+        [transition("pairing", "connecting", 999)]
+    );
+}
+
+#[test]
+fn idempotency_keys_and_settings() {
+    let store = Store::open_temporary().unwrap();
+    let (a, b) = (company("a"), company("b"));
+    assert_eq!(store.idempotent_message_id(&a, "k1").unwrap(), None);
+    store
+        .remember_idempotent_message_id(&a, "k1", "3EB0AA")
+        .unwrap();
+    assert_eq!(
+        store.idempotent_message_id(&a, "k1").unwrap().as_deref(),
+        Some("3EB0AA")
+    );
+    assert_eq!(
+        store.idempotent_message_id(&b, "k1").unwrap(),
+        None,
+        "keys are per company"
+    );
+
+    assert_eq!(store.get_setting("admin_key_hash").unwrap(), None);
+    store.put_setting("admin_key_hash", b"hash").unwrap();
+    assert_eq!(
+        store.get_setting("admin_key_hash").unwrap().as_deref(),
+        Some(&b"hash"[..])
+    );
+}
+
+#[tokio::test]
+async fn linked_means_a_device_with_its_own_jid() {
+    let store = Store::open_temporary().unwrap();
+    let acme = company("acme");
+    assert!(!store.is_linked(&acme).unwrap());
+    assert!(store.companies_with_credentials().unwrap().is_empty());
+
+    let backend = store.backend(&acme);
+    backend.create().await.unwrap();
+    assert!(
+        !store.is_linked(&acme).unwrap(),
+        "a created, unpaired device is not linked"
+    );
+    assert_eq!(store.companies_with_credentials().unwrap(), [acme.clone()]);
+
+    backend.save(&paired_device("15550001111")).await.unwrap();
+    assert!(store.is_linked(&acme).unwrap());
+}
+
+#[tokio::test]
+async fn wiping_one_company_leaves_the_others_untouched() {
+    let store = Store::open_temporary().unwrap();
+    // "a" is a byte prefix of "ab": the classic prefix-collision case.
+    let (a, ab) = (company("a"), company("ab"));
+    for id in [&a, &ab] {
+        store.put_company(&record(id.as_str())).unwrap();
+        let backend = store.backend(id);
+        backend.save(&paired_device("15550001111")).await.unwrap();
+        backend
+            .put_session("15550002222.0:1", b"session")
+            .await
+            .unwrap();
+        backend.store_prekey(1, b"prekey", false).await.unwrap();
+        store
+            .record_transition(id, &transition("pairing", "connected", 1))
+            .unwrap();
+        store.remember_idempotent_message_id(id, "k", "m").unwrap();
+    }
+
+    store.wipe_credentials(&a).unwrap();
+    let wiped = store.backend(&a);
+    assert!(!wiped.exists().await.unwrap());
+    assert_eq!(wiped.get_session("15550002222.0:1").await.unwrap(), None);
+    assert_eq!(wiped.load_prekey(1).await.unwrap(), None);
+    assert!(
+        store.get_company(&a).unwrap().is_some(),
+        "a wipe keeps the registry record"
+    );
+    assert_eq!(store.recent_transitions(&a, 10).unwrap().len(), 1);
+    assert_eq!(store.companies_with_credentials().unwrap(), [ab.clone()]);
+
+    let kept = store.backend(&ab);
+    assert!(store.is_linked(&ab).unwrap());
+    assert_eq!(
+        kept.get_session("15550002222.0:1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"session"[..])
+    );
+    assert_eq!(
+        kept.load_prekey(1).await.unwrap().as_deref(),
+        Some(&b"prekey"[..])
+    );
+
+    store.remove_company(&ab).unwrap();
+    assert_eq!(store.get_company(&ab).unwrap(), None);
+    assert!(store.recent_transitions(&ab, 10).unwrap().is_empty());
+    assert_eq!(store.idempotent_message_id(&ab, "k").unwrap(), None);
+    assert!(!kept.exists().await.unwrap());
+    assert!(store.companies_with_credentials().unwrap().is_empty());
+    // Company "a" keeps what a wipe does not remove.
+    assert_eq!(
+        store.idempotent_message_id(&a, "k").unwrap().as_deref(),
+        Some("m")
+    );
+    assert!(store.get_company(&a).unwrap().is_some());
+}
+
+#[tokio::test]
+async fn corrupt_data_of_one_company_is_reported_for_that_company_only() {
+    let store = Store::open_temporary().unwrap();
+    let (bad, good) = (company("bad"), company("good"));
+    for id in [&bad, &good] {
+        let backend = store.backend(id);
+        backend.save(&paired_device("15550001111")).await.unwrap();
+        backend.store_prekey(5, b"pk", true).await.unwrap();
+    }
+    // Damage the device record and a pre-key of "bad".
+    store
+        .trees
+        .device
+        .insert(keys::company_row(&bad), &b"{not json"[..])
+        .unwrap();
+    let prekey_key = keys::WaKeys::new(&bad).id(keys::Category::PreKey, 5);
+    store
+        .trees
+        .wa
+        .insert(prekey_key, &[0xff, 0x01][..])
+        .unwrap();
+
+    let err = store.is_linked(&bad).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { company, what, .. } if company == "bad" && what == "device credentials"),
+        "{err}"
+    );
+    let Err(err) = store.backend(&bad).load().await else {
+        panic!("a corrupt device must not load")
+    };
+    let source = std::error::Error::source(&err)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(
+        source.contains("`bad`"),
+        "the error names the company: {source}"
+    );
+    assert!(store.backend(&bad).load_prekey(5).await.is_err());
+
+    // The other company is unaffected, and listing still works.
+    assert!(store.is_linked(&good).unwrap());
+    assert!(store.backend(&good).load().await.unwrap().is_some());
+    assert_eq!(
+        store
+            .backend(&good)
+            .load_prekey(5)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"pk"[..])
+    );
+    assert_eq!(
+        store.companies_with_credentials().unwrap(),
+        [bad.clone(), good]
+    );
+
+    // A wipe clears the damage: the company can pair again.
+    store.wipe_credentials(&bad).unwrap();
+    assert!(!store.is_linked(&bad).unwrap());
+    assert_eq!(store.backend(&bad).load_prekey(5).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn data_survives_reopening_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let acme = company("acme");
+    let device = paired_device("15550001111");
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.put_company(&record("acme")).unwrap();
+        let backend = store.backend(&acme);
+        backend.save(&device).await.unwrap();
+        backend
+            .put_session("15550002222.0:1", b"ratchet")
+            .await
+            .unwrap();
+        store.flush().await.unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.is_linked(&acme).unwrap());
+    assert_eq!(store.get_company(&acme).unwrap(), Some(record("acme")));
+    let backend = store.backend(&acme);
+    let loaded = backend.load().await.unwrap().unwrap();
+    assert_eq!(loaded.pn, device.pn);
+    assert_eq!(loaded.registration_id, device.registration_id);
+    assert_eq!(
+        loaded.identity_key.public_key,
+        device.identity_key.public_key
+    );
+    assert_eq!(
+        backend
+            .get_session("15550002222.0:1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"ratchet"[..])
+    );
+}

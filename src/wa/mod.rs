@@ -1,0 +1,4 @@
+//! Everything that touches whatsapp-rust: the sled storage `Backend` each
+//! company's client runs on, and building the client itself.
+
+pub mod sled_backend;
