@@ -2,6 +2,8 @@
 //! companies, wipes, corruption, reopening from disk, and the Backend
 //! conformance suite (in `conformance`).
 
+mod conformance;
+
 use super::*;
 use wacore::store::traits::{DeviceStore, SignalStore};
 
