@@ -4,9 +4,13 @@
 //! - [`domain`]: validated newtypes (`CompanyId`, `PhoneNumber`) parsed at the edge.
 //! - [`store`]: the sled database: registry, per-company credentials, transitions, idempotency keys.
 //! - [`pb`]: prost types generated from `proto/wagate.proto` (stored records, emitted events).
+//! - [`pool`]: the session pool: one actor per company owning its whatsapp-rust client, the state machine and stream-error policy.
+//! - [`token`]: company API tokens (generation, SHA-256 hashing).
 //! - [`wa`]: everything that touches whatsapp-rust (the sled storage `Backend`, client building).
 
 pub mod domain;
 pub mod pb;
+pub mod pool;
 pub mod store;
+pub mod token;
 pub mod wa;

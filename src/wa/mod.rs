@@ -2,3 +2,4 @@
 //! company's client runs on, and building the client itself.
 
 pub mod sled_backend;
+pub mod client;

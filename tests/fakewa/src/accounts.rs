@@ -24,13 +24,14 @@ use crate::error::Result;
 /// Identifies one WebSocket connection for the fake's lifetime.
 pub(crate) type ConnId = u64;
 
-/// What a connection task is asked to do.
+/// What a connection task is asked to do. Stanzas are boxed so the
+/// channel's slot blocks stay small on idle connections.
 #[derive(Debug)]
 pub(crate) enum Outbound {
     /// Send this stanza.
-    Node(Node),
+    Node(Box<Node>),
     /// Send this `<stream:error>` (or `<failure>`), then close the socket.
-    Fatal(Node),
+    Fatal(Box<Node>),
     /// Close the socket without a stanza.
     Close,
 }

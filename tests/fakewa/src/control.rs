@@ -257,7 +257,7 @@ impl Shared {
         let mut sent = 0;
         for key in &devices {
             for (_, tx) in reg.conns_of(key) {
-                if tx.send(Outbound::Fatal(kind.node())).is_ok() {
+                if tx.send(Outbound::Fatal(Box::new(kind.node()))).is_ok() {
                     sent += 1;
                 }
             }
@@ -361,7 +361,7 @@ impl Shared {
                 done,
             },
         );
-        tx.send(Outbound::Node(node))
+        tx.send(Outbound::Node(Box::new(node)))
             .map_err(|_| FakeError::NoPendingPairing("pairing connection"))?;
         Ok(())
     }
@@ -785,7 +785,7 @@ pub(crate) async fn enter_pair_code(
             companion_ephemeral,
             done,
         });
-        tx.send(Outbound::Node(hello))
+        tx.send(Outbound::Node(Box::new(hello)))
             .map_err(|_| FakeError::NoPendingPairing("pair code"))?;
     }
     await_pairing(shared, rx).await

@@ -45,11 +45,11 @@ pub(crate) struct ConnCtx {
 impl ConnCtx {
     fn send(&self, node: Node) {
         // A closed channel means the connection is going away; nothing to do.
-        let _ = self.tx.send(Outbound::Node(node));
+        let _ = self.tx.send(Outbound::Node(Box::new(node)));
     }
 
     fn fatal(&self, node: Node) {
-        let _ = self.tx.send(Outbound::Fatal(node));
+        let _ = self.tx.send(Outbound::Fatal(Box::new(node)));
     }
 }
 
@@ -127,7 +127,10 @@ pub(crate) fn on_login(
             conn.id = old,
             "device logged in again: old connection replaced"
         );
-        let _ = tx.send(Outbound::Fatal(codec::stream_error(None, Some("replaced"))));
+        let _ = tx.send(Outbound::Fatal(Box::new(codec::stream_error(
+            None,
+            Some("replaced"),
+        ))));
     }
     reg.attach(ctx.id, &key);
     drop(reg);
@@ -338,7 +341,10 @@ fn handle_iq_reply(
             let tx = ctx.tx.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(RESTART_AFTER_PAIRING).await;
-                let _ = tx.send(Outbound::Fatal(codec::stream_error(Some("515"), None)));
+                let _ = tx.send(Outbound::Fatal(Box::new(codec::stream_error(
+                    Some("515"),
+                    None,
+                ))));
             });
             let _ = pending.done.send(Ok(linked));
         }
@@ -374,18 +380,19 @@ fn store_upload(shared: &Shared, ctx: &ConnCtx, iq: &Node) -> Result<()> {
         .get_optional_child("skey")
         .and_then(parse_skey)
         .ok_or_else(|| bad("skey"))?;
-    let prekeys = iq
+    let prekeys: Vec<(u32, [u8; 32])> = iq
         .get_optional_child("list")
         .map(|list| {
-            list.get_children_by_tag("key")
-                .filter_map(|k| {
-                    let id = codec::be_u32(child_bytes(k, "id")?)?;
-                    let value: [u8; 32] = child_bytes(k, "value")?.try_into().ok()?;
-                    Some((id, value))
-                })
-                .collect()
+            let mut keys = Vec::with_capacity(list.children().map_or(0, <[Node]>::len));
+            keys.extend(list.get_children_by_tag("key").filter_map(|k| {
+                let id = codec::be_u32(child_bytes(k, "id")?)?;
+                let value: [u8; 32] = child_bytes(k, "value")?.try_into().ok()?;
+                Some((id, value))
+            }));
+            keys
         })
         .unwrap_or_default();
+    let prekeys = prekeys.into();
     let mut reg = shared.reg.lock();
     let device = reg
         .device_mut(key)
@@ -607,7 +614,7 @@ pub(crate) async fn deliver_inbox(
                         && m.sent_on != Some(conn_id)
                     {
                         m.sent_on = Some(conn_id);
-                        let _ = tx.send(Outbound::Node(stanza.clone()));
+                        let _ = tx.send(Outbound::Node(Box::new(stanza.clone())));
                     }
                 }
             }
@@ -832,10 +839,8 @@ fn logout(shared: &Arc<Shared>, ctx: &ConnCtx, iq: &Node, id: &str) {
         // Other sessions of that device are told it was removed.
         for (conn, tx) in reg.conns_of(&key) {
             if conn != ctx.id {
-                let _ = tx.send(Outbound::Fatal(codec::stream_error(
-                    None,
-                    Some("device_removed"),
-                )));
+                let removed = codec::stream_error(None, Some("device_removed"));
+                let _ = tx.send(Outbound::Fatal(Box::new(removed)));
             }
         }
     }

@@ -32,6 +32,8 @@ use crate::router::{self, ConnCtx};
 
 /// Time a client gets for each handshake message and for its HTTP request line.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Frames larger than this make the connection drop its decoder buffer afterwards.
+const IDLE_DECODER_CAPACITY: usize = 4 * 1024;
 /// Pause between a fatal stanza and the close frame, so the client reads it.
 const CLOSE_AFTER_FATAL: Duration = Duration::from_millis(50);
 
@@ -255,9 +257,11 @@ async fn run_connection(
         tokio::select! {
             biased;
             out = rx.recv() => match out {
-                Some(Outbound::Node(node)) => send_node(shared, ctx, ws, &mut cipher, &node).await?,
+                Some(Outbound::Node(node)) => {
+                    Box::pin(send_node(shared, ctx, ws, &mut cipher, &node)).await?
+                }
                 Some(Outbound::Fatal(node)) => {
-                    send_node(shared, ctx, ws, &mut cipher, &node).await?;
+                    Box::pin(send_node(shared, ctx, ws, &mut cipher, &node)).await?;
                     // The stream is over for the protocol now: stop counting
                     // it, so a client reconnecting at once (515) is not seen
                     // as a second simultaneous connection during the close delay.
@@ -285,13 +289,22 @@ async fn run_connection(
                     continue;
                 }
                 decoder.feed(msg.as_payload());
+                let mut largest = 0;
                 while let Some(frame) = decoder.decode_frame() {
+                    largest = largest.max(frame.len());
                     let mut frame = frame.to_vec();
                     cipher.decrypt(&mut frame)?;
                     let node = codec::decode_node(&frame)?;
                     tracing::trace!(conn.id = ctx.id, stanza = %codec::display(&node), "<- client");
                     shared.record(ctx.id, ctx.device.as_ref(), Direction::FromClient, &node);
-                    router::handle(shared, ctx, node).await?;
+                    // Boxed: the router's futures are large and would otherwise
+                    // be part of every idle connection's task.
+                    Box::pin(router::handle(shared, ctx, node)).await?;
+                }
+                // The decoder keeps the capacity of its largest frame (the
+                // prekey upload is ~40 KiB); an idle connection should not.
+                if largest > IDLE_DECODER_CAPACITY && decoder.buffered_len() == 0 {
+                    decoder = FrameDecoder::new();
                 }
             },
             _ = shutdown.changed() => return Ok(()),

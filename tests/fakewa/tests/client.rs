@@ -327,6 +327,7 @@ async fn pair_code_links_the_named_number() {
     let srv = server().await;
     let options = ClientOptions {
         pair_code: Some(("15550007777".into(), "ABCD1234".into())),
+        ..ClientOptions::default()
     };
     let mut c = TestClient::start(&srv.ws_url(), new_backend(), options).await;
     let code = c
@@ -358,6 +359,7 @@ async fn a_wrong_pair_code_does_not_link() {
     .expect("fake starts");
     let options = ClientOptions {
         pair_code: Some(("15550007778".into(), "ABCD1234".into())),
+        ..ClientOptions::default()
     };
     let mut c = TestClient::start(&srv.ws_url(), new_backend(), options).await;
     c.wait_for("PairingCode", T, |e| {

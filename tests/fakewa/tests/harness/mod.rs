@@ -40,6 +40,8 @@ pub fn new_backend() -> Arc<dyn Backend> {
 pub struct ClientOptions {
     /// Link by pair code for this phone number (with the code below).
     pub pair_code: Option<(String, String)>,
+    /// One-time prekeys per upload (whatsapp-rust's default is 812).
+    pub prekey_count: Option<usize>,
 }
 
 /// A running client plus its recorded events.
@@ -74,6 +76,9 @@ impl TestClient {
                     tx.send_modify(|v| *v += 1);
                 }
             });
+        if let Some(count) = options.prekey_count {
+            builder = builder.with_wanted_pre_key_count(count);
+        }
         if let Some((phone, code)) = options.pair_code {
             builder = builder.with_pair_code(PairCodeOptions {
                 phone_number: phone,

@@ -1,0 +1,65 @@
+//! Errors of the session pool layer.
+//!
+//! Each variant has a stable snake_case [`PoolError::code`] that the HTTP layer
+//! maps to a status and returns to API clients; the `Display` text is for
+//! humans and never contains secrets (phone numbers, codes, bodies).
+
+use super::state::SessionState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// The operation needs a `connected` session (HTTP 409).
+    #[error("the session is not connected (state: {state})")]
+    NotConnected { state: SessionState },
+    /// The operation needs a session in another state, e.g. a pair code while
+    /// already linked (HTTP 409).
+    #[error("not possible while the session is {state}")]
+    InvalidState { state: SessionState },
+    /// No such company in the registry (HTTP 404).
+    #[error("unknown company")]
+    UnknownCompany,
+    /// Another operation on this company is in progress (a delete) (HTTP 409).
+    #[error("another operation on this company is in progress")]
+    Busy,
+    /// The session's actor has stopped (the company is being deleted or the
+    /// gateway is shutting down) (HTTP 503).
+    #[error("the session is shutting down")]
+    Gone,
+    /// The operation did not finish in time (HTTP 504).
+    #[error("the operation timed out")]
+    Timeout,
+    /// Sending failed on WhatsApp's side or in the client (HTTP 502).
+    #[error("sending failed: {0}")]
+    Send(String),
+    /// WhatsApp or the client refused a pairing step (HTTP 502).
+    #[error("pairing failed: {0}")]
+    Pairing(String),
+    /// Building or driving the whatsapp-rust client failed (HTTP 500).
+    #[error("whatsapp client error: {0}")]
+    Client(String),
+    /// The store failed (HTTP 500).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// No random token could be generated (HTTP 500).
+    #[error(transparent)]
+    Token(#[from] crate::token::TokenError),
+}
+
+impl PoolError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotConnected { .. } => "not_connected",
+            Self::InvalidState { .. } => "invalid_state",
+            Self::UnknownCompany => "unknown_company",
+            Self::Busy => "busy",
+            Self::Gone => "session_gone",
+            Self::Timeout => "timeout",
+            Self::Send(_) => "send_failed",
+            Self::Pairing(_) => "pairing_failed",
+            Self::Client(_) => "client_error",
+            Self::Store(_) => "store_error",
+            Self::Token(_) => "token_error",
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! [`SessionHandle`]: the cheap, cloneable way to talk to one company's
+//! session actor.
+//!
+//! Reads (`status`, `current_qr`, `watch_status`, `subscribe`) never touch the
+//! actor: they read `watch`/`broadcast` channels the actor writes. Every
+//! operation that changes something is a [`Command`] the actor executes in
+//! order, so two callers can never race each other on one company's client
+//! (DESIGN.md invariant 1).
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use super::error::PoolError;
+use super::state::{Qr, SessionEvent, SessionStatus};
+use crate::domain::{CompanyId, PhoneNumber};
+
+/// A message accepted by WhatsApp.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sent {
+    /// WhatsApp's id of the message.
+    pub message_id: String,
+    /// The recipient's number (digits, E.164 without `+`).
+    pub to: String,
+    /// True when an earlier send with the same idempotency key already sent
+    /// this message; nothing was sent this time.
+    pub duplicate: bool,
+}
+
+/// Outcome of one step of a delete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum StepOutcome {
+    /// The step ran and succeeded.
+    Done,
+    /// Nothing to do (e.g. no linked device to log out).
+    Skipped { reason: String },
+    /// The step failed; the other steps still ran.
+    Failed { error: String },
+}
+
+/// What the actor did for a delete, before the pool removes the registry
+/// record and queues.
+#[derive(Debug, Clone)]
+pub(crate) struct ActorDeleteOutcome {
+    pub logout: StepOutcome,
+    pub credentials: StepOutcome,
+}
+
+/// Why a session is being started (becomes the transition's reason code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StartReason {
+    /// A new company was just created.
+    Created,
+    /// An ensure on an existing, idle session.
+    Ensure,
+    /// Gateway start with stored credentials.
+    Restored,
+}
+
+impl StartReason {
+    pub(crate) fn code(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Ensure => "ensure",
+            Self::Restored => "restored",
+        }
+    }
+}
+
+/// Requests the actor executes one at a time.
+pub(crate) enum Command {
+    /// Open a connection unless one is open, opening or scheduled, or the
+    /// session waits for an explicit reconnect (`replaced`, `banned`,
+    /// `outdated`). Replies with the status after the decision.
+    Start { reason: StartReason, reply: oneshot::Sender<SessionStatus> },
+    PairCode { phone: PhoneNumber, reply: oneshot::Sender<Result<String, PoolError>> },
+    Reconnect { reply: oneshot::Sender<Result<SessionStatus, PoolError>> },
+    Logout { reply: oneshot::Sender<Result<(), PoolError>> },
+    Send {
+        to: PhoneNumber,
+        text: String,
+        idempotency_key: Option<String>,
+        reply: oneshot::Sender<Result<Sent, PoolError>>,
+    },
+    /// Log out on WhatsApp, wipe credentials and stop the actor.
+    Delete { reply: oneshot::Sender<ActorDeleteOutcome> },
+    /// Disconnect (never log out) and stop the actor.
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+/// A handle to one company's session. Cheap to clone.
+#[derive(Clone)]
+pub struct SessionHandle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    company: CompanyId,
+    commands: mpsc::Sender<Command>,
+    status: watch::Receiver<SessionStatus>,
+    qr: watch::Receiver<Option<Qr>>,
+    events: broadcast::Sender<SessionEvent>,
+}
+
+impl std::fmt::Debug for SessionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionHandle").field("company", &self.inner.company).finish_non_exhaustive()
+    }
+}
+
+impl SessionHandle {
+    pub(crate) fn new(
+        company: CompanyId,
+        commands: mpsc::Sender<Command>,
+        status: watch::Receiver<SessionStatus>,
+        qr: watch::Receiver<Option<Qr>>,
+        events: broadcast::Sender<SessionEvent>,
+    ) -> Self {
+        Self { inner: Arc::new(Inner { company, commands, status, qr, events }) }
+    }
+
+    pub fn company(&self) -> &CompanyId {
+        &self.inner.company
+    }
+
+    /// The current status snapshot.
+    pub fn status(&self) -> SessionStatus {
+        self.inner.status.borrow().clone()
+    }
+
+    /// A receiver that sees every status the actor publishes (latest wins).
+    pub fn watch_status(&self) -> watch::Receiver<SessionStatus> {
+        self.inner.status.clone()
+    }
+
+    /// Every event from now on (status changes, QR rotations, ...). A slow
+    /// subscriber that falls behind gets `RecvError::Lagged` and continues.
+    pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// The QR code to show, if the session is pairing and the code has not
+    /// expired.
+    pub fn current_qr(&self) -> Option<Qr> {
+        let qr = self.inner.qr.borrow().clone()?;
+        (qr.expires_at_ms > super::now_ms()).then_some(qr)
+    }
+
+    /// Whether the actor has stopped (deleted or shut down).
+    pub fn is_closed(&self) -> bool {
+        self.inner.commands.is_closed()
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, PoolError> {
+        let (reply, rx) = oneshot::channel();
+        self.inner.commands.send(make(reply)).await.map_err(|_| PoolError::Gone)?;
+        rx.await.map_err(|_| PoolError::Gone)
+    }
+
+    pub(crate) async fn start(&self, reason: StartReason) -> Result<SessionStatus, PoolError> {
+        self.call(|reply| Command::Start { reason, reply }).await
+    }
+
+    /// Link by phone number: returns the 8-character code the user types on
+    /// the phone. Opens a connection first if none is open. Refused with
+    /// `invalid_state` when the session is already linked.
+    pub async fn pair_code(&self, phone: PhoneNumber) -> Result<String, PoolError> {
+        self.call(|reply| Command::PairCode { phone, reply }).await?
+    }
+
+    /// Take the number back after `replaced` (or `banned`/`outdated`/
+    /// `stopped`), or retry now while `reconnecting`. Returns once the new
+    /// connection is being opened; watch the status for `connected`.
+    pub async fn reconnect(&self) -> Result<SessionStatus, PoolError> {
+        self.call(|reply| Command::Reconnect { reply }).await?
+    }
+
+    /// Unlink the device on WhatsApp, wipe its credentials, keep the company.
+    pub async fn logout(&self) -> Result<(), PoolError> {
+        self.call(|reply| Command::Logout { reply }).await?
+    }
+
+    /// Send a text message. With an `idempotency_key`, a repeated call returns
+    /// the first call's message id (`duplicate: true`) and sends nothing.
+    /// Fails with `not_connected` (and changes nothing) unless `connected`.
+    pub async fn send_text(
+        &self,
+        to: PhoneNumber,
+        text: String,
+        idempotency_key: Option<String>,
+    ) -> Result<Sent, PoolError> {
+        self.call(|reply| Command::Send { to, text, idempotency_key, reply }).await?
+    }
+
+    pub(crate) async fn delete(&self) -> Result<ActorDeleteOutcome, PoolError> {
+        self.call(|reply| Command::Delete { reply }).await
+    }
+
+    pub(crate) async fn shutdown(&self) -> Result<(), PoolError> {
+        self.call(|reply| Command::Shutdown { reply }).await
+    }
+}

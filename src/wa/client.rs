@@ -1,0 +1,159 @@
+//! Building one company's whatsapp-rust client.
+//!
+//! Owns every knob wagate turns on `whatsapp_rust::Bot`: transport URL,
+//! version override, push name, the event forwarder, the (future) inbound
+//! durability hook, and the HTTP client. The session actor
+//! (`crate::pool::actor`) owns the built client and decides when it runs.
+//!
+//! Invariants:
+//! - The client's own auto-reconnect is **off** (`enable_auto_reconnect =
+//!   false`): every run of the client is exactly one connection, and the actor
+//!   decides whether and when the next one happens (DESIGN.md invariant 3).
+//! - Events are forwarded inline (a raw `EventHandler`, not the spawned
+//!   closure delivery), so they reach the actor in dispatch order and before
+//!   the run loop that produced them returns.
+//! - Nothing here logs QR codes, pair codes, phone numbers or bodies.
+
+use std::sync::Arc;
+
+use whatsapp_rust::bot::{Bot, BotBuilderError};
+use whatsapp_rust::http::{HttpClient, HttpRequest, HttpResponse};
+use whatsapp_rust::transport::TokioWebSocketTransportFactory;
+use whatsapp_rust::{Client, InboundDurabilityHook, RawNodeLease, TokioRuntime};
+use wacore::store::traits::Backend;
+use wacore::types::events::{Event, EventHandler};
+
+use crate::domain::CompanyId;
+
+/// Supplies the inbound durability hook of each company's client (a later
+/// issue plugs the outbox in here). `None` in [`ClientOptions`] = no hook: the
+/// client acks messages as soon as they are decrypted.
+pub trait InboundHookFactory: Send + Sync {
+    fn hook_for(&self, company: &CompanyId) -> Arc<dyn InboundDurabilityHook>;
+}
+
+/// What every company's client is built with.
+#[derive(Clone)]
+pub struct ClientOptions {
+    /// WebSocket endpoint; `None` = WhatsApp's own (`wss://web.whatsapp.com/ws/chat`).
+    pub url: Option<String>,
+    /// WhatsApp Web version to announce; `None` = fetch the current one from
+    /// `web.whatsapp.com` (needs an HTTP client that can reach it, see
+    /// [`UnavailableHttpClient`]).
+    pub version: Option<(u32, u32, u32)>,
+    /// The device's display name. Non-empty also keeps whatsapp-rust off its
+    /// 10 s "bootstrap" wait on every reconnect.
+    pub push_name: String,
+    pub inbound_hook: Option<Arc<dyn InboundHookFactory>>,
+    /// HTTP client for version fetches and media; `None` = [`UnavailableHttpClient`].
+    pub http_client: Option<Arc<dyn HttpClient>>,
+}
+
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("url", &self.url)
+            .field("version", &self.version)
+            .field("push_name", &self.push_name)
+            .field("inbound_hook", &self.inbound_hook.is_some())
+            .field("http_client", &self.http_client.is_some())
+            .finish()
+    }
+}
+
+/// Receives the client's events. Called inline on the client's dispatch path:
+/// it must not block (forward into a channel).
+pub type EventSink = Arc<dyn Fn(Arc<Event>) + Send + Sync>;
+
+struct ForwardEvents(EventSink);
+
+impl EventHandler for ForwardEvents {
+    fn handle_event(&self, event: Arc<Event>) {
+        (self.0)(event);
+    }
+}
+
+/// Delegates to a shared hook (the builder wants an owned `impl Hook`).
+struct SharedHook(Arc<dyn InboundDurabilityHook>);
+
+#[async_trait::async_trait]
+impl InboundDurabilityHook for SharedHook {
+    async fn on_messages(
+        &self,
+        client: Arc<Client>,
+        batch: &[whatsapp_rust::types::durability_hook::InboundMessage],
+    ) -> anyhow::Result<()> {
+        self.0.on_messages(client, batch).await
+    }
+}
+
+/// The HTTP client used when none is configured: every request fails. With a
+/// `version` set, whatsapp-rust needs HTTP only for media, which wagate does
+/// not use yet.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct UnavailableHttpClient;
+
+#[async_trait::async_trait]
+impl HttpClient for UnavailableHttpClient {
+    async fn execute(&self, _request: HttpRequest) -> anyhow::Result<HttpResponse> {
+        Err(anyhow::anyhow!("no HTTP client configured in wagate"))
+    }
+}
+
+/// A built, not yet started client.
+pub struct BuiltBot {
+    pub bot: Bot,
+    /// Keeps raw `stream:error` stanzas flowing to the sink (whatsapp-rust
+    /// emits no event of its own for 503/429). Drop it with the client.
+    pub raw_nodes: RawNodeLease,
+}
+
+/// Build (but do not start) a company's client on `backend`, with its own
+/// auto-reconnect disabled and every event handed to `sink` (raw stanzas
+/// included: filter them in the sink).
+pub async fn build_bot(
+    options: &ClientOptions,
+    company: &CompanyId,
+    backend: Arc<dyn Backend>,
+    sink: EventSink,
+) -> Result<BuiltBot, BotBuilderError> {
+    let transport = match &options.url {
+        Some(url) => TokioWebSocketTransportFactory::new().with_url(url.clone()),
+        None => TokioWebSocketTransportFactory::new(),
+    };
+    let http: Arc<dyn HttpClient> =
+        options.http_client.clone().unwrap_or_else(|| Arc::new(UnavailableHttpClient));
+    let mut builder = Bot::builder()
+        .with_backend_arc(backend)
+        .with_transport_factory(transport)
+        .with_http_client(SharedHttp(http))
+        .with_runtime(TokioRuntime)
+        .with_event_handler(ForwardEvents(sink))
+        // History sync downloads media over HTTP and floods events wagate does
+        // not use.
+        .skip_history_sync();
+    if !options.push_name.is_empty() {
+        builder = builder.with_push_name(options.push_name.clone());
+    }
+    if let Some(version) = options.version {
+        builder = builder.with_version(version);
+    }
+    if let Some(factory) = &options.inbound_hook {
+        builder = builder.with_inbound_durability_hook(SharedHook(factory.hook_for(company)));
+    }
+    let bot = builder.build().await?;
+    let client = bot.client();
+    client.enable_auto_reconnect.store(false, std::sync::atomic::Ordering::SeqCst);
+    let raw_nodes = client.acquire_raw_node_forwarding();
+    Ok(BuiltBot { bot, raw_nodes })
+}
+
+/// Delegates to a shared HTTP client (the builder wants an owned `impl HttpClient`).
+struct SharedHttp(Arc<dyn HttpClient>);
+
+#[async_trait::async_trait]
+impl HttpClient for SharedHttp {
+    async fn execute(&self, request: HttpRequest) -> anyhow::Result<HttpResponse> {
+        self.0.execute(request).await
+    }
+}
