@@ -210,9 +210,13 @@ async fn handle_iq(shared: &Arc<Shared>, ctx: &mut ConnCtx, iq: &Node) -> Result
             if shared.config.app_state_key_share {
                 send_key_share(shared, ctx).await;
             }
+            // Messages queued before the device had keys can go out now.
+            if let Some(key) = ctx.device.clone() {
+                deliver_inbox(shared, &key, None).await?;
+            }
         }
         ("encrypt", "get", "key") => {
-            let reply = prekey_fetch(shared, ctx, iq, &id).await?;
+            let reply = prekey_fetch(shared, iq, &id).await?;
             ctx.send(reply);
         }
         ("encrypt", "get", "count") => {
@@ -639,7 +643,7 @@ fn phone_of(shared: &Shared, jid: &Jid) -> String {
 
 /// `encrypt get <key>`: bundles for phones/contacts (device 0, fresh
 /// one-time prekey each time) and for companion devices (their upload).
-async fn prekey_fetch(shared: &Arc<Shared>, ctx: &ConnCtx, iq: &Node, id: &str) -> Result<Node> {
+async fn prekey_fetch(shared: &Arc<Shared>, iq: &Node, id: &str) -> Result<Node> {
     let users: Vec<Jid> = iq
         .get_optional_child("key")
         .map(|k| {
@@ -691,7 +695,6 @@ async fn prekey_fetch(shared: &Arc<Shared>, ctx: &ConnCtx, iq: &Node, id: &str) 
         });
     }
     drop(world);
-    let _ = ctx;
     Ok(iq_result(
         id,
         vec![NodeBuilder::new("list").children(out).build()],

@@ -653,3 +653,43 @@ async fn the_binary_serves_the_admin_api() {
     assert!(response.ends_with("[]"), "{response}");
     child.kill().await.expect("killed");
 }
+
+#[tokio::test]
+async fn a_message_sent_right_after_pairing_waits_for_the_devices_keys() {
+    let srv = server().await;
+    let mut c = TestClient::start(&srv.ws_url(), new_backend(), ClientOptions::default()).await;
+    let qr = c.qr().await;
+    let linked = srv.scan_qr(&qr).await.expect("linked");
+    // The device has not logged in (nor uploaded prekeys) yet.
+    srv.contact_send_text("15550002222", &linked.phone, "welcome")
+        .await
+        .expect("queued");
+    c.message_text("welcome", T).await;
+}
+
+#[tokio::test]
+async fn a_restarted_fake_resumes_ik_or_falls_back_to_xx() {
+    let first = server().await;
+    let (c, _) = paired(&first).await;
+    let backend = c.stop().await;
+    drop(first);
+
+    // Same seed: the client's cached server key still fits, IK succeeds (the
+    // new fake does not know the device, so the login itself is refused).
+    let same = server().await;
+    let mut c = TestClient::start(&same.ws_url(), backend.clone(), ClientOptions::default()).await;
+    assert!(logged_out(&mut c).await);
+    assert_eq!(same.handshakes(), [HandshakePattern::Ik]);
+    drop(c);
+
+    // Another seed: the IK hello cannot be decrypted; XX-fallback completes.
+    let other = FakeServer::start(Config {
+        noise_seed: b"another seed".to_vec(),
+        ..Config::default()
+    })
+    .await
+    .expect("fake starts");
+    let mut c = TestClient::start(&other.ws_url(), backend, ClientOptions::default()).await;
+    assert!(logged_out(&mut c).await);
+    assert_eq!(other.handshakes(), [HandshakePattern::XxFallback]);
+}
