@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 
 /// Counts live heap bytes, so the server can report its heap next to RSS
 /// (RSS also holds allocator slack from start-up traffic).
@@ -51,27 +51,6 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-async fn http(addr: &str, method: &str, path: &str, body: &str) -> anyhow::Result<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: fake\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
 async fn serve() -> anyhow::Result<()> {
     let server = fakewa::FakeServer::start(fakewa::Config {
         record_stanzas: false,
@@ -99,7 +78,7 @@ async fn link_one(addr: String) -> anyhow::Result<harness::TestClient> {
     };
     let mut client = harness::TestClient::start(&url, harness::new_backend(), options).await;
     let qr = client.qr().await;
-    let (status, body) = http(&addr, "POST", "/admin/mock-phone/scan-qr", &qr).await?;
+    let (status, body) = harness::http(&addr, "POST", "/admin/mock-phone/scan-qr", &qr).await?;
     anyhow::ensure!(status == 200, "scan-qr returned {status}: {body}");
     client.connected(Duration::from_secs(60)).await;
     client.clear_events();
@@ -159,7 +138,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Let start-up traffic finish, then measure the idle state.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let (_, body) = http(&addr, "GET", "/admin/connections", "").await?;
+    let (_, body) = harness::http(&addr, "GET", "/admin/connections", "").await?;
     let conns: Vec<serde_json::Value> = serde_json::from_str(&body)?;
     let live: u64 = conns.iter().filter_map(|c| c["connections"].as_u64()).sum();
     let rss_after = rss_kib(pid);

@@ -46,6 +46,25 @@ async fn qr_pairing_reaches_connected_quickly() {
     assert_eq!(srv.max_concurrent_connections(&linked.phone), 1);
 }
 
+/// The client sends `text` to contact `to`; returns it once the contact decrypted it.
+async fn send_and_decrypt(
+    srv: &FakeServer,
+    c: &TestClient,
+    to: &str,
+    text: &str,
+) -> fakewa::SentMessage {
+    c.client.send_text(Jid::pn(to), text).await.expect("sent");
+    srv.wait_for_sent_message(|m| m.text == text, T)
+        .await
+        .expect("the contact decrypted it")
+}
+
+/// Contact `from` sends `text` to `to`; returns the sender once the client got it.
+async fn receive(srv: &FakeServer, c: &mut TestClient, from: &str, to: &str, text: &str) -> Jid {
+    srv.contact_send_text(from, to, text).await.expect("queued");
+    c.message_text(text, T).await
+}
+
 /// Waits for `LoggedOut`; returns its `on_connect` flag.
 async fn logged_out(c: &mut TestClient) -> bool {
     c.wait_for("LoggedOut", T, |e| match e {
@@ -213,50 +232,23 @@ async fn sent_text_is_decrypted_by_the_contact() {
     assert_eq!(got.to, "15550002222");
     assert_eq!(got.id, sent.message_id.to_string());
     // A second message rides the established session.
-    c.client
-        .send_text(Jid::pn("15550002222"), "second")
-        .await
-        .expect("sent");
-    srv.wait_for_sent_message(|m| m.text == "second", T)
-        .await
-        .expect("second decrypted");
+    send_and_decrypt(&srv, &c, "15550002222", "second").await;
 }
 
 #[tokio::test]
 async fn inbound_pkmsg_and_msg_reach_the_client() {
     let srv = server().await;
     let (mut c, linked) = paired(&srv).await;
-    srv.contact_send_text("15550003333", &linked.phone, "hi from carol")
-        .await
-        .expect("queued");
-    let sender = c.message_text("hi from carol", T).await;
+    let sender = receive(&srv, &mut c, "15550003333", &linked.phone, "hi from carol").await;
     assert_eq!(sender.user.as_str(), "15550003333");
     // Until the client answers, the contact keeps sending prekey messages
     // (Signal semantics); after a reply it switches to plain `msg`.
-    c.client
-        .send_text(Jid::pn("15550003333"), "hi carol")
-        .await
-        .expect("sent");
-    srv.wait_for_sent_message(|m| m.text == "hi carol", T)
-        .await
-        .expect("carol decrypted the reply");
-    srv.contact_send_text("15550003333", &linked.phone, "carol again")
-        .await
-        .expect("queued");
-    c.message_text("carol again", T).await;
+    send_and_decrypt(&srv, &c, "15550003333", "hi carol").await;
+    receive(&srv, &mut c, "15550003333", &linked.phone, "carol again").await;
     assert_eq!(enc_types_from(&srv, "15550003333"), ["pkmsg", "msg"]);
     // The contact also answers on a session the client started.
-    c.client
-        .send_text(Jid::pn("15550004444"), "hello dave")
-        .await
-        .expect("sent");
-    srv.wait_for_sent_message(|m| m.text == "hello dave", T)
-        .await
-        .expect("dave decrypted");
-    srv.contact_send_text("15550004444", &linked.jid, "dave replies")
-        .await
-        .expect("queued");
-    c.message_text("dave replies", T).await;
+    send_and_decrypt(&srv, &c, "15550004444", "hello dave").await;
+    receive(&srv, &mut c, "15550004444", &linked.jid, "dave replies").await;
     assert_eq!(enc_types_from(&srv, "15550004444"), ["msg"]);
 }
 
@@ -514,41 +506,14 @@ async fn a_misbehaving_client_is_closed_and_the_others_keep_working() {
     // The well-behaved client never noticed.
     assert_eq!(srv.login_count(&good_linked.phone), 1);
     assert_eq!(srv.connection_count(&good_linked.phone), 1);
-    good.client
-        .send_text(Jid::pn("15550009999"), "still here")
-        .await
-        .expect("sent");
-    srv.wait_for_sent_message(|m| m.text == "still here", T)
-        .await
-        .expect("decrypted");
+    send_and_decrypt(&srv, &good, "15550009999", "still here").await;
 }
 
-/// Minimal HTTP/1.1 request to the fake's admin API: `(status, body)`.
+/// An admin API request to `srv`: `(status, body)`.
 async fn http(srv: &FakeServer, method: &str, path: &str, body: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect(srv.addr())
+    harness::http(&srv.addr().to_string(), method, path, body)
         .await
-        .expect("connects");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: fake\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.expect("written");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .await
-        .expect("response");
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status line");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+        .expect("admin API answers")
 }
 
 #[tokio::test]
@@ -583,13 +548,7 @@ async fn admin_http_api_drives_the_fake() {
     assert_eq!(status, 200, "{body}");
     c.message_text("via admin", T).await;
 
-    c.client
-        .send_text(Jid::pn("15550002222"), "to the admin log")
-        .await
-        .expect("sent");
-    srv.wait_for_sent_message(|m| m.text == "to the admin log", T)
-        .await
-        .expect("decrypted");
+    send_and_decrypt(&srv, &c, "15550002222", "to the admin log").await;
     let (_, body) = http(&srv, "GET", "/admin/messages", "").await;
     let messages: Vec<fakewa::SentMessage> = serde_json::from_str(&body).expect("json");
     assert!(
@@ -639,18 +598,10 @@ async fn the_binary_serves_the_admin_api() {
         .expect("reads")
         .expect("a line");
     let addr = line.rsplit(' ').next().expect("address").to_string();
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect(&addr)
+    let (status, body) = harness::http(&addr, "GET", "/admin/connections", "")
         .await
-        .expect("connects");
-    stream
-        .write_all(b"GET /admin/connections HTTP/1.1\r\nHost: fake\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("written");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("read");
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    assert!(response.ends_with("[]"), "{response}");
+        .expect("admin API answers");
+    assert_eq!((status, body.as_str()), (200, "[]"));
     child.kill().await.expect("killed");
 }
 
@@ -661,10 +612,7 @@ async fn a_message_sent_right_after_pairing_waits_for_the_devices_keys() {
     let qr = c.qr().await;
     let linked = srv.scan_qr(&qr).await.expect("linked");
     // The device has not logged in (nor uploaded prekeys) yet.
-    srv.contact_send_text("15550002222", &linked.phone, "welcome")
-        .await
-        .expect("queued");
-    c.message_text("welcome", T).await;
+    receive(&srv, &mut c, "15550002222", &linked.phone, "welcome").await;
 }
 
 #[tokio::test]
