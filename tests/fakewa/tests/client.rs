@@ -641,3 +641,68 @@ async fn a_restarted_fake_resumes_ik_or_falls_back_to_xx() {
     assert!(logged_out(&mut c).await);
     assert_eq!(other.handshakes(), [HandshakePattern::XxFallback]);
 }
+
+/// The fake's reply to the IQ with this id, if any arrives within `timeout`.
+async fn reply_to(srv: &FakeServer, id: &str, timeout: Duration) -> Option<fakewa::Node> {
+    srv.wait_for_stanza(
+        |s| {
+            s.direction == fakewa::Direction::ToClient
+                && s.node.tag == "iq"
+                && s.node.attrs.get("id").is_some_and(|v| v.as_str() == id)
+        },
+        timeout,
+    )
+    .await
+    .ok()
+    .map(|s| s.node)
+}
+
+fn iq(id: &str, xmlns: &str) -> whatsapp_rust::wacore_binary::Node {
+    NodeBuilder::new("iq")
+        .attrs([
+            ("id", id.to_string()),
+            ("xmlns", xmlns.to_string()),
+            ("type", "get".to_string()),
+            ("to", "s.whatsapp.net".to_string()),
+        ])
+        .build()
+}
+
+#[tokio::test]
+async fn keepalives_and_unknown_iqs_are_answered() {
+    let srv = server().await;
+    let (c, linked) = paired(&srv).await;
+    c.client.send_node(iq("ka-1", "w:p")).await.expect("sent");
+    let reply = reply_to(&srv, "ka-1", T).await.expect("ping answered");
+    assert_eq!(
+        reply.attrs.get("type").map(|v| v.as_str().into_owned()),
+        Some("result".into())
+    );
+
+    c.client
+        .send_node(iq("odd-1", "w:no-such-namespace"))
+        .await
+        .expect("sent");
+    let reply = reply_to(&srv, "odd-1", T)
+        .await
+        .expect("unknown IQ answered");
+    let code = reply
+        .get_optional_child("error")
+        .and_then(|e| e.attrs.get("code"))
+        .map(|v| v.as_str().into_owned());
+    assert_eq!(code.as_deref(), Some("501"));
+
+    srv.set_device_ping_replies(&linked.phone, false)
+        .expect("known device");
+    c.client.send_node(iq("ka-2", "w:p")).await.expect("sent");
+    assert!(
+        reply_to(&srv, "ka-2", Duration::from_millis(500))
+            .await
+            .is_none(),
+        "pings go unanswered when disabled"
+    );
+    srv.set_device_ping_replies(&linked.phone, true)
+        .expect("known device");
+    c.client.send_node(iq("ka-3", "w:p")).await.expect("sent");
+    assert!(reply_to(&srv, "ka-3", T).await.is_some());
+}
