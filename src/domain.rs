@@ -122,6 +122,86 @@ impl fmt::Debug for PhoneNumber {
     }
 }
 
+/// The text of an outgoing message: 1 to [`MessageText::MAX_CHARS`] characters,
+/// not only whitespace.
+///
+/// Message bodies are private: `Debug` is redacted, like [`PhoneNumber`]'s.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MessageText(String);
+
+impl MessageText {
+    /// WhatsApp's own limit for one text message.
+    pub const MAX_CHARS: usize = 65_536;
+
+    pub fn parse(raw: impl Into<String>) -> Result<Self, InvalidInput> {
+        let raw = raw.into();
+        if raw.trim().is_empty() {
+            return Err(InvalidInput::new("invalid_text", "the message text must not be empty"));
+        }
+        // Count characters only when the byte length could exceed the limit:
+        // a char is at least one byte, so fewer bytes than MAX_CHARS is always fine.
+        if raw.len() > Self::MAX_CHARS && raw.chars().count() > Self::MAX_CHARS {
+            return Err(InvalidInput::new(
+                "invalid_text",
+                format!("the message text must be at most {} characters long", Self::MAX_CHARS),
+            ));
+        }
+        Ok(Self(raw))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// Redacted: message bodies must not reach logs.
+impl fmt::Debug for MessageText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MessageText(<{} bytes>)", self.0.len())
+    }
+}
+
+/// A client-chosen key that makes a send safe to retry: the same key for the
+/// same company returns the first send's message id instead of sending again.
+/// 1–[`IdempotencyKey::MAX_LEN`] visible ASCII characters (no spaces).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub const MAX_LEN: usize = 255;
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        if raw.is_empty() || raw.len() > Self::MAX_LEN || !raw.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(InvalidInput::new(
+                "invalid_idempotency_key",
+                format!(
+                    "Idempotency-Key must be 1 to {} visible ASCII characters without spaces",
+                    Self::MAX_LEN
+                ),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Debug for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IdempotencyKey({})", self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +224,23 @@ mod tests {
             assert_eq!(PhoneNumber::parse(bad).unwrap_err().code, "invalid_phone", "{bad:?}");
         }
         assert_eq!(format!("{:?}", PhoneNumber::parse("15550001111").unwrap()), "PhoneNumber(<redacted>)");
+    }
+
+    #[test]
+    fn message_texts() {
+        assert_eq!(MessageText::parse("hello").unwrap().as_str(), "hello");
+        assert!(MessageText::parse("é".repeat(MessageText::MAX_CHARS)).is_ok(), "the limit counts characters, not bytes");
+        for bad in [String::new(), " \n\t".to_owned(), "a".repeat(MessageText::MAX_CHARS + 1)] {
+            assert_eq!(MessageText::parse(bad).unwrap_err().code, "invalid_text");
+        }
+        assert_eq!(format!("{:?}", MessageText::parse("secret").unwrap()), "MessageText(<6 bytes>)");
+    }
+
+    #[test]
+    fn idempotency_keys() {
+        assert!(IdempotencyKey::parse("order-42/retry_1").is_ok());
+        for bad in ["", "has space", "tab\t", "é", &"k".repeat(256)] {
+            assert_eq!(IdempotencyKey::parse(bad).unwrap_err().code, "invalid_idempotency_key", "{bad:?}");
+        }
     }
 }

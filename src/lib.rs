@@ -1,14 +1,22 @@
 //! wagate — a self-hosted, multi-tenant WhatsApp gateway.
 //!
 //! Crate map (each module's own docs say what it owns):
+//! - [`app`]: wiring of the binary (store, admin key, pool, HTTP, restore, graceful shutdown).
+//! - [`auth`]: the admin key and company tokens, and the extractors that check them.
+//! - [`config`]: flags and `WAGATE_*` environment variables.
 //! - [`domain`]: validated newtypes (`CompanyId`, `PhoneNumber`) parsed at the edge.
 //! - [`store`]: the sled database: registry, per-company credentials, transitions, idempotency keys.
+//! - [`http`]: the HTTP API v1 (axum router, one file per resource, the JSON error envelope, OpenAPI).
 //! - [`pb`]: prost types generated from `proto/wagate.proto` (stored records, emitted events).
 //! - [`pool`]: the session pool: one actor per company owning its whatsapp-rust client, the state machine and stream-error policy.
 //! - [`token`]: company API tokens (generation, SHA-256 hashing).
 //! - [`wa`]: everything that touches whatsapp-rust (the sled storage `Backend`, client building).
 
+pub mod app;
+pub mod auth;
+pub mod config;
 pub mod domain;
+pub mod http;
 pub mod pb;
 pub mod pool;
 pub mod store;

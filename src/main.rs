@@ -1,1 +1,20 @@
-fn main() {}
+//! The `wagate` binary: parse the configuration and run the gateway
+//! ([`wagate::app::run`] does the rest).
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = wagate::config::Config::parse();
+    match wagate::app::run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // Logged once, here; `{:#}` prints the whole context chain.
+            tracing::error!(error = %format!("{err:#}"), "wagate stopped with an error");
+            eprintln!("wagate: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

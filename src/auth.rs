@@ -1,0 +1,335 @@
+//! Who is calling: the admin key and company tokens, and the axum extractors
+//! that turn an `Authorization: Bearer …` header into a [`Caller`].
+//!
+//! # Credentials
+//!
+//! - **Admin key**: may do everything. Configured with `--admin-key`, or
+//!   generated on first start ([`AdminKey::load_or_generate`]): then only its
+//!   SHA-256 is stored (setting [`ADMIN_KEY_SETTING`]) and the plaintext is
+//!   handed back once, for the binary to print.
+//! - **Company token**: issued once when a company's session is created
+//!   ([`crate::token`]), stored as a SHA-256 in the company's registry record;
+//!   it may act only on its own company.
+//!
+//! # Invariants
+//!
+//! - Access is granted only by comparing SHA-256 digests with
+//!   [`subtle::ConstantTimeEq`]: the time taken does not depend on how much of
+//!   a guess was right.
+//! - The authoritative check for a company token is the company's own stored
+//!   hash. [`TokenIndex`] (hash → company, in memory) is used only to tell
+//!   "another company's token" (403 `forbidden`) from "no valid token" (401
+//!   `invalid_credentials`), and is re-verified against the store, so a stale
+//!   entry can never grant anything.
+//! - Credentials are checked before anything else is looked at, so an
+//!   unauthenticated caller learns nothing (not even whether a company exists).
+//! - Keys and tokens never reach a log line.
+
+use std::collections::HashMap;
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use parking_lot::RwLock;
+use subtle::ConstantTimeEq as _;
+
+use crate::domain::CompanyId;
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::store::{Store, StoreError};
+use crate::token::hash_token;
+
+/// Setting under which the SHA-256 of a generated admin key is stored.
+pub const ADMIN_KEY_SETTING: &str = "admin_key_sha256";
+
+/// Prefix of generated admin keys (company tokens use `wgc_`).
+const ADMIN_KEY_PREFIX: &str = "wga_";
+
+/// Why the admin key could not be set up at start.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthSetupError {
+    #[error("reading or writing the stored admin key failed")]
+    Store(#[from] StoreError),
+    #[error("the stored admin key hash is damaged ({0} bytes instead of 32); remove the setting or pass --admin-key")]
+    CorruptAdminKey(usize),
+    #[error("the system random number generator failed: {0}")]
+    Random(String),
+}
+
+/// The admin key, as its SHA-256 (the plaintext is not kept).
+#[derive(Clone)]
+pub struct AdminKey {
+    hash: [u8; 32],
+}
+
+/// Redacted.
+impl std::fmt::Debug for AdminKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminKey(<redacted>)")
+    }
+}
+
+impl AdminKey {
+    pub fn from_plaintext(key: &str) -> Self {
+        Self { hash: hash_token(key) }
+    }
+
+    /// The admin key for this start: the configured one if given (nothing is
+    /// stored then), else the stored hash, else a new random key whose hash is
+    /// stored and whose plaintext is returned, the one time it exists.
+    pub fn load_or_generate(store: &Store, configured: Option<&str>) -> Result<(Self, Option<String>), AuthSetupError> {
+        if let Some(key) = configured {
+            return Ok((Self::from_plaintext(key), None));
+        }
+        if let Some(stored) = store.get_setting(ADMIN_KEY_SETTING)? {
+            let hash: [u8; 32] =
+                stored.as_slice().try_into().map_err(|_| AuthSetupError::CorruptAdminKey(stored.len()))?;
+            return Ok((Self { hash }, None));
+        }
+        let mut random = [0u8; 32];
+        getrandom::fill(&mut random).map_err(|e| AuthSetupError::Random(e.to_string()))?;
+        let plaintext = format!("{ADMIN_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(random));
+        let key = Self::from_plaintext(&plaintext);
+        store.put_setting(ADMIN_KEY_SETTING, &key.hash)?;
+        Ok((key, Some(plaintext)))
+    }
+
+    fn matches(&self, presented_hash: &[u8; 32]) -> bool {
+        self.hash.ct_eq(presented_hash).into()
+    }
+}
+
+/// Token hash → company, to classify a token that does not fit the company it
+/// is used on (see the module invariants: it never grants access).
+#[derive(Default)]
+pub struct TokenIndex {
+    // parking_lot: held for a map lookup or insert only, never across `.await`.
+    by_hash: RwLock<HashMap<[u8; 32], CompanyId>>,
+}
+
+impl TokenIndex {
+    /// Built from the registry at start.
+    pub fn load(store: &Store) -> Result<Self, StoreError> {
+        let index = Self::default();
+        for record in store.list_companies()? {
+            if let (Ok(hash), Ok(company)) =
+                (<[u8; 32]>::try_from(record.token_hash.as_slice()), CompanyId::parse(&record.company_id))
+            {
+                index.by_hash.write().insert(hash, company);
+            }
+        }
+        Ok(index)
+    }
+
+    /// Records a token issued to `company`.
+    pub fn insert(&self, token: &str, company: &CompanyId) {
+        self.by_hash.write().insert(hash_token(token), company.clone());
+    }
+
+    /// Forgets every token of a deleted company.
+    pub fn remove_company(&self, company: &CompanyId) {
+        self.by_hash.write().retain(|_, c| c != company);
+    }
+
+    fn company_of(&self, hash: &[u8; 32]) -> Option<CompanyId> {
+        self.by_hash.read().get(hash).cloned()
+    }
+}
+
+/// Everything needed to authenticate a request.
+pub struct Authenticator {
+    admin: AdminKey,
+    store: Store,
+    tokens: TokenIndex,
+}
+
+/// Who a request acts as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Admin,
+    /// A company token, valid for this company only.
+    Company(CompanyId),
+}
+
+impl Authenticator {
+    pub fn new(admin: AdminKey, store: Store, tokens: TokenIndex) -> Self {
+        Self { admin, store, tokens }
+    }
+
+    pub fn tokens(&self) -> &TokenIndex {
+        &self.tokens
+    }
+
+    /// The credential's hash if it is the admin key, i.e. `Ok(None)` for the
+    /// admin and `Ok(Some(hash))` for anything else that was presented.
+    fn presented(&self, headers: &HeaderMap) -> Result<Option<[u8; 32]>, ApiError> {
+        let hash = hash_token(bearer(headers)?);
+        Ok(if self.admin.matches(&hash) { None } else { Some(hash) })
+    }
+
+    /// The caller of an admin-only endpoint.
+    pub fn admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        match self.presented(headers)? {
+            None => Ok(()),
+            Some(hash) => Err(self.refusal(&hash, None)?),
+        }
+    }
+
+    /// The caller of an endpoint of `company`: the admin, or `company`'s own
+    /// token. `raw_company` is parsed only after credentials were presented.
+    pub fn company(&self, headers: &HeaderMap, raw_company: &str) -> Result<(CompanyId, Caller), ApiError> {
+        let presented = self.presented(headers)?;
+        let company = CompanyId::parse(raw_company)?;
+        let Some(hash) = presented else {
+            return Ok((company, Caller::Admin));
+        };
+        if self.token_belongs_to(&hash, &company)? {
+            return Ok((company.clone(), Caller::Company(company)));
+        }
+        Err(self.refusal(&hash, Some(&company))?)
+    }
+
+    fn token_belongs_to(&self, hash: &[u8; 32], company: &CompanyId) -> Result<bool, ApiError> {
+        let record = self.store.get_company(company).map_err(ApiError::internal)?;
+        Ok(record.is_some_and(|r| r.token_hash.len() == 32 && bool::from(r.token_hash.as_slice().ct_eq(hash))))
+    }
+
+    /// 403 when `hash` is the valid token of another company than `target`
+    /// (re-checked against the store), else 401.
+    fn refusal(&self, hash: &[u8; 32], target: Option<&CompanyId>) -> Result<ApiError, ApiError> {
+        match self.tokens.company_of(hash) {
+            Some(owner) if Some(&owner) != target && self.token_belongs_to(hash, &owner)? => Ok(ApiError::Forbidden),
+            _ => Ok(ApiError::InvalidCredentials),
+        }
+    }
+}
+
+/// The bearer credential of a request.
+fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let value = headers.get(AUTHORIZATION).ok_or(ApiError::MissingCredentials)?;
+    let value = value.to_str().map_err(|_| ApiError::InvalidCredentials)?;
+    match value.split_once(' ') {
+        Some((scheme, credential)) if scheme.eq_ignore_ascii_case("bearer") && !credential.trim().is_empty() => {
+            Ok(credential.trim())
+        }
+        _ => Err(ApiError::InvalidCredentials),
+    }
+}
+
+/// Extractor for admin-only endpoints.
+#[derive(Debug)]
+pub struct AdminAccess;
+
+impl FromRequestParts<AppState> for AdminAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        state.auth.admin(&parts.headers)?;
+        Ok(Self)
+    }
+}
+
+/// Extractor for endpoints under `/v1/sessions/{company}`: the validated
+/// company id and who acts on it.
+#[derive(Debug)]
+pub struct CompanyAccess {
+    pub company: CompanyId,
+    pub caller: Caller,
+}
+
+impl FromRequestParts<AppState> for CompanyAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state).await?;
+        let raw = params.get("company").map(String::as_str).unwrap_or_default();
+        let (company, caller) = state.auth.company(&parts.headers, raw)?;
+        Ok(Self { company, caller })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, value.parse().unwrap());
+        headers
+    }
+
+    fn code(result: Result<impl std::fmt::Debug, ApiError>) -> &'static str {
+        result.unwrap_err().code()
+    }
+
+    fn company(store: &Store, id: &str, token: &str) -> CompanyId {
+        let record = pb::CompanyRecord {
+            company_id: id.to_owned(),
+            token_hash: hash_token(token).to_vec(),
+            ..Default::default()
+        };
+        store.put_company(&record).unwrap();
+        CompanyId::parse(id).unwrap()
+    }
+
+    #[test]
+    fn generated_admin_key_is_stored_hashed_and_printed_once() {
+        let store = Store::open_temporary().unwrap();
+        let (key, plaintext) = AdminKey::load_or_generate(&store, None).unwrap();
+        let plaintext = plaintext.expect("first start generates a key");
+        assert!(plaintext.starts_with(ADMIN_KEY_PREFIX));
+        let stored = store.get_setting(ADMIN_KEY_SETTING).unwrap().unwrap();
+        assert_eq!(stored, hash_token(&plaintext).to_vec(), "only the hash is stored");
+        assert!(key.matches(&hash_token(&plaintext)));
+
+        let (again, none) = AdminKey::load_or_generate(&store, None).unwrap();
+        assert!(none.is_none(), "the key is printed on first start only");
+        assert!(again.matches(&hash_token(&plaintext)));
+
+        let (configured, none) = AdminKey::load_or_generate(&store, Some("configured-key-0123")).unwrap();
+        assert!(none.is_none());
+        assert!(configured.matches(&hash_token("configured-key-0123")));
+        assert!(!configured.matches(&hash_token(&plaintext)), "a configured key replaces the stored one");
+    }
+
+    #[test]
+    fn callers_are_classified() {
+        let store = Store::open_temporary().unwrap();
+        let acme = company(&store, "acme", "wgc_acme-token");
+        let globex = company(&store, "globex", "wgc_globex-token");
+        let auth = Authenticator::new(
+            AdminKey::from_plaintext("admin-key-0123456789"),
+            store.clone(),
+            TokenIndex::load(&store).unwrap(),
+        );
+
+        assert_eq!(
+            auth.company(&headers("Bearer admin-key-0123456789"), "acme").unwrap(),
+            (acme.clone(), Caller::Admin)
+        );
+        assert_eq!(
+            auth.company(&headers("bearer wgc_acme-token"), "acme").unwrap(),
+            (acme.clone(), Caller::Company(acme.clone()))
+        );
+        assert_eq!(code(auth.company(&HeaderMap::new(), "acme")), "missing_credentials");
+        assert_eq!(code(auth.company(&headers("Bearer nope"), "acme")), "invalid_credentials");
+        assert_eq!(code(auth.company(&headers("Basic YWRtaW4="), "acme")), "invalid_credentials");
+        assert_eq!(code(auth.company(&headers("Bearer wgc_globex-token"), "acme")), "forbidden");
+        assert_eq!(code(auth.company(&headers("Bearer wgc_acme-token"), "initech")), "forbidden");
+        assert_eq!(code(auth.company(&headers("Bearer admin-key-0123456789"), "Bad Id")), "invalid_company_id");
+        assert_eq!(code(auth.company(&HeaderMap::new(), "Bad Id")), "missing_credentials");
+
+        auth.admin(&headers("Bearer admin-key-0123456789")).unwrap();
+        assert_eq!(code(auth.admin(&headers("Bearer wgc_acme-token"))), "forbidden");
+        assert_eq!(code(auth.admin(&headers("Bearer wrong"))), "invalid_credentials");
+
+        // A deleted company's token is no longer anyone's: 401, not 403.
+        store.remove_company(&globex).unwrap();
+        auth.tokens().remove_company(&globex);
+        assert_eq!(code(auth.company(&headers("Bearer wgc_globex-token"), "acme")), "invalid_credentials");
+    }
+}

@@ -1,0 +1,198 @@
+//! The gateway's configuration: command-line flags, each with a `WAGATE_*`
+//! environment variable (the flag wins), validated before anything starts.
+//!
+//! The names and defaults are DESIGN.md's "Configuration" table; the extra
+//! knobs (`--wa-version`, `--push-name`, `--shutdown-timeout`) are what a
+//! deployment or a test needs to run without reaching WhatsApp's web site.
+//!
+//! Secrets: the admin key is never printed by `--help` (`hide_env_values`)
+//! nor by `Debug`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// wagate — a self-hosted, multi-tenant WhatsApp gateway.
+#[derive(Clone, Parser)]
+#[command(name = "wagate", version, about, long_about = None)]
+pub struct Config {
+    /// HTTP address to listen on.
+    #[arg(long, env = "WAGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Directory of the sled database (sessions, credentials, queues).
+    #[arg(long, env = "WAGATE_DATA_DIR", default_value = "sessions")]
+    pub data_dir: PathBuf,
+
+    /// Admin API key (at least 16 characters). When absent, one is generated
+    /// on first start, stored hashed in the data directory and printed once.
+    #[arg(long, env = "WAGATE_ADMIN_KEY", hide_env_values = true, value_parser = parse_admin_key)]
+    pub admin_key: Option<String>,
+
+    /// Public base URL of this gateway (base of pairing links); defaults to
+    /// `http://<listen>`.
+    #[arg(long, env = "WAGATE_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+
+    /// Log output format.
+    #[arg(long, env = "WAGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+
+    /// WebSocket endpoint of WhatsApp; a fake server's URL in tests and
+    /// benchmarks. Defaults to WhatsApp's own endpoint.
+    #[arg(long, env = "WAGATE_WA_URL", value_parser = parse_ws_url)]
+    pub wa_url: Option<String>,
+
+    /// WhatsApp Web client version to announce, `MAJOR.MINOR.PATCH`
+    /// (e.g. `2.3000.1023456789`). When absent the client fetches the current
+    /// one from WhatsApp's web site at each connect.
+    #[arg(long, env = "WAGATE_WA_VERSION", value_parser = parse_wa_version)]
+    pub wa_version: Option<(u32, u32, u32)>,
+
+    /// Device name shown on the linked phone ("Linked devices").
+    #[arg(long, env = "WAGATE_PUSH_NAME", default_value = "wagate")]
+    pub push_name: String,
+
+    /// Seconds allowed for a graceful shutdown (HTTP drain, then every
+    /// session disconnected) before the process exits anyway.
+    #[arg(long, env = "WAGATE_SHUTDOWN_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub shutdown_timeout: u64,
+}
+
+/// How log lines are written (to stderr; stdout is reserved for the one-time
+/// admin key announcement).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl Config {
+    /// The public base URL, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout)
+    }
+}
+
+/// Redacts the admin key.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("admin_key", &self.admin_key.as_ref().map(|_| "<redacted>"))
+            .field("public_url", &self.public_url)
+            .field("log_format", &self.log_format)
+            .field("wa_url", &self.wa_url)
+            .field("wa_version", &self.wa_version)
+            .field("push_name", &self.push_name)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .finish()
+    }
+}
+
+/// The shortest admin key accepted: shorter keys are guessable.
+pub const MIN_ADMIN_KEY_LEN: usize = 16;
+
+fn parse_admin_key(raw: &str) -> Result<String, String> {
+    if raw.len() < MIN_ADMIN_KEY_LEN {
+        return Err(format!("the admin key must be at least {MIN_ADMIN_KEY_LEN} characters long"));
+    }
+    if !raw.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("the admin key may contain only visible ASCII characters".into());
+    }
+    Ok(raw.to_owned())
+}
+
+fn parse_public_url(raw: &str) -> Result<String, String> {
+    parse_url(raw, ["http://", "https://"], "https://wa.example.com")
+}
+
+fn parse_ws_url(raw: &str) -> Result<String, String> {
+    parse_url(raw, ["ws://", "wss://"], "ws://127.0.0.1:9000/ws/chat")
+}
+
+/// A URL with one of `schemes` and a host (no whitespace).
+fn parse_url(raw: &str, schemes: [&str; 2], example: &str) -> Result<String, String> {
+    let rest = schemes
+        .iter()
+        .find_map(|scheme| raw.strip_prefix(scheme))
+        .ok_or_else(|| format!("the URL must start with {} or {}", schemes[0], schemes[1]))?;
+    if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
+        return Err(format!("the URL must name a host, e.g. {example}"));
+    }
+    Ok(raw.to_owned())
+}
+
+fn parse_wa_version(raw: &str) -> Result<(u32, u32, u32), String> {
+    let parts: Vec<&str> = raw.split('.').collect();
+    let [major, minor, patch] = parts.as_slice() else {
+        return Err("expected MAJOR.MINOR.PATCH, e.g. 2.3000.1023456789".into());
+    };
+    let num = |s: &str| s.parse::<u32>().map_err(|_| format!("`{s}` is not a version number"));
+    Ok((num(major)?, num(minor)?, num(patch)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        Config::try_parse_from(std::iter::once("wagate").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.data_dir, PathBuf::from("sessions"));
+        assert_eq!(config.log_format, LogFormat::Pretty);
+        assert_eq!(config.public_url(), "http://127.0.0.1:8080");
+        assert!(config.admin_key.is_none() && config.wa_url.is_none() && config.wa_version.is_none());
+    }
+
+    #[test]
+    fn flags_are_validated() {
+        let config = parse(&[
+            "--admin-key",
+            "0123456789abcdef",
+            "--wa-url",
+            "ws://127.0.0.1:9/ws/chat",
+            "--wa-version",
+            "2.3000.7",
+            "--log-format",
+            "json",
+            "--public-url",
+            "https://wa.example.com/",
+        ])
+        .unwrap();
+        assert_eq!(config.wa_version, Some((2, 3000, 7)));
+        assert_eq!(config.public_url(), "https://wa.example.com");
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert!(!format!("{config:?}").contains("0123456789abcdef"), "Debug must redact the admin key");
+
+        for bad in [
+            &["--admin-key", "short"][..],
+            &["--wa-url", "http://x"],
+            &["--wa-version", "2.3000"],
+            &["--public-url", "wa.example.com"],
+            &["--listen", "nope"],
+            &["--log-format", "xml"],
+            &["--shutdown-timeout", "0"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The HTTP API (v1, DESIGN.md "HTTP API"): one file per resource, the error
+//! envelope in [`error`], and [`router`] assembling them, so tests drive the
+//! whole API with `oneshot` and no socket.
+//!
+//! # Invariants
+//!
+//! - Every handler validates all of its input (credentials, company id, body,
+//!   headers) in extractors before it touches the pool, so a refused request
+//!   changes nothing (DESIGN.md invariant 6).
+//! - Every response that is not a success is the JSON envelope of
+//!   [`error::ApiError`], including unknown routes, wrong methods, malformed
+//!   JSON and over-large bodies.
+//! - Request bodies are capped at [`MAX_BODY_BYTES`].
+//! - Responses carrying a secret (a company token, a QR code, a pair code) are
+//!   marked `Cache-Control: no-store`; handlers never log them.
+
+pub mod error;
+mod events;
+mod extract;
+mod health;
+mod messages;
+pub mod openapi;
+mod qr;
+mod sessions;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderValue;
+use axum::http::header::CACHE_CONTROL;
+use tokio::sync::watch;
+
+use crate::auth::Authenticator;
+use crate::pool::SessionPool;
+
+/// The largest request body accepted (bytes). A text message of the maximum
+/// length in multi-byte characters still fits.
+pub const MAX_BODY_BYTES: usize = 512 * 1024;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: SessionPool,
+    pub auth: Arc<Authenticator>,
+    pub lifecycle: Lifecycle,
+}
+
+/// The process's phase as the HTTP layer sees it: ready once sessions were
+/// restored (`/readyz`), stopping once shutdown began (open event streams end).
+#[derive(Clone)]
+pub struct Lifecycle {
+    ready: Arc<AtomicBool>,
+    stopping: watch::Sender<bool>,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Self { ready: Arc::new(AtomicBool::new(false)), stopping: watch::Sender::new(false) }
+    }
+}
+
+impl Lifecycle {
+    /// Sessions were restored: `/readyz` answers 200 from now on.
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Shutdown began: event streams end so the HTTP server can drain.
+    pub fn begin_stopping(&self) {
+        self.ready.store(false, Ordering::Release);
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once [`Lifecycle::begin_stopping`] was called.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: it only waits.
+    pub async fn stopped(&self) {
+        let mut rx = self.stopping.subscribe();
+        // Err only if the sender is gone, which cannot happen while `self` holds it.
+        let _ = rx.wait_for(|stopping| *stopping).await;
+    }
+}
+
+/// The whole HTTP surface: `/v1/…`, `/healthz`, `/readyz`, `/openapi.json`.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = openapi::api_router().split_for_parts();
+    api.merge(openapi::router(&openapi))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// `Cache-Control: no-store`, for responses that carry a secret.
+fn no_store() -> [(axum::http::HeaderName, HeaderValue); 1] {
+    [(CACHE_CONTROL, HeaderValue::from_static("no-store"))]
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,82 @@
+//! The OpenAPI 3.1 document, generated with `utoipa` from the handlers' own
+//! `#[utoipa::path]` annotations and response types, and served at
+//! `GET /openapi.json`. The routes are registered through
+//! [`utoipa_axum::router::OpenApiRouter`], so a route cannot exist without
+//! being documented.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::HeaderValue;
+use axum::http::header::CONTENT_TYPE;
+use axum::routing::get;
+use utoipa::openapi::OpenApi as OpenApiDocument;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::ErrorBody;
+use super::{AppState, events, health, messages, qr, sessions};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "wagate",
+        description = "Self-hosted, multi-tenant WhatsApp gateway. Every error is `{\"error\":{\"code\",\"message\"}}` with a stable snake_case `code`. Authenticate with `Authorization: Bearer <admin key or company token>`; a company token acts only on its own company.",
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(ErrorBody)),
+    tags(
+        (name = "sessions", description = "A company's WhatsApp session: create, link, observe, unlink"),
+        (name = "messages", description = "Sending"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+struct ApiDoc;
+
+/// Declares the `bearer` security scheme the operations refer to.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut OpenApiDocument) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The admin key, or a company token (acts on its own company only)"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every documented route, with its OpenAPI description.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(sessions::list))
+        .routes(routes!(sessions::ensure, sessions::status, sessions::delete))
+        .routes(routes!(sessions::pair_code))
+        .routes(routes!(sessions::reconnect))
+        .routes(routes!(sessions::logout))
+        .routes(routes!(qr::current_qr))
+        .routes(routes!(events::events))
+        .routes(routes!(messages::send_text))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+}
+
+/// `GET /openapi.json`, serving the document built with the routes
+/// (serialized once, at start).
+pub fn router(document: &OpenApiDocument) -> Router<AppState> {
+    // Serializing utoipa's document model cannot fail (string-keyed maps only).
+    let json = Bytes::from(document.to_json().unwrap_or_default());
+    Router::new().route(
+        "/openapi.json",
+        get(move || {
+            let json = json.clone();
+            async move { ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], json) }
+        }),
+    )
+}
