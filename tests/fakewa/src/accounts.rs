@@ -153,8 +153,10 @@ pub(crate) struct PrimaryHello {
 #[derive(Default)]
 pub(crate) struct Registry {
     pub(crate) accounts: HashMap<String, Account>,
-    /// LID user → phone.
+    /// LID user → phone (accounts, and contacts once their LID was served).
     pub(crate) lids: HashMap<String, String>,
+    /// Phone → LID user (the inverse of `lids`).
+    pub(crate) lid_by_phone: HashMap<String, String>,
     pub(crate) conns: HashMap<ConnId, ConnEntry>,
     /// Registration (unpaired) connections by the client's Noise static key.
     pub(crate) registrations: HashMap<[u8; 32], ConnId>,
@@ -253,6 +255,19 @@ impl Registry {
         }
     }
 
+    /// The LID user of `phone`, allocated on first use (a number keeps its
+    /// LID when it later becomes a linked account).
+    pub(crate) fn lid_for(&mut self, phone: &str) -> String {
+        if let Some(lid) = self.lid_by_phone.get(phone) {
+            return lid.clone();
+        }
+        self.seq += 1;
+        let lid = format!("{}", 100_000_000_000_000u64 + u64::from(self.seq));
+        self.lids.insert(lid.clone(), phone.to_string());
+        self.lid_by_phone.insert(phone.to_string(), lid.clone());
+        lid
+    }
+
     /// Creates the account for `phone` if absent and returns it.
     pub(crate) fn ensure_account(
         &mut self,
@@ -260,9 +275,8 @@ impl Registry {
         identity: IdentityKeyPair,
     ) -> &mut Account {
         if !self.accounts.contains_key(phone) {
+            let lid = self.lid_for(phone);
             self.seq += 1;
-            let lid = format!("{}", 100_000_000_000_000u64 + u64::from(self.seq));
-            self.lids.insert(lid.clone(), phone.to_string());
             self.accounts.insert(
                 phone.to_string(),
                 Account {

@@ -44,6 +44,9 @@ pub struct Config {
     pub app_state_key_share: bool,
     /// How long `scan_qr` / `enter_pair_code` wait for the client to finish.
     pub pairing_timeout: Duration,
+    /// Answer LID lookups for every number (Baileys 7 needs a LID for each
+    /// recipient); when off, only the asking account's own LID is served.
+    pub contact_lids: bool,
 }
 
 impl Default for Config {
@@ -55,6 +58,7 @@ impl Default for Config {
             contact_receipts: true,
             app_state_key_share: true,
             pairing_timeout: Duration::from_secs(30),
+            contact_lids: true,
         }
     }
 }

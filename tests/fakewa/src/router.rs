@@ -717,7 +717,7 @@ fn usync(shared: &Shared, ctx: &ConnCtx, iq: &Node, id: &str) -> Node {
         .get_optional_child("list")
         .map(|l| l.get_children_by_tag("user").collect())
         .unwrap_or_default();
-    let reg = shared.reg.lock();
+    let mut reg = shared.reg.lock();
     let own = ctx.device.as_ref();
     let mut out = Vec::with_capacity(users.len());
     for user in users {
@@ -729,8 +729,9 @@ fn usync(shared: &Shared, ctx: &ConnCtx, iq: &Node, id: &str) -> Node {
         });
         let Some(jid) = jid else { continue };
         let phone = reg.phone_of_user(&jid.user, jid.server == Server::Lid);
-        let account = reg.accounts.get(&phone);
         let is_own = own.is_some_and(|k| k.phone == phone);
+        let lid = (is_own || shared.config.contact_lids).then(|| reg.lid_for(&phone));
+        let account = reg.accounts.get(&phone);
         let mut children = Vec::new();
         for query in &queries {
             match query.as_str() {
@@ -767,10 +768,11 @@ fn usync(shared: &Shared, ctx: &ConnCtx, iq: &Node, id: &str) -> Node {
                     children.push(NodeBuilder::new("devices").children(devices).build());
                 }
                 "lid" => {
-                    let lid = NodeBuilder::new("lid");
-                    children.push(match (is_own, account) {
-                        (true, Some(a)) => lid.attr("val", format!("{}@lid", a.lid)).build(),
-                        _ => lid.build(),
+                    children.push(match &lid {
+                        Some(user) => NodeBuilder::new("lid")
+                            .attr("val", format!("{user}@lid"))
+                            .build(),
+                        None => NodeBuilder::new("lid").build(),
                     });
                 }
                 "contact" => children.push(
