@@ -579,6 +579,10 @@ impl FakeServer {
     /// Sends a stream error to every live connection of `target` (phone or
     /// device JID) and closes them. `Code401`/`DeviceRemoved` also mark the
     /// device(s) removed, so their next login fails with 401.
+    ///
+    /// Errors: [`FakeError::UnknownDevice`] if `target` is not linked;
+    /// [`FakeError::NotConnected`] if it has no live connection (except for
+    /// the two kinds that remove the device, which apply offline too).
     pub async fn inject_stream_error(&self, target: &str, kind: StreamErrorKind) -> Result<()> {
         self.shared.inject_stream_error(target, kind)
     }

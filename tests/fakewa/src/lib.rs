@@ -20,6 +20,41 @@
 //! - `contacts`: server-held Signal peers (contacts and phones);
 //! - `admin_http`: the admin HTTP API on the same port (binary `fakewa`).
 //!
+//! # Rust API (on [`FakeServer`])
+//!
+//! | call | what |
+//! |---|---|
+//! | `FakeServer::start(Config::default())` | bind `127.0.0.1:0`, serve WebSocket + admin HTTP |
+//! | `ws_url()`, `addr()`, `http_url()` | `ws://127.0.0.1:PORT/ws/chat`, the socket address, the admin base URL |
+//! | `scan_qr(&qr)` / `scan_qr_as(phone, &qr)` | the phone scans a client's QR: a fresh `1555000NNNN` account, or the given number; returns [`Linked`] once the client signed |
+//! | `enter_pair_code(phone, code)` | the phone of `phone` enters the code the client shows |
+//! | `contact_send_text(from, to, text)` | a fake contact (created on demand) sends text to a linked account (`pkmsg` first, `msg` once the client has answered); queued while the device is offline, redelivered until its receipt |
+//! | `sent_messages()`, `wait_for_sent_message(pred, t)` | what clients sent to contacts, decrypted |
+//! | `inject_stream_error(target, kind)` | [`StreamErrorKind`]: 401 / device_removed (both mark the device removed) / replaced / 515 / 503; the socket is closed after it |
+//! | `remove_device(target)` | the phone unlinks it: `device_removed` now, `<failure reason="401">` at every later login |
+//! | `connections()`, `connection_count(t)`, `max_concurrent_connections(t)`, `wait_for_connection_count(t, n, timeout)` | live logged-in connections; the high-water mark proves "never two sockets" |
+//! | `login_count(t)`, `is_removed(t)`, `linked_devices()`, `handshakes()` | logins (assert "no reconnect"), removal, devices, Noise patterns used |
+//! | `stanzas()`, `wait_for_stanza(pred, t)` | transcript of every stanza both ways (waits also match stanzas recorded before the call) |
+//! | `set_ping_replies(bool)`, `set_device_ping_replies(t, bool)` | stop answering keepalives (watchdog tests) |
+//!
+//! A `target` is a phone number (all its devices), a device JID
+//! (`PHONE:DEV@s.whatsapp.net`) or a LID JID. A second login of a device
+//! that is still connected gets the old connection `<conflict type="replaced"/>`,
+//! like WhatsApp; the old connection stops counting as live when that is sent.
+//!
+//! Admin HTTP on the same port (binary `fakewa --listen 127.0.0.1:PORT`):
+//! `POST /admin/mock-phone/scan-qr[?phone=…]` (body: the QR string) → [`Linked`],
+//! `POST /admin/mock-phone/pair-code` `{"phone","code"}` → [`Linked`],
+//! `POST /admin/contacts/{phone}/messages` `{"to","text"}` → `{"id"}`,
+//! `GET /admin/messages` → `[{"from","to","id","text"}]`,
+//! `POST /admin/devices/{jid}/stream-error` `{"kind"}` → 204,
+//! `GET /admin/connections` → `[{"jid","connections"}]`, `GET /admin/devices` → `[Linked]`.
+//! Errors: `{"error":{"code","message"}}` (`invalid_input` 400,
+//! `no_pending_pairing`/`unknown_device` 404, `not_connected`/`pairing_failed` 409, `timeout` 504).
+//!
+//! Client-neutral: the real whatsapp-rust 0.7 client (tests/client.rs) and
+//! Baileys 7.0.0-rc14 (`baileys/smoke.mjs`) both pair, send and receive.
+//!
 //! # Example
 //! ```no_run
 //! # async fn demo() -> Result<(), fakewa::FakeError> {
