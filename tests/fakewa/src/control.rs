@@ -421,7 +421,7 @@ impl Shared {
             ));
         }
         for key in keys {
-            crate::router::deliver_inbox(self, &key, None).await?;
+            crate::messaging::deliver_inbox(self, &key, None).await?;
         }
         Ok(id)
     }

@@ -14,7 +14,8 @@
 //! - `transport`: accept loop, HTTP/WebSocket sniffing, one task per connection;
 //! - `noise`: server side of the Noise handshakes and the frame cipher;
 //! - `codec`: stanza encoding and reply builders;
-//! - `router`: what the server answers to each stanza; login; message delivery;
+//! - `router`: what the server answers to each stanza; login; IQs;
+//! - `messaging`: contact messages to and from clients, queues, key share;
 //! - `accounts`: accounts, devices, live connections, queues (the registry);
 //! - `phone`: pairing crypto (ADV identities, pair codes), key share;
 //! - `contacts`: server-held Signal peers (contacts and phones);
@@ -81,6 +82,7 @@ mod codec;
 mod contacts;
 pub mod control;
 mod error;
+mod messaging;
 mod noise;
 mod phone;
 mod router;

@@ -1,14 +1,11 @@
-//! Stanza routing: what the fake answers to each client stanza, plus login
-//! and delivery of queued contact messages.
+//! Stanza routing: login (the ClientPayload decision) and what the fake
+//! answers to each client stanza; message traffic is in [`crate::messaging`].
 //!
 //! Invariants:
 //! - every IQ gets exactly one reply; unknown IQs get `501
 //!   feature-not-implemented` (spec §6.2 "generic rule");
 //! - an unknown top-level stanza is a protocol error: the caller logs it and
-//!   closes that one connection;
-//! - queued contact messages are delivered in order, after the client's
-//!   `passive/active` IQ and before the `<ib><offline>` marker, and stay
-//!   queued until the device's receipt names them.
+//!   closes that one connection.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +13,6 @@ use std::time::Duration;
 use buffa::Message as _;
 use tokio::sync::mpsc;
 use wacore::iq::prekeys::PreKeyBundleUserNode;
-use wacore::libsignal::protocol::{
-    DeviceId, IdentityKey, PreKeyBundle, PreKeyId, PublicKey, SignedPreKeyId,
-};
 use wacore::protocol::ProtocolNode as _;
 use wacore_binary::builder::NodeBuilder;
 use wacore_binary::{Jid, Node, SERVER_JID, Server};
@@ -26,9 +20,9 @@ use waproto::whatsapp as wa;
 
 use crate::accounts::{ConnId, Device, DeviceKey, Outbound, PendingCode, UploadedBundle};
 use crate::codec::{self, attr, child_bytes, iq_error, iq_result, now_secs};
-use crate::contacts::{self, device_address};
-use crate::control::{Linked, SentMessage, Shared, linked};
+use crate::control::{Linked, Shared, linked};
 use crate::error::{FakeError, Result};
+use crate::messaging;
 use crate::phone;
 
 /// Delay before the 515 that follows `pair-device-sign` (spec §4.5: avoids
@@ -43,7 +37,7 @@ pub(crate) struct ConnCtx {
 }
 
 impl ConnCtx {
-    fn send(&self, node: Node) {
+    pub(crate) fn send(&self, node: Node) {
         // A closed channel means the connection is going away; nothing to do.
         let _ = self.tx.send(Outbound::Node(Box::new(node)));
     }
@@ -155,9 +149,9 @@ pub(crate) fn on_login(
 pub(crate) async fn handle(shared: &Arc<Shared>, ctx: &mut ConnCtx, node: Node) -> Result<()> {
     match node.tag.as_ref() {
         "iq" => handle_iq(shared, ctx, &node).await,
-        "message" => handle_message(shared, ctx, &node).await,
+        "message" => messaging::handle_message(shared, ctx, &node).await,
         "receipt" => {
-            handle_receipt(shared, ctx, &node);
+            messaging::handle_receipt(shared, ctx, &node);
             Ok(())
         }
         // Fire-and-forget stanzas: nothing to answer.
@@ -197,7 +191,7 @@ async fn handle_iq(shared: &Arc<Shared>, ctx: &mut ConnCtx, iq: &Node) -> Result
         ("passive", "set", _) => {
             ctx.send(iq_result(&id, vec![]));
             if let Some(key) = ctx.device.clone() {
-                deliver_inbox(shared, &key, Some(ctx)).await?;
+                messaging::deliver_inbox(shared, &key, Some(ctx)).await?;
             }
         }
         ("encrypt", "set", "rotate") => {
@@ -208,11 +202,11 @@ async fn handle_iq(shared: &Arc<Shared>, ctx: &mut ConnCtx, iq: &Node) -> Result
             store_upload(shared, ctx, iq)?;
             ctx.send(iq_result(&id, vec![]));
             if shared.config.app_state_key_share {
-                send_key_share(shared, ctx).await;
+                messaging::send_key_share(shared, ctx).await;
             }
             // Messages queued before the device had keys can go out now.
             if let Some(key) = ctx.device.clone() {
-                deliver_inbox(shared, &key, None).await?;
+                messaging::deliver_inbox(shared, &key, None).await?;
             }
         }
         ("encrypt", "get", "key") => {
@@ -428,213 +422,12 @@ fn store_rotated_skey(shared: &Shared, ctx: &ConnCtx, iq: &Node) {
     }
 }
 
-/// Takes a bundle of a client device's uploaded keys, popping one one-time
-/// prekey (each is handed out once).
-fn take_device_bundle(shared: &Shared, key: &DeviceKey) -> Result<Option<PreKeyBundle>> {
-    let mut reg = shared.reg.lock();
-    let Some(bundle) = reg.device_mut(key).and_then(|d| d.bundle.as_mut()) else {
-        return Ok(None);
-    };
-    let otk = bundle.prekeys.pop_front();
-    let pk = |b: &[u8]| PublicKey::from_djb_public_key_bytes(b).map_err(FakeError::signal);
-    let one_time = match otk {
-        Some((id, value)) => Some((PreKeyId::from(id), pk(&value)?)),
-        None => None,
-    };
-    PreKeyBundle::new(
-        bundle.registration_id,
-        DeviceId::from(u32::from(key.device)),
-        one_time,
-        SignedPreKeyId::from(bundle.signed_prekey_id),
-        pk(&bundle.signed_prekey)?,
-        bundle.signed_prekey_sig.clone(),
-        IdentityKey::new(pk(&bundle.identity)?),
-    )
-    .map(Some)
-    .map_err(FakeError::signal)
-}
-
-/// Encrypts `message` from peer `from` to a client device, starting a
-/// session from the device's bundle when needed. `world` must be the locked
-/// Signal world.
-async fn encrypt_to_device(
-    shared: &Shared,
-    world: &mut contacts::SignalWorld,
-    from: &str,
-    key: &DeviceKey,
-    message: &wa::Message,
-) -> Result<(&'static str, Vec<u8>)> {
-    let address = device_address(&key.phone, key.device);
-    let peer = world.peer(from)?;
-    if !peer.has_session(&address) {
-        let bundle = take_device_bundle(shared, key)?
-            .ok_or_else(|| FakeError::Signal("device has not uploaded prekeys yet".into()))?;
-        peer.start_session(&address, &bundle).await?;
-    }
-    peer.encrypt(&address, message).await
-}
-
-fn enc_node(kind: &str, bytes: Vec<u8>) -> Node {
-    NodeBuilder::new("enc")
-        .attrs([("v", "2".to_string()), ("type", kind.to_string())])
-        .bytes(bytes)
-        .build()
-}
-
-async fn send_key_share(shared: &Arc<Shared>, ctx: &ConnCtx) {
-    let Some(key) = ctx.device.clone() else {
-        return;
-    };
-    let raw_id = match shared.reg.lock().accounts.get(&key.phone) {
-        Some(a) => a.raw_id,
-        None => return,
-    };
-    let message = phone::app_state_key_share(raw_id);
-    let mut world = shared.world.lock().await;
-    match encrypt_to_device(shared, &mut world, &key.phone, &key, &message).await {
-        Ok((kind, bytes)) => ctx.send(
-            NodeBuilder::new("message")
-                .attrs([
-                    ("from", format!("{}@s.whatsapp.net", key.phone)),
-                    ("id", codec::new_message_id()),
-                    ("type", "text".to_string()),
-                    ("category", "peer".to_string()),
-                    ("t", now_secs().to_string()),
-                ])
-                .children([enc_node(kind, bytes)])
-                .build(),
-        ),
-        Err(e) => tracing::warn!(conn.id = ctx.id, error = %e, "app-state key share not sent"),
-    }
-}
-
-/// Delivers a device's queued contact messages. With `flush_on` (the
-/// login path) every unacknowledged message goes out on that connection
-/// marked `offline`, followed by the `<ib><offline>` marker, and the
-/// connection becomes ready; otherwise messages go to the device's ready
-/// connection, if any.
-pub(crate) async fn deliver_inbox(
-    shared: &Arc<Shared>,
-    key: &DeviceKey,
-    flush_on: Option<&ConnCtx>,
-) -> Result<()> {
-    // Holding the world lock serializes deliveries to all devices, which
-    // keeps each device's messages in order.
-    let mut world = shared.world.lock().await;
-    let todo: Vec<(usize, String, String, Option<String>, String)> = {
-        let reg = shared.reg.lock();
-        let Some(dev) = reg.device(key) else {
-            return Ok(());
-        };
-        dev.inbox
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.stanza.is_none())
-            .map(|(i, m)| {
-                (
-                    i,
-                    m.from.clone(),
-                    m.text.clone(),
-                    m.push_name.clone(),
-                    m.id.clone(),
-                )
-            })
-            .collect()
-    };
-    for (index, from, text, push_name, id) in todo {
-        let (kind, bytes) = match encrypt_to_device(
-            shared,
-            &mut world,
-            &from,
-            key,
-            &contacts::text_message(&text),
-        )
-        .await
-        {
-            Ok(enc) => enc,
-            Err(e) => {
-                tracing::debug!(error = %e, "message stays queued");
-                break;
-            }
-        };
-        let mut attrs = vec![
-            ("from", format!("{from}@s.whatsapp.net")),
-            ("id", id),
-            ("type", "text".to_string()),
-            ("t", now_secs().to_string()),
-        ];
-        attrs.push((
-            "notify",
-            push_name.unwrap_or_else(|| format!("Contact {from}")),
-        ));
-        let stanza = NodeBuilder::new("message")
-            .attrs(attrs)
-            .children([enc_node(kind, bytes)])
-            .build();
-        if let Some(dev) = shared.reg.lock().device_mut(key)
-            && let Some(m) = dev.inbox.get_mut(index)
-        {
-            m.stanza = Some(stanza);
-        }
-    }
-    let mut reg = shared.reg.lock();
-    match flush_on {
-        Some(ctx) => {
-            let mut count = 0usize;
-            if let Some(dev) = reg.device_mut(key) {
-                for m in dev.inbox.iter_mut() {
-                    if let Some(stanza) = &m.stanza {
-                        let mut stanza = stanza.clone();
-                        stanza.attrs.insert("offline", "1".to_string());
-                        m.sent_on = Some(ctx.id);
-                        ctx.send(stanza);
-                        count += 1;
-                    }
-                }
-            }
-            ctx.send(
-                NodeBuilder::new("ib")
-                    .attr("from", SERVER_JID.to_string())
-                    .children([NodeBuilder::new("offline")
-                        .attr("count", count.to_string())
-                        .build()])
-                    .build(),
-            );
-            if let Some(entry) = reg.conns.get_mut(&ctx.id) {
-                entry.ready = true;
-            }
-        }
-        None => {
-            let ready = reg
-                .conns
-                .iter()
-                .find(|(_, c)| c.ready && c.device.as_ref() == Some(key))
-                .map(|(id, c)| (*id, c.tx.clone()));
-            if let Some((conn_id, tx)) = ready
-                && let Some(dev) = reg.device_mut(key)
-            {
-                for m in dev.inbox.iter_mut() {
-                    if let Some(stanza) = &m.stanza
-                        && m.sent_on != Some(conn_id)
-                    {
-                        m.sent_on = Some(conn_id);
-                        let _ = tx.send(Outbound::Node(Box::new(stanza.clone())));
-                    }
-                }
-            }
-        }
-    }
-    drop(reg);
-    shared.notify();
-    Ok(())
-}
-
-fn jid_attr(node: &Node, key: &str) -> Option<Jid> {
+pub(crate) fn jid_attr(node: &Node, key: &str) -> Option<Jid> {
     node.attrs.get(key).and_then(|v| v.to_jid())
 }
 
 /// The phone a JID names (LID users of linked accounts map to their phone).
-fn phone_of(shared: &Shared, jid: &Jid) -> String {
+pub(crate) fn phone_of(shared: &Shared, jid: &Jid) -> String {
     shared
         .reg
         .lock()
@@ -673,7 +466,7 @@ async fn prekey_fetch(shared: &Arc<Shared>, iq: &Node, id: &str) -> Result<Node>
                 .device(&key)
                 .filter(|d| !d.removed)
                 .map(|d| d.device_identity.clone());
-            match (identity, take_device_bundle(shared, &key)?) {
+            match (identity, messaging::take_device_bundle(shared, &key)?) {
                 (Some(identity), Some(bundle)) => Some(
                     PreKeyBundleUserNode::from_bundle(jid.clone(), &bundle, Some(identity))
                         .map_err(FakeError::signal)?,
@@ -942,128 +735,4 @@ fn pair_code_stage(shared: &Arc<Shared>, ctx: &ConnCtx, iq: &Node, id: &str) -> 
         _ => ctx.send(iq_error(id, 400, "bad-request")),
     }
     Ok(())
-}
-
-/// A client's outgoing message: ack it, let each addressed contact decrypt
-/// its copy (recorded as a [`SentMessage`]), forward it to linked accounts,
-/// and answer with a delivery receipt.
-async fn handle_message(shared: &Arc<Shared>, ctx: &ConnCtx, msg: &Node) -> Result<()> {
-    let Some(own) = ctx.device.clone() else {
-        return Err(FakeError::Protocol("message before login".into()));
-    };
-    let id = attr(msg, "id");
-    let Some(to) = jid_attr(msg, "to") else {
-        return Err(FakeError::Protocol("message without to".into()));
-    };
-    // (recipient device JID, enc node) pairs.
-    let mut copies: Vec<(Jid, &Node)> = Vec::new();
-    if let Some(participants) = msg.get_optional_child("participants") {
-        for to_node in participants.get_children_by_tag("to") {
-            if let Some(jid) = jid_attr(to_node, "jid") {
-                for enc in to_node.get_children_by_tag("enc") {
-                    copies.push((jid.clone(), enc));
-                }
-            }
-        }
-    }
-    for enc in msg.get_children_by_tag("enc") {
-        copies.push((to.clone(), enc));
-    }
-    let is_dm = matches!(to.server, Server::Pn | Server::Lid);
-    let recipient = phone_of(shared, &to);
-    let sender_address = device_address(&own.phone, own.device);
-    let mut text = None;
-    {
-        let mut world = shared.world.lock().await;
-        for (jid, enc) in copies {
-            let phone = phone_of(shared, &jid);
-            if jid.device != 0 || !is_dm {
-                continue; // companion devices and groups are not decrypted
-            }
-            let Some(bytes) = codec::content_bytes(enc) else {
-                continue;
-            };
-            let kind = attr(enc, "type");
-            match world
-                .peer(&phone)?
-                .decrypt(&sender_address, &kind, bytes)
-                .await
-            {
-                Ok(message) if phone != own.phone => {
-                    text = contacts::message_text(&message).or(text);
-                }
-                Ok(_) => {} // the own phone's copy (device-sent message)
-                Err(e) => {
-                    tracing::warn!(conn.id = ctx.id, error = %e, "contact could not decrypt a message")
-                }
-            }
-        }
-    }
-    ctx.send(
-        NodeBuilder::new("ack")
-            .attrs([
-                ("class", "message".to_string()),
-                ("id", id.clone()),
-                ("from", to.to_non_ad().to_string()),
-                ("t", now_secs().to_string()),
-            ])
-            .build(),
-    );
-    if let (true, Some(text)) = (is_dm && recipient != own.phone, text) {
-        shared.record_sent(SentMessage {
-            from: own.phone.clone(),
-            to: recipient.clone(),
-            id: id.clone(),
-            text: text.clone(),
-        });
-        if shared.config.contact_receipts {
-            ctx.send(
-                NodeBuilder::new("receipt")
-                    .attrs([
-                        ("from", to.to_non_ad().to_string()),
-                        ("id", id.clone()),
-                        ("t", now_secs().to_string()),
-                    ])
-                    .build(),
-            );
-        }
-        // Between two linked accounts the message also reaches the recipient's devices.
-        let recipient_linked = shared.reg.lock().accounts.contains_key(&recipient);
-        if recipient_linked
-            && let Err(e) = shared
-                .queue_contact_text(&own.phone, &recipient, &text, None)
-                .await
-        {
-            tracing::debug!(error = %e, "not forwarded to the linked recipient");
-        }
-    }
-    Ok(())
-}
-
-/// A client's receipt: acknowledge it and drop the named messages from the
-/// device's queue (a retry receipt keeps them).
-fn handle_receipt(shared: &Shared, ctx: &ConnCtx, receipt: &Node) {
-    let id = attr(receipt, "id");
-    let kind = codec::opt_attr(receipt, "type");
-    let mut ack = NodeBuilder::new("ack").attrs([
-        ("class", "receipt".to_string()),
-        ("id", id.clone()),
-        ("from", attr(receipt, "to")),
-    ]);
-    if let Some(k) = &kind {
-        ack = ack.attr("type", k.clone());
-    }
-    ctx.send(ack.build());
-    if kind.as_deref() == Some("retry") {
-        return;
-    }
-    let Some(key) = &ctx.device else { return };
-    let mut ids = vec![id];
-    if let Some(list) = receipt.get_optional_child("list") {
-        ids.extend(list.get_children_by_tag("item").map(|i| attr(i, "id")));
-    }
-    let mut reg = shared.reg.lock();
-    if let Some(dev) = reg.device_mut(key) {
-        dev.inbox.retain(|m| !ids.contains(&m.id));
-    }
 }
