@@ -80,6 +80,8 @@ pub(crate) struct Inbound {
     /// The connection it was last sent on (sent again on a new connection
     /// until a receipt arrives).
     pub(crate) sent_on: Option<ConnId>,
+    /// Send the first copy so that the client cannot decrypt it (retry tests).
+    pub(crate) undecryptable: bool,
 }
 
 /// A linked companion device.

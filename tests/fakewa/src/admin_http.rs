@@ -104,7 +104,7 @@ async fn contact_message(
 ) -> Result<Json<MessageIdBody>, ApiError> {
     let from = control::normalize_phone(&phone)?;
     let id = shared
-        .queue_contact_text(&from, &body.to, &body.text, None)
+        .queue_contact_text(&from, &body.to, &body.text, None, false)
         .await?;
     Ok(Json(MessageIdBody { id }))
 }

@@ -216,6 +216,11 @@ impl Peer {
         self.sessions.0.contains_key(address)
     }
 
+    /// Drops the session with `address` (the next message starts a new one).
+    pub(crate) fn forget_session(&mut self, address: &ProtocolAddress) {
+        self.sessions.0.remove(address);
+    }
+
     /// Starts a session from the client device's uploaded bundle.
     pub(crate) async fn start_session(
         &mut self,

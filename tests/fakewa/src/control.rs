@@ -384,6 +384,7 @@ impl Shared {
         to: &str,
         text: &str,
         push_name: Option<String>,
+        undecryptable: bool,
     ) -> Result<String> {
         let id = codec::new_message_id();
         let keys = {
@@ -407,6 +408,7 @@ impl Shared {
                     push_name: push_name.clone(),
                     stanza: None,
                     sent_on: None,
+                    undecryptable,
                 });
                 keys.push(DeviceKey {
                     phone: phone.clone(),
@@ -522,7 +524,22 @@ impl FakeServer {
             ));
         }
         self.shared
-            .queue_contact_text(from, to_phone, text, None)
+            .queue_contact_text(from, to_phone, text, None, false)
+            .await
+    }
+
+    /// Like [`Self::contact_send_text`], but the first copy is one the client
+    /// cannot decrypt (as after a lost session): the client answers with a
+    /// retry receipt and the contact re-sends on a new session.
+    pub async fn contact_send_undecryptable_text(
+        &self,
+        from_phone: &str,
+        to_phone: &str,
+        text: &str,
+    ) -> Result<String> {
+        let from = normalize_phone(from_phone)?;
+        self.shared
+            .queue_contact_text(&from, to_phone, text, None, true)
             .await
     }
 

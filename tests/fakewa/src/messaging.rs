@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use wacore::libsignal::protocol::{
-    DeviceId, IdentityKey, PreKeyBundle, PreKeyId, PublicKey, SignedPreKeyId,
+    DeviceId, IdentityKey, PreKeyBundle, PreKeyId, PreKeySignalMessage, PublicKey, SignedPreKeyId,
 };
 use wacore_binary::builder::NodeBuilder;
 use wacore_binary::{Jid, Node, SERVER_JID, Server};
@@ -74,6 +74,26 @@ async fn encrypt_to_device(
     peer.encrypt(&address, message).await
 }
 
+/// A copy the client cannot decrypt: the bare `msg` inside a fresh prekey
+/// message, on a session the client never saw (it answers with a retry
+/// receipt, which makes the contact start over; see [`handle_receipt`]).
+async fn undecryptable_copy(
+    shared: &Shared,
+    world: &mut contacts::SignalWorld,
+    from: &str,
+    key: &DeviceKey,
+    message: &wa::Message,
+) -> Result<(&'static str, Vec<u8>)> {
+    let address = device_address(&key.phone, key.device);
+    let peer = world.peer(from)?;
+    peer.forget_session(&address);
+    let (_, bytes) = encrypt_to_device(shared, world, from, key, message).await?;
+    world.peer(from)?.forget_session(&address);
+    let prekey_message =
+        PreKeySignalMessage::try_from(bytes.as_slice()).map_err(FakeError::signal)?;
+    Ok(("msg", prekey_message.message().serialized().to_vec()))
+}
+
 fn enc_node(kind: &str, bytes: Vec<u8>) -> Node {
     NodeBuilder::new("enc")
         .attrs([("v", "2".to_string()), ("type", kind.to_string())])
@@ -121,60 +141,53 @@ pub(crate) async fn deliver_inbox(
     // Holding the world lock serializes deliveries to all devices, which
     // keeps each device's messages in order.
     let mut world = shared.world.lock().await;
-    let todo: Vec<(usize, String, String, Option<String>, String)> = {
+    let todo: Vec<(String, String, String, Option<String>, bool)> = {
         let reg = shared.reg.lock();
         let Some(dev) = reg.device(key) else {
             return Ok(());
         };
         dev.inbox
             .iter()
-            .enumerate()
-            .filter(|(_, m)| m.stanza.is_none())
-            .map(|(i, m)| {
-                (
-                    i,
-                    m.from.clone(),
-                    m.text.clone(),
-                    m.push_name.clone(),
-                    m.id.clone(),
-                )
+            .filter(|m| m.stanza.is_none())
+            .map(|m| {
+                let (id, from, text) = (m.id.clone(), m.from.clone(), m.text.clone());
+                (id, from, text, m.push_name.clone(), m.undecryptable)
             })
             .collect()
     };
-    for (index, from, text, push_name, id) in todo {
-        let (kind, bytes) = match encrypt_to_device(
-            shared,
-            &mut world,
-            &from,
-            key,
-            &contacts::text_message(&text),
-        )
-        .await
-        {
+    for (id, from, text, push_name, undecryptable) in todo {
+        let message = contacts::text_message(&text);
+        let encrypted = if undecryptable {
+            undecryptable_copy(shared, &mut world, &from, key, &message).await
+        } else {
+            encrypt_to_device(shared, &mut world, &from, key, &message).await
+        };
+        let (kind, bytes) = match encrypted {
             Ok(enc) => enc,
             Err(e) => {
                 tracing::debug!(error = %e, "message stays queued");
                 break;
             }
         };
-        let mut attrs = vec![
-            ("from", format!("{from}@s.whatsapp.net")),
-            ("id", id),
-            ("type", "text".to_string()),
-            ("t", now_secs().to_string()),
-        ];
-        attrs.push((
-            "notify",
-            push_name.unwrap_or_else(|| format!("Contact {from}")),
-        ));
         let stanza = NodeBuilder::new("message")
-            .attrs(attrs)
+            .attrs([
+                ("from", format!("{from}@s.whatsapp.net")),
+                ("id", id.clone()),
+                ("type", "text".to_string()),
+                ("t", now_secs().to_string()),
+                (
+                    "notify",
+                    push_name.unwrap_or_else(|| format!("Contact {from}")),
+                ),
+            ])
             .children([enc_node(kind, bytes)])
             .build();
+        // By id, not position: receipts may have shortened the queue meanwhile.
         if let Some(dev) = shared.reg.lock().device_mut(key)
-            && let Some(m) = dev.inbox.get_mut(index)
+            && let Some(m) = dev.inbox.iter_mut().find(|m| m.id == id)
         {
             m.stanza = Some(stanza);
+            m.undecryptable = false;
         }
     }
     let mut reg = shared.reg.lock();
@@ -316,7 +329,7 @@ pub(crate) async fn handle_message(shared: &Arc<Shared>, ctx: &ConnCtx, msg: &No
         let recipient_linked = shared.reg.lock().accounts.contains_key(&recipient);
         if recipient_linked
             && let Err(e) = shared
-                .queue_contact_text(&own.phone, &recipient, &text, None)
+                .queue_contact_text(&own.phone, &recipient, &text, None, false)
                 .await
         {
             tracing::debug!(error = %e, "not forwarded to the linked recipient");
@@ -326,8 +339,13 @@ pub(crate) async fn handle_message(shared: &Arc<Shared>, ctx: &ConnCtx, msg: &No
 }
 
 /// A client's receipt: acknowledge it and drop the named messages from the
-/// device's queue (a retry receipt keeps them).
-pub(crate) fn handle_receipt(shared: &Shared, ctx: &ConnCtx, receipt: &Node) {
+/// device's queue. A retry receipt (the client could not decrypt) makes the
+/// contact drop its session and send the message again as a fresh `pkmsg`.
+pub(crate) async fn handle_receipt(
+    shared: &Arc<Shared>,
+    ctx: &ConnCtx,
+    receipt: &Node,
+) -> Result<()> {
     let id = attr(receipt, "id");
     let kind = codec::opt_attr(receipt, "type");
     let mut ack = NodeBuilder::new("ack").attrs([
@@ -339,16 +357,46 @@ pub(crate) fn handle_receipt(shared: &Shared, ctx: &ConnCtx, receipt: &Node) {
         ack = ack.attr("type", k.clone());
     }
     ctx.send(ack.build());
+    let Some(key) = ctx.device.clone() else {
+        return Ok(());
+    };
     if kind.as_deref() == Some("retry") {
-        return;
+        return resend_after_retry(shared, &key, &id).await;
     }
-    let Some(key) = &ctx.device else { return };
     let mut ids = vec![id];
     if let Some(list) = receipt.get_optional_child("list") {
         ids.extend(list.get_children_by_tag("item").map(|i| attr(i, "id")));
     }
     let mut reg = shared.reg.lock();
-    if let Some(dev) = reg.device_mut(key) {
+    if let Some(dev) = reg.device_mut(&key) {
         dev.inbox.retain(|m| !ids.contains(&m.id));
     }
+    Ok(())
+}
+
+/// Re-encrypts a queued message on a new session after a retry receipt.
+async fn resend_after_retry(shared: &Arc<Shared>, key: &DeviceKey, id: &str) -> Result<()> {
+    let from = {
+        let mut reg = shared.reg.lock();
+        let Some(message) = reg
+            .device_mut(key)
+            .and_then(|d| d.inbox.iter_mut().find(|m| m.id == id))
+        else {
+            return Ok(());
+        };
+        message.stanza = None;
+        message.sent_on = None;
+        message.from.clone()
+    };
+    shared
+        .world
+        .lock()
+        .await
+        .peer(&from)?
+        .forget_session(&device_address(&key.phone, key.device));
+    tracing::debug!(
+        device = key.device,
+        "retry receipt: message re-encrypted on a new session"
+    );
+    deliver_inbox(shared, key, None).await
 }

@@ -150,10 +150,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, ctx: &mut ConnCtx, node: Node) 
     match node.tag.as_ref() {
         "iq" => handle_iq(shared, ctx, &node).await,
         "message" => messaging::handle_message(shared, ctx, &node).await,
-        "receipt" => {
-            messaging::handle_receipt(shared, ctx, &node);
-            Ok(())
-        }
+        "receipt" => messaging::handle_receipt(shared, ctx, &node).await,
         // Fire-and-forget stanzas: nothing to answer.
         "ib" | "presence" | "ack" | "chatstate" | "call" | "notification" => Ok(()),
         "xmlstreamend" => {

@@ -706,3 +706,28 @@ async fn keepalives_and_unknown_iqs_are_answered() {
     c.client.send_node(iq("ka-3", "w:p")).await.expect("sent");
     assert!(reply_to(&srv, "ka-3", T).await.is_some());
 }
+
+#[tokio::test]
+async fn a_retry_receipt_makes_the_contact_resend_on_a_new_session() {
+    let srv = server().await;
+    let (mut c, linked) = paired(&srv).await;
+    let id = srv
+        .contact_send_undecryptable_text("15550004321", &linked.phone, "second try")
+        .await
+        .expect("queued");
+    srv.wait_for_stanza(
+        |s| {
+            s.node.tag == "receipt"
+                && s.node
+                    .attrs
+                    .get("type")
+                    .is_some_and(|v| v.as_str() == "retry")
+                && s.node.attrs.get("id").is_some_and(|v| v.as_str() == id)
+        },
+        T,
+    )
+    .await
+    .expect("the client asks for a retry");
+    c.message_text("second try", T).await;
+    assert_eq!(enc_types_from(&srv, "15550004321"), ["msg", "pkmsg"]);
+}
