@@ -326,3 +326,87 @@ async fn data_survives_reopening_from_disk() {
         Some(&b"ratchet"[..])
     );
 }
+
+/// Environment variable naming the database the crash child writes to.
+const CRASH_DIR_ENV: &str = "WAGATE_STORE_CRASH_DIR";
+const CRASH_PREKEYS: u32 = 812;
+
+/// The child half of [`a_crash_mid_write_leaves_whole_batches_and_whole_wipes`]:
+/// writes pre-key batches and wipes in a tight loop until it is killed.
+/// Ignored in normal runs; the parent starts it explicitly.
+#[tokio::test]
+#[ignore = "child process of a_crash_mid_write_leaves_whole_batches_and_whole_wipes"]
+async fn crash_child_writer() {
+    let dir = std::env::var(CRASH_DIR_ENV).expect("started by the crash test");
+    let store = Store::open(dir).unwrap();
+    let batch: Vec<(u32, bytes::Bytes)> = (1..=CRASH_PREKEYS)
+        .map(|id| (id, bytes::Bytes::from(vec![id as u8; 75])))
+        .collect();
+    for i in 0u64.. {
+        let id = company(&format!("c{i}"));
+        store
+            .backend(&id)
+            .store_prekeys_batch(&batch, false)
+            .await
+            .unwrap();
+        if i % 2 == 1 {
+            store
+                .wipe_credentials(&company(&format!("c{}", i - 1)))
+                .unwrap();
+        }
+        if i == 20 {
+            // Everything so far is durable; what follows may be torn by the kill.
+            store.flush().await.unwrap();
+            println!("ready");
+        }
+    }
+}
+
+#[test]
+fn a_crash_mid_write_leaves_whole_batches_and_whole_wipes() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "store::tests::crash_child_writer",
+            "--nocapture",
+        ])
+        .env(CRASH_DIR_ENV, dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill (SIGKILL) as soon as the child is well into its write loop.
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let ready = stdout
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.trim() == "ready");
+    assert!(ready, "the child never got going");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let store = Store::open(dir.path()).expect("a killed store reopens");
+    let mut companies = 0;
+    for i in 0.. {
+        let keys = keys::WaKeys::new(&company(&format!("c{i}")));
+        let count = store
+            .trees
+            .wa
+            .scan_prefix(keys.category(keys::Category::PreKey))
+            .count();
+        assert!(
+            count == 0 || count == CRASH_PREKEYS as usize,
+            "company c{i} holds {count} pre-keys: a torn batch or wipe"
+        );
+        if count == 0 && i > 20 && i % 2 == 1 {
+            break; // Past the last batch the child wrote (odd ones are never wiped).
+        }
+        companies += 1;
+    }
+    assert!(
+        companies > 20,
+        "the child wrote {companies} companies before it was killed"
+    );
+}

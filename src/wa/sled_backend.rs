@@ -134,6 +134,21 @@ impl SledBackend {
         Ok(())
     }
 
+    /// Inserts `(address, value)` rows of one category as one atomic batch.
+    fn put_all<'a>(
+        &self,
+        category: Category,
+        rows: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Result<()> {
+        let rows = rows.into_iter().map(|(address, value)| {
+            (
+                self.keys.key(category, address.as_bytes()),
+                Some(value.to_vec()),
+            )
+        });
+        self.write_batch(rows)
+    }
+
     /// Every `(key, value)` under `prefix`.
     fn scan(&self, prefix: &[u8]) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec)>> + '_ {
         self.wa
@@ -294,12 +309,10 @@ impl SignalStore for SledBackend {
     }
 
     async fn put_identities_batch(&self, identities: &[(Arc<str>, [u8; 32])]) -> WaResult<()> {
-        Ok(self.write_batch(identities.iter().map(|(address, key)| {
-            (
-                self.keys.key(Category::Identity, address.as_bytes()),
-                Some(key.to_vec()),
-            )
-        }))?)
+        let rows = identities
+            .iter()
+            .map(|(address, key)| (&**address, &key[..]));
+        Ok(self.put_all(Category::Identity, rows)?)
     }
 
     async fn load_identity(&self, address: &str) -> WaResult<Option<[u8; 32]>> {
@@ -334,12 +347,10 @@ impl SignalStore for SledBackend {
     }
 
     async fn put_sessions_batch(&self, sessions: &[(Arc<str>, Bytes)]) -> WaResult<()> {
-        Ok(self.write_batch(sessions.iter().map(|(address, session)| {
-            (
-                self.keys.key(Category::Session, address.as_bytes()),
-                Some(session.to_vec()),
-            )
-        }))?)
+        let rows = sessions
+            .iter()
+            .map(|(address, session)| (&**address, &session[..]));
+        Ok(self.put_all(Category::Session, rows)?)
     }
 
     async fn delete_session(&self, address: &str) -> WaResult<()> {
@@ -474,14 +485,10 @@ impl SignalStore for SledBackend {
     }
 
     async fn put_sender_keys_batch(&self, sender_keys: &[(Arc<str>, Bytes)]) -> WaResult<()> {
-        Ok(
-            self.write_batch(sender_keys.iter().map(|(address, record)| {
-                (
-                    self.keys.key(Category::SenderKey, address.as_bytes()),
-                    Some(record.to_vec()),
-                )
-            }))?,
-        )
+        let rows = sender_keys
+            .iter()
+            .map(|(address, record)| (&**address, &record[..]));
+        Ok(self.put_all(Category::SenderKey, rows)?)
     }
 
     async fn get_sender_key(&self, address: &str) -> WaResult<Option<Vec<u8>>> {
