@@ -543,6 +543,39 @@ impl FakeServer {
             .await
     }
 
+    /// Contact `from_phone` reports that it read the message `id` the linked
+    /// account `to` sent it: a `<receipt type="read">` to every live device of
+    /// `to`. (Delivery receipts are sent automatically when
+    /// `Config::contact_receipts` is on.)
+    pub fn contact_read(&self, from_phone: &str, to: &str, id: &str) -> Result<()> {
+        let from = normalize_phone(from_phone)?;
+        let reg = self.shared.reg.lock();
+        let devices = reg.devices_of(to);
+        if devices.is_empty() {
+            return Err(FakeError::UnknownDevice("recipient".into()));
+        }
+        let receipt = wacore_binary::builder::NodeBuilder::new("receipt")
+            .attrs([
+                ("from", format!("{from}@s.whatsapp.net")),
+                ("id", id.to_string()),
+                ("t", codec::now_secs().to_string()),
+                ("type", "read".to_string()),
+            ])
+            .build();
+        let mut sent = 0;
+        for key in &devices {
+            for (_, tx) in reg.conns_of(key) {
+                if tx.send(Outbound::Node(Box::new(receipt.clone()))).is_ok() {
+                    sent += 1;
+                }
+            }
+        }
+        if sent == 0 {
+            return Err(FakeError::NotConnected("recipient".into()));
+        }
+        Ok(())
+    }
+
     /// Messages clients sent to fake contacts, decrypted, in arrival order.
     pub fn sent_messages(&self) -> Vec<SentMessage> {
         self.shared.journal.lock().sent.clone()

@@ -30,7 +30,9 @@
 //! | `scan_qr(&qr)` / `scan_qr_as(phone, &qr)` | the phone scans a client's QR: a fresh `1555000NNNN` account, or the given number; returns [`Linked`] once the client signed |
 //! | `enter_pair_code(phone, code)` | the phone of `phone` enters the code the client shows |
 //! | `contact_send_text(from, to, text)` | a fake contact (created on demand) sends text to a linked account (`pkmsg` first, `msg` once the client has answered); queued while the device is offline, redelivered until its receipt |
-//! | `sent_messages()`, `wait_for_sent_message(pred, t)` | what clients sent to contacts, decrypted |
+//! | `contact_send_undecryptable_text(from, to, text)` | same, but the first copy cannot be decrypted: exercises the client's retry receipt (the contact re-sends on a new session) |
+//! | `sent_messages()`, `wait_for_sent_message(pred, t)` | what clients sent to contacts, decrypted; contacts answer with a delivery receipt |
+//! | `contact_read(from, to, id)` | the contact sends a read receipt for a message the client sent |
 //! | `inject_stream_error(target, kind)` | [`StreamErrorKind`]: 401 / device_removed (both mark the device removed) / replaced / 515 / 503; the socket is closed after it |
 //! | `remove_device(target)` | the phone unlinks it: `device_removed` now, `<failure reason="401">` at every later login |
 //! | `connections()`, `connection_count(t)`, `max_concurrent_connections(t)`, `wait_for_connection_count(t, n, timeout)` | live logged-in connections; the high-water mark proves "never two sockets" |

@@ -731,3 +731,24 @@ async fn a_retry_receipt_makes_the_contact_resend_on_a_new_session() {
     c.message_text("second try", T).await;
     assert_eq!(enc_types_from(&srv, "15550004321"), ["msg", "pkmsg"]);
 }
+
+#[tokio::test]
+async fn contacts_acknowledge_delivery_and_reading() {
+    let srv = server().await;
+    let (mut c, linked) = paired(&srv).await;
+    let sent = send_and_decrypt(&srv, &c, "15550002222", "read me").await;
+    let receipt_type = |e: &Event| match e {
+        Event::Receipt(r) if r.message_ids.iter().any(|id| id.as_str() == sent.id) => {
+            Some(format!("{:?}", r.r#type))
+        }
+        _ => None,
+    };
+    let first = c.wait_for("a delivery receipt", T, receipt_type).await;
+    assert_eq!(first, "Delivered");
+    srv.contact_read("15550002222", &linked.phone, &sent.id)
+        .expect("sent");
+    c.wait_for("a read receipt", T, |e| {
+        receipt_type(e).filter(|t| t == "Read")
+    })
+    .await;
+}
