@@ -39,10 +39,11 @@
 //! consistent state (sled recovers to the last complete batch/transaction).
 //! Where losing a write is not acceptable, the write is flushed explicitly
 //! before the call returns:
-//! - saving the whatsapp-rust `Device` (credentials; written on pairing and on
-//!   the rare profile changes): [`crate::wa::sled_backend::SledBackend`] flushes
-//!   it, so once whatsapp-rust's `PersistenceManager::flush()` returns after a
-//!   pair success, the credentials are on disk;
+//! - saving a whatsapp-rust `Device` whose own JID changed (pairing):
+//!   [`crate::wa::sled_backend::SledBackend`] flushes it before `save` returns,
+//!   so once whatsapp-rust's `PersistenceManager::flush()` returns after a
+//!   `PairSuccess` event, the credentials are on disk (the session actor should
+//!   call it before it reports the company as paired);
 //! - wiping or removing a company, and registry writes, so an acknowledged
 //!   delete or create survives a crash;
 //! - [`Store::flush`] for callers with their own durability points (shutdown).
