@@ -76,9 +76,6 @@ mod tests {
     #[test]
     fn hash_is_sha256() {
         // SHA-256("abc"), FIPS 180-2 test vector.
-        assert_eq!(
-            hash_token("abc")[..4],
-            [0xba, 0x78, 0x16, 0xbf],
-        );
+        assert_eq!(hash_token("abc")[..4], [0xba, 0x78, 0x16, 0xbf],);
     }
 }

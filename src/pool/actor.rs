@@ -42,7 +42,10 @@ use whatsapp_rust::Client;
 use super::backoff::Backoff;
 use super::error::PoolError;
 use super::handle::{ActorDeleteOutcome, Command, Sent, StartReason, StepOutcome};
-use super::state::{ExitCause, Qr, SessionEvent, SessionState, SessionStatus, Transition, Verdict, classify, is_lifecycle_event, merge_exit};
+use super::state::{
+    ExitCause, Qr, SessionEvent, SessionState, SessionStatus, Transition, Verdict, classify,
+    is_lifecycle_event, merge_exit,
+};
 use super::{WaConfig, now_ms};
 use crate::domain::{CompanyId, PhoneNumber};
 use crate::store::Store;
@@ -56,7 +59,10 @@ pub(crate) enum Signal {
     /// The run loop of generation `generation` returned: its socket is gone.
     RunExited { generation: u64 },
     /// A send spawned by the actor finished.
-    SendDone { key: String, result: Result<Sent, PoolError> },
+    SendDone {
+        key: String,
+        result: Result<Sent, PoolError>,
+    },
 }
 
 /// The client currently owned by the actor.
@@ -201,7 +207,12 @@ impl SessionActor {
                 let result = self.logout().await;
                 let _ = reply.send(result);
             }
-            Command::Send { to, text, idempotency_key, reply } => {
+            Command::Send {
+                to,
+                text,
+                idempotency_key,
+                reply,
+            } => {
                 self.send(to, text, idempotency_key, reply);
             }
             Command::Delete { reply } => {
@@ -210,17 +221,26 @@ impl SessionActor {
                     Ok(()) => StepOutcome::Done,
                     Err(e) => {
                         tracing::error!(error = %e, "wiping credentials failed during delete");
-                        StepOutcome::Failed { error: e.to_string() }
+                        StepOutcome::Failed {
+                            error: e.to_string(),
+                        }
                     }
                 };
                 self.clear_identity();
                 self.transition(SessionState::Stopped, "deleted");
-                let _ = reply.send(ActorDeleteOutcome { logout, credentials });
+                let _ = reply.send(ActorDeleteOutcome {
+                    logout,
+                    credentials,
+                });
                 return std::ops::ControlFlow::Break(());
             }
             Command::Shutdown { reply } => {
                 self.stop_client(StopMode::Disconnect).await;
-                self.transition(SessionState::Stopped, "shutdown");
+                // A session waiting for an explicit reconnect keeps that state
+                // (persisted), so the next start does not take the number back.
+                if !self.state().waits_for_reconnect() {
+                    self.transition(SessionState::Stopped, "shutdown");
+                }
                 let _ = reply.send(());
                 return std::ops::ControlFlow::Break(());
             }
@@ -287,21 +307,31 @@ impl SessionActor {
     /// Log the device out on WhatsApp if possible, then stop the client.
     /// Reports whether WhatsApp was told.
     async fn unlink(&mut self) -> StepOutcome {
-        let linked_and_open = self.conn.as_ref().is_some_and(|c| {
-            c.run.is_some() && c.client.is_connected() && c.client.pn().is_some()
-        });
+        let linked_and_open = self
+            .conn
+            .as_ref()
+            .is_some_and(|c| c.run.is_some() && c.client.is_connected() && c.client.pn().is_some());
         let outcome = if linked_and_open {
             StepOutcome::Done
         } else if self.conn.as_ref().is_some_and(|c| c.client.pn().is_some())
             || self.store.is_linked(&self.company).unwrap_or(false)
         {
             StepOutcome::Skipped {
-                reason: format!("not connected (state: {}); the phone may still list the device", self.state()),
+                reason: format!(
+                    "not connected (state: {}); the phone may still list the device",
+                    self.state()
+                ),
             }
         } else {
-            StepOutcome::Skipped { reason: "no linked device".to_owned() }
+            StepOutcome::Skipped {
+                reason: "no linked device".to_owned(),
+            }
         };
-        let mode = if linked_and_open { StopMode::Logout } else { StopMode::Disconnect };
+        let mode = if linked_and_open {
+            StopMode::Logout
+        } else {
+            StopMode::Disconnect
+        };
         self.stop_client(mode).await;
         outcome
     }
@@ -338,14 +368,15 @@ impl SessionActor {
                 let _ = signals.send(Signal::Event { generation, event });
             }
         });
-        let built = match build_bot(&self.config.client_options(), &self.company, backend, sink).await {
-            Ok(built) => built,
-            Err(e) => {
-                tracing::error!(error = %e, "building the WhatsApp client failed");
-                self.transition(SessionState::Stopped, "client_error");
-                return;
-            }
-        };
+        let built =
+            match build_bot(&self.config.client_options(), &self.company, backend, sink).await {
+                Ok(built) => built,
+                Err(e) => {
+                    tracing::error!(error = %e, "building the WhatsApp client failed");
+                    self.transition(SessionState::Stopped, "client_error");
+                    return;
+                }
+            };
         let BuiltBot { bot, raw_nodes } = built;
         let client = bot.client();
         self.refresh_identity(&client);
@@ -354,7 +385,12 @@ impl SessionActor {
             bot.run().await;
             let _ = signals.send(Signal::RunExited { generation });
         });
-        self.conn = Some(Conn { client, generation, run: Some(task.abort_handle()), _raw_nodes: raw_nodes });
+        self.conn = Some(Conn {
+            client,
+            generation,
+            run: Some(task.abort_handle()),
+            _raw_nodes: raw_nodes,
+        });
     }
 
     /// Stop the current client and wait until its run loop has returned
@@ -378,7 +414,9 @@ impl SessionActor {
             let deadline = Instant::now() + timeout;
             loop {
                 match tokio::time::timeout_at(deadline, self.signals.recv()).await {
-                    Ok(Some(Signal::RunExited { generation })) if generation == conn.generation => break,
+                    Ok(Some(Signal::RunExited { generation })) if generation == conn.generation => {
+                        break;
+                    }
                     Ok(Some(Signal::SendDone { key, result })) => self.finish_send(key, result),
                     // Events of the dying client, or of older ones: moot now.
                     Ok(Some(_)) => {}
@@ -400,7 +438,11 @@ impl SessionActor {
     async fn handle_signal(&mut self, signal: Signal) {
         match signal {
             Signal::Event { generation, event } => {
-                if self.conn.as_ref().is_some_and(|c| c.generation == generation) {
+                if self
+                    .conn
+                    .as_ref()
+                    .is_some_and(|c| c.generation == generation)
+                {
                     self.handle_event(&event);
                 }
             }
@@ -426,7 +468,10 @@ impl SessionActor {
         match verdict {
             Verdict::Ready => self.ready(),
             Verdict::Qr { code, timeout_ms } => {
-                let qr = Qr { code, expires_at_ms: now_ms().saturating_add(timeout_ms) };
+                let qr = Qr {
+                    code,
+                    expires_at_ms: now_ms().saturating_add(timeout_ms),
+                };
                 self.qr.send_replace(Some(qr.clone()));
                 let _ = self.events.send(SessionEvent::QrRotated(qr));
                 if self.state() != SessionState::Pairing {
@@ -455,7 +500,9 @@ impl SessionActor {
     /// `Event::Connected`: connected only if the device has its own JID
     /// (invariant 2).
     fn ready(&mut self) {
-        let Some(client) = self.conn.as_ref().map(|c| c.client.clone()) else { return };
+        let Some(client) = self.conn.as_ref().map(|c| c.client.clone()) else {
+            return;
+        };
         self.refresh_identity(&client);
         if client.pn().is_none() {
             self.transition(SessionState::Pairing, "not_linked");
@@ -479,13 +526,16 @@ impl SessionActor {
         self.connected_at = Some(Instant::now());
         self.clear_qr();
         let now = now_ms();
-        self.status.send_modify(|s| s.connected_since_ms = Some(now));
+        self.status
+            .send_modify(|s| s.connected_since_ms = Some(now));
         self.transition(SessionState::Connected, reason);
     }
 
     /// The live run loop returned: decide what comes next.
     async fn run_exited(&mut self) {
-        let cause = self.exit.take().unwrap_or(ExitCause::Transient { reason: "connect_failed".to_owned() });
+        let cause = self.exit.take().unwrap_or(ExitCause::Transient {
+            reason: "connect_failed".to_owned(),
+        });
         self.clear_qr();
         self.status.send_modify(|s| s.connected_since_ms = None);
         match cause {
@@ -535,7 +585,11 @@ impl SessionActor {
 
     // ----- pairing -----------------------------------------------------------
 
-    async fn pair_code(&mut self, phone: PhoneNumber, reply: oneshot::Sender<Result<String, PoolError>>) {
+    async fn pair_code(
+        &mut self,
+        phone: PhoneNumber,
+        reply: oneshot::Sender<Result<String, PoolError>>,
+    ) {
         let state = self.state();
         match state {
             SessionState::Stopped | SessionState::LoggedOut => {
@@ -549,12 +603,21 @@ impl SessionActor {
                 return;
             }
         }
-        let Some(client) = self.conn.as_ref().filter(|c| c.run.is_some()).map(|c| c.client.clone()) else {
-            let _ = reply.send(Err(PoolError::InvalidState { state: self.state() }));
+        let Some(client) = self
+            .conn
+            .as_ref()
+            .filter(|c| c.run.is_some())
+            .map(|c| c.client.clone())
+        else {
+            let _ = reply.send(Err(PoolError::InvalidState {
+                state: self.state(),
+            }));
             return;
         };
         if client.pn().is_some() {
-            let _ = reply.send(Err(PoolError::InvalidState { state: self.state() }));
+            let _ = reply.send(Err(PoolError::InvalidState {
+                state: self.state(),
+            }));
             return;
         }
         let timeout = self.config.op_timeout;
@@ -562,7 +625,10 @@ impl SessionActor {
         // actor must keep handling events (the QR keeps rotating meanwhile).
         tokio::spawn(async move {
             let result = async {
-                client.wait_for_socket(timeout).await.map_err(|e| PoolError::Pairing(e.to_string()))?;
+                client
+                    .wait_for_socket(timeout)
+                    .await
+                    .map_err(|e| PoolError::Pairing(e.to_string()))?;
                 let options = wacore::pair_code::PairCodeOptions {
                     phone_number: phone.digits().to_owned(),
                     ..Default::default()
@@ -595,7 +661,11 @@ impl SessionActor {
         if let Some(key) = &key {
             match self.store.idempotent_message_id(&self.company, key) {
                 Ok(Some(message_id)) => {
-                    let _ = reply.send(Ok(Sent { message_id, to: to.digits().to_owned(), duplicate: true }));
+                    let _ = reply.send(Ok(Sent {
+                        message_id,
+                        to: to.digits().to_owned(),
+                        duplicate: true,
+                    }));
                     return;
                 }
                 Ok(None) => {}
@@ -633,7 +703,9 @@ impl SessionActor {
     /// waited on the same key.
     fn finish_send(&mut self, key: String, result: Result<Sent, PoolError>) {
         if let Ok(sent) = &result
-            && let Err(e) = self.store.remember_idempotent_message_id(&self.company, &key, &sent.message_id)
+            && let Err(e) =
+                self.store
+                    .remember_idempotent_message_id(&self.company, &key, &sent.message_id)
         {
             tracing::error!(error = %e, "remembering an idempotency key failed");
         }
@@ -641,7 +713,10 @@ impl SessionActor {
         let first = waiters.next();
         for waiter in waiters {
             let _ = waiter.send(match &result {
-                Ok(sent) => Ok(Sent { duplicate: true, ..sent.clone() }),
+                Ok(sent) => Ok(Sent {
+                    duplicate: true,
+                    ..sent.clone()
+                }),
                 Err(e) => Err(PoolError::Send(e.to_string())),
             });
         }
@@ -661,7 +736,8 @@ impl SessionActor {
             let phone = pn.as_ref().map(|j| j.user.to_string());
             let lid = lid.as_ref().map(|j| j.to_string());
             let push_name = (!push_name.is_empty()).then(|| push_name.clone());
-            let changed = s.jid != jid || s.phone != phone || s.lid != lid || s.push_name != push_name;
+            let changed =
+                s.jid != jid || s.phone != phone || s.lid != lid || s.push_name != push_name;
             s.jid = jid;
             s.phone = phone;
             s.lid = lid;
@@ -702,7 +778,12 @@ impl SessionActor {
         if let Err(e) = self.store.record_transition(&self.company, &record) {
             tracing::error!(error = %e, "recording a state transition failed");
         }
-        self.recent.push(Transition { from, to, reason: reason.to_owned(), at_ms: now });
+        self.recent.push(Transition {
+            from,
+            to,
+            reason: reason.to_owned(),
+            at_ms: now,
+        });
         let keep = self.config.transition_history.max(1);
         if self.recent.len() > keep {
             let excess = self.recent.len() - keep;
@@ -716,13 +797,23 @@ impl SessionActor {
             s.last_activity_ms = now;
             s.recent_transitions = recent;
         });
-        let _ = self.events.send(SessionEvent::StatusChanged(self.status.borrow().clone()));
+        let _ = self
+            .events
+            .send(SessionEvent::StatusChanged(self.status.borrow().clone()));
     }
 }
 
-async fn send_text(client: &Arc<Client>, to: &PhoneNumber, text: String, timeout: Duration) -> Result<Sent, PoolError> {
+async fn send_text(
+    client: &Arc<Client>,
+    to: &PhoneNumber,
+    text: String,
+    timeout: Duration,
+) -> Result<Sent, PoolError> {
     use wacore::proto_helpers::MessageBuilderExt as _;
-    let jid: wacore_binary::Jid = to.jid().parse().map_err(|_| PoolError::Send("invalid recipient".to_owned()))?;
+    let jid: wacore_binary::Jid = to
+        .jid()
+        .parse()
+        .map_err(|_| PoolError::Send("invalid recipient".to_owned()))?;
     let message_id = client.generate_message_id();
     let options = whatsapp_rust::SendOptions::default().with_message_id(message_id);
     let sent = tokio::time::timeout(
@@ -732,7 +823,11 @@ async fn send_text(client: &Arc<Client>, to: &PhoneNumber, text: String, timeout
     .await
     .map_err(|_| PoolError::Timeout)?
     .map_err(|e| PoolError::Send(e.to_string()))?;
-    Ok(Sent { message_id: sent.message_id, to: to.digits().to_owned(), duplicate: false })
+    Ok(Sent {
+        message_id: sent.message_id,
+        to: to.digits().to_owned(),
+        duplicate: false,
+    })
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

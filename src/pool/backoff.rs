@@ -88,7 +88,11 @@ impl Backoff {
     /// `min(max, base · 2ⁿ)` without overflow.
     fn unjittered(&self, attempt: u32) -> Duration {
         let multiplier = 2u32.checked_pow(attempt).unwrap_or(u32::MAX);
-        self.config.base.checked_mul(multiplier).unwrap_or(self.config.max).min(self.config.max)
+        self.config
+            .base
+            .checked_mul(multiplier)
+            .unwrap_or(self.config.max)
+            .min(self.config.max)
     }
 
     /// Start over at `base` (after a stable connection, or an explicit
@@ -137,7 +141,10 @@ mod tests {
             let nominal = 1_000f64 * 2f64.powi(attempt.min(20) as i32);
             let nominal = nominal.min(3_000.0);
             assert!(d <= Duration::from_millis(3_000), "{d:?} over cap");
-            assert!(d.as_secs_f64() * 1_000.0 >= nominal * 0.5 - 1.0, "{d:?} under jitter floor");
+            assert!(
+                d.as_secs_f64() * 1_000.0 >= nominal * 0.5 - 1.0,
+                "{d:?} under jitter floor"
+            );
         }
     }
 
@@ -152,9 +159,21 @@ mod tests {
 
     #[test]
     fn rejects_invalid_configs() {
-        assert_eq!(Backoff::new(cfg(0, 10, 0.1)).unwrap_err(), InvalidBackoff::ZeroBase);
-        assert_eq!(Backoff::new(cfg(10, 5, 0.1)).unwrap_err(), InvalidBackoff::MaxBelowBase);
-        assert_eq!(Backoff::new(cfg(10, 50, 1.0)).unwrap_err(), InvalidBackoff::Jitter);
-        assert_eq!(Backoff::new(cfg(10, 50, -0.1)).unwrap_err(), InvalidBackoff::Jitter);
+        assert_eq!(
+            Backoff::new(cfg(0, 10, 0.1)).unwrap_err(),
+            InvalidBackoff::ZeroBase
+        );
+        assert_eq!(
+            Backoff::new(cfg(10, 5, 0.1)).unwrap_err(),
+            InvalidBackoff::MaxBelowBase
+        );
+        assert_eq!(
+            Backoff::new(cfg(10, 50, 1.0)).unwrap_err(),
+            InvalidBackoff::Jitter
+        );
+        assert_eq!(
+            Backoff::new(cfg(10, 50, -0.1)).unwrap_err(),
+            InvalidBackoff::Jitter
+        );
     }
 }

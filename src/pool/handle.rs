@@ -74,10 +74,20 @@ pub(crate) enum Command {
     /// Open a connection unless one is open, opening or scheduled, or the
     /// session waits for an explicit reconnect (`replaced`, `banned`,
     /// `outdated`). Replies with the status after the decision.
-    Start { reason: StartReason, reply: oneshot::Sender<SessionStatus> },
-    PairCode { phone: PhoneNumber, reply: oneshot::Sender<Result<String, PoolError>> },
-    Reconnect { reply: oneshot::Sender<Result<SessionStatus, PoolError>> },
-    Logout { reply: oneshot::Sender<Result<(), PoolError>> },
+    Start {
+        reason: StartReason,
+        reply: oneshot::Sender<SessionStatus>,
+    },
+    PairCode {
+        phone: PhoneNumber,
+        reply: oneshot::Sender<Result<String, PoolError>>,
+    },
+    Reconnect {
+        reply: oneshot::Sender<Result<SessionStatus, PoolError>>,
+    },
+    Logout {
+        reply: oneshot::Sender<Result<(), PoolError>>,
+    },
     Send {
         to: PhoneNumber,
         text: String,
@@ -85,7 +95,9 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<Sent, PoolError>>,
     },
     /// Log out on WhatsApp, wipe credentials and stop the actor.
-    Delete { reply: oneshot::Sender<ActorDeleteOutcome> },
+    Delete {
+        reply: oneshot::Sender<ActorDeleteOutcome>,
+    },
     /// Disconnect (never log out) and stop the actor.
     Shutdown { reply: oneshot::Sender<()> },
 }
@@ -106,7 +118,9 @@ struct Inner {
 
 impl std::fmt::Debug for SessionHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionHandle").field("company", &self.inner.company).finish_non_exhaustive()
+        f.debug_struct("SessionHandle")
+            .field("company", &self.inner.company)
+            .finish_non_exhaustive()
     }
 }
 
@@ -118,7 +132,15 @@ impl SessionHandle {
         qr: watch::Receiver<Option<Qr>>,
         events: broadcast::Sender<SessionEvent>,
     ) -> Self {
-        Self { inner: Arc::new(Inner { company, commands, status, qr, events }) }
+        Self {
+            inner: Arc::new(Inner {
+                company,
+                commands,
+                status,
+                qr,
+                events,
+            }),
+        }
     }
 
     pub fn company(&self) -> &CompanyId {
@@ -158,7 +180,11 @@ impl SessionHandle {
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, PoolError> {
         let (reply, rx) = oneshot::channel();
-        self.inner.commands.send(make(reply)).await.map_err(|_| PoolError::Gone)?;
+        self.inner
+            .commands
+            .send(make(reply))
+            .await
+            .map_err(|_| PoolError::Gone)?;
         rx.await.map_err(|_| PoolError::Gone)
     }
 
@@ -170,7 +196,8 @@ impl SessionHandle {
     /// the phone. Opens a connection first if none is open. Refused with
     /// `invalid_state` when the session is already linked.
     pub async fn pair_code(&self, phone: PhoneNumber) -> Result<String, PoolError> {
-        self.call(|reply| Command::PairCode { phone, reply }).await?
+        self.call(|reply| Command::PairCode { phone, reply })
+            .await?
     }
 
     /// Take the number back after `replaced` (or `banned`/`outdated`/
@@ -194,7 +221,13 @@ impl SessionHandle {
         text: String,
         idempotency_key: Option<String>,
     ) -> Result<Sent, PoolError> {
-        self.call(|reply| Command::Send { to, text, idempotency_key, reply }).await?
+        self.call(|reply| Command::Send {
+            to,
+            text,
+            idempotency_key,
+            reply,
+        })
+        .await?
     }
 
     pub(crate) async fn delete(&self) -> Result<ActorDeleteOutcome, PoolError> {

@@ -36,10 +36,10 @@ pub use error::PoolError;
 pub use handle::{Sent, SessionHandle, StepOutcome};
 pub use state::{Qr, SessionEvent, SessionState, SessionStatus, Transition};
 
-pub use crate::wa::client::InboundHookFactory;
 use crate::domain::CompanyId;
 use crate::store::Store;
 use crate::wa::client::ClientOptions;
+pub use crate::wa::client::InboundHookFactory;
 use actor::{ActorChannels, SessionActor};
 use handle::StartReason;
 
@@ -63,8 +63,9 @@ pub struct WaConfig {
     pub op_timeout: Duration,
     /// The inbound durability hook of each company's client (a later issue).
     pub inbound_hook: Option<Arc<dyn InboundHookFactory>>,
-    /// HTTP client for version fetches and media; `None` = none (then set
-    /// `version`).
+    /// HTTP client for version fetches and media; `None` = one shared
+    /// [`ReqwestHttpClient`](crate::wa::client::ReqwestHttpClient), built by
+    /// [`SessionPool::new`].
     pub http_client: Option<Arc<dyn whatsapp_rust::http::HttpClient>>,
 }
 
@@ -130,6 +131,9 @@ pub struct RestoreReport {
     pub started: Vec<String>,
     /// Registered companies without a linked device (session idle, `stopped`).
     pub idle: Vec<String>,
+    /// Linked companies left as they were (`replaced`, `banned`, `outdated`):
+    /// only an explicit reconnect takes the number back.
+    pub held: Vec<String>,
     /// Companies whose credentials had no registry record; those credentials
     /// were removed.
     pub orphaned_credentials_removed: Vec<String>,
@@ -203,8 +207,16 @@ impl SessionPool {
         if let Err(e) = wa.backoff.validate() {
             panic!("invalid backoff configuration: {e}");
         }
+        let mut wa = wa;
+        if wa.http_client.is_none() {
+            wa.http_client = Some(crate::wa::client::default_http_client());
+        }
         Self {
-            inner: Arc::new(PoolInner { store, config: Arc::new(wa), sessions: RwLock::new(Sessions::default()) }),
+            inner: Arc::new(PoolInner {
+                store,
+                config: Arc::new(wa),
+                sessions: RwLock::new(Sessions::default()),
+            }),
         }
     }
 
@@ -227,22 +239,36 @@ impl SessionPool {
                         Ok(None) => match store.wipe_credentials(&company) {
                             Ok(()) => {
                                 tracing::warn!(company.id = %company, "removed credentials without a registry record");
-                                report.orphaned_credentials_removed.push(company.to_string());
+                                report
+                                    .orphaned_credentials_removed
+                                    .push(company.to_string());
                             }
-                            Err(e) => report.failed.push(RestoreFailure { company: company.to_string(), error: e.to_string() }),
+                            Err(e) => report.failed.push(RestoreFailure {
+                                company: company.to_string(),
+                                error: e.to_string(),
+                            }),
                         },
                         // Unreadable record: keep the credentials, report it.
-                        Err(e) => report.failed.push(RestoreFailure { company: company.to_string(), error: e.to_string() }),
+                        Err(e) => report.failed.push(RestoreFailure {
+                            company: company.to_string(),
+                            error: e.to_string(),
+                        }),
                     }
                 }
             }
-            Err(e) => report.failed.push(RestoreFailure { company: String::new(), error: e.to_string() }),
+            Err(e) => report.failed.push(RestoreFailure {
+                company: String::new(),
+                error: e.to_string(),
+            }),
         }
 
         let records = match store.list_companies() {
             Ok(records) => records,
             Err(e) => {
-                report.failed.push(RestoreFailure { company: String::new(), error: e.to_string() });
+                report.failed.push(RestoreFailure {
+                    company: String::new(),
+                    error: e.to_string(),
+                });
                 return report;
             }
         };
@@ -250,29 +276,45 @@ impl SessionPool {
             let company = match CompanyId::parse(&record.company_id) {
                 Ok(company) => company,
                 Err(e) => {
-                    report.failed.push(RestoreFailure { company: record.company_id.clone(), error: e.to_string() });
+                    report.failed.push(RestoreFailure {
+                        company: record.company_id.clone(),
+                        error: e.to_string(),
+                    });
                     continue;
                 }
             };
             let handle = match self.handle_or_spawn(&company) {
                 Ok(handle) => handle,
                 Err(e) => {
-                    report.failed.push(RestoreFailure { company: company.to_string(), error: e.to_string() });
+                    report.failed.push(RestoreFailure {
+                        company: company.to_string(),
+                        error: e.to_string(),
+                    });
                     continue;
                 }
             };
             match store.is_linked(&company) {
+                Ok(true) if handle.status().state.waits_for_reconnect() => {
+                    report.held.push(company.to_string())
+                }
                 Ok(true) => match handle.start(StartReason::Restored).await {
                     Ok(_) => report.started.push(company.to_string()),
-                    Err(e) => report.failed.push(RestoreFailure { company: company.to_string(), error: e.to_string() }),
+                    Err(e) => report.failed.push(RestoreFailure {
+                        company: company.to_string(),
+                        error: e.to_string(),
+                    }),
                 },
                 Ok(false) => report.idle.push(company.to_string()),
-                Err(e) => report.failed.push(RestoreFailure { company: company.to_string(), error: e.to_string() }),
+                Err(e) => report.failed.push(RestoreFailure {
+                    company: company.to_string(),
+                    error: e.to_string(),
+                }),
             }
         }
         tracing::info!(
             started = report.started.len(),
             idle = report.idle.len(),
+            held = report.held.len(),
             orphans_removed = report.orphaned_credentials_removed.len(),
             failed = report.failed.len(),
             "sessions restored"
@@ -287,7 +329,11 @@ impl SessionPool {
     pub async fn ensure(&self, company: &CompanyId) -> Result<Ensured, PoolError> {
         if let Some(handle) = self.lookup(company)? {
             handle.start(StartReason::Ensure).await?;
-            return Ok(Ensured { handle, created: false, token: None });
+            return Ok(Ensured {
+                handle,
+                created: false,
+                token: None,
+            });
         }
         // Registry first: a session never exists without its record.
         let issued = crate::token::generate_token()?;
@@ -299,9 +345,17 @@ impl SessionPool {
         };
         let created = self.inner.store.insert_company_if_absent(&record)?;
         let handle = self.handle_or_spawn(company)?;
-        let reason = if created { StartReason::Created } else { StartReason::Ensure };
+        let reason = if created {
+            StartReason::Created
+        } else {
+            StartReason::Ensure
+        };
         handle.start(reason).await?;
-        Ok(Ensured { handle, created, token: created.then_some(issued.plaintext) })
+        Ok(Ensured {
+            handle,
+            created,
+            token: created.then_some(issued.plaintext),
+        })
     }
 
     /// The company's session, if it has one in this process.
@@ -311,7 +365,8 @@ impl SessionPool {
 
     /// Every session's status, ordered by company id.
     pub fn list(&self) -> Vec<SessionStatus> {
-        let handles: Vec<SessionHandle> = self.inner.sessions.read().map.values().cloned().collect();
+        let handles: Vec<SessionHandle> =
+            self.inner.sessions.read().map.values().cloned().collect();
         let mut statuses: Vec<SessionStatus> = handles.iter().map(SessionHandle::status).collect();
         statuses.sort_by(|a, b| a.company.cmp(&b.company));
         statuses
@@ -337,9 +392,15 @@ impl SessionPool {
         result
     }
 
-    async fn delete_steps(&self, company: &CompanyId, handle: Option<SessionHandle>) -> Result<DeleteReport, PoolError> {
+    async fn delete_steps(
+        &self,
+        company: &CompanyId,
+        handle: Option<SessionHandle>,
+    ) -> Result<DeleteReport, PoolError> {
         let store = &self.inner.store;
-        let known = handle.is_some() || store.get_company(company)?.is_some() || store.is_linked(company)?;
+        let known = handle.is_some()
+            || store.get_company(company)?.is_some()
+            || store.is_linked(company)?;
         if !known {
             return Err(PoolError::UnknownCompany);
         }
@@ -351,20 +412,34 @@ impl SessionPool {
             None => {
                 let credentials = match store.wipe_credentials(company) {
                     Ok(()) => StepOutcome::Done,
-                    Err(e) => StepOutcome::Failed { error: e.to_string() },
+                    Err(e) => StepOutcome::Failed {
+                        error: e.to_string(),
+                    },
                 };
-                (StepOutcome::Skipped { reason: "no session in this process".to_owned() }, credentials)
+                (
+                    StepOutcome::Skipped {
+                        reason: "no session in this process".to_owned(),
+                    },
+                    credentials,
+                )
             }
         };
         let registry = match store.remove_company(company) {
             Ok(()) => StepOutcome::Done,
             Err(e) => {
                 tracing::error!(company.id = %company, error = %e, "removing the company from the store failed");
-                StepOutcome::Failed { error: e.to_string() }
+                StepOutcome::Failed {
+                    error: e.to_string(),
+                }
             }
         };
         tracing::info!(company.id = %company, "company deleted");
-        Ok(DeleteReport { company: company.to_string(), logout, credentials, registry })
+        Ok(DeleteReport {
+            company: company.to_string(),
+            logout,
+            credentials,
+            registry,
+        })
     }
 
     /// Disconnect every session (never log out), then flush the store. Bounded
@@ -382,7 +457,10 @@ impl SessionPool {
                 let _ = handle.shutdown().await;
             });
         }
-        if tokio::time::timeout(timeout, stops.join_all()).await.is_err() {
+        if tokio::time::timeout(timeout, stops.join_all())
+            .await
+            .is_err()
+        {
             tracing::warn!("not every session stopped before the shutdown timeout");
         }
         if let Err(e) = self.inner.store.flush().await {
@@ -428,7 +506,10 @@ impl SessionPool {
     fn load_recent(&self, company: &CompanyId) -> Vec<Transition> {
         let limit = self.inner.config.transition_history;
         match self.inner.store.recent_transitions(company, limit) {
-            Ok(rows) => rows.into_iter().filter_map(transition_from_record).collect(),
+            Ok(rows) => rows
+                .into_iter()
+                .filter_map(transition_from_record)
+                .collect(),
             Err(e) => {
                 tracing::warn!(company.id = %company, error = %e, "could not load recent transitions");
                 Vec::new()
@@ -436,15 +517,22 @@ impl SessionPool {
         }
     }
 
-    /// Spawn a company's actor (idle, `stopped`). Called under the write lock:
-    /// must not block or await.
+    /// Spawn a company's actor: idle (`stopped`), or in the persisted state
+    /// if that waits for an explicit reconnect (`replaced`, ...). Called under
+    /// the write lock: must not block or await.
     fn spawn_actor(&self, company: &CompanyId, recent: Vec<Transition>) -> SessionHandle {
         let now = now_ms();
+        let (state, reason, since_ms) = match recent.last() {
+            Some(last) if last.to.waits_for_reconnect() => {
+                (last.to, last.reason.clone(), last.at_ms)
+            }
+            _ => (SessionState::Stopped, "idle".to_owned(), now),
+        };
         let initial = SessionStatus {
             company: company.to_string(),
-            state: SessionState::Stopped,
-            reason: "idle".to_owned(),
-            since_ms: now,
+            state,
+            reason,
+            since_ms,
             jid: None,
             phone: None,
             lid: None,
@@ -460,13 +548,19 @@ impl SessionPool {
         let (commands_tx, commands_rx) = mpsc::channel(64);
         let config = self.inner.config.clone();
         // Validated in `new`.
-        let backoff = Backoff::new(config.backoff).unwrap_or_else(|_| unreachable!("validated in SessionPool::new"));
+        let backoff = Backoff::new(config.backoff)
+            .unwrap_or_else(|_| unreachable!("validated in SessionPool::new"));
         let actor = SessionActor::new(
             company.clone(),
             self.inner.store.clone(),
             config,
             backoff,
-            ActorChannels { status: status_tx, qr: qr_tx, events: events_tx.clone(), commands: commands_rx },
+            ActorChannels {
+                status: status_tx,
+                qr: qr_tx,
+                events: events_tx.clone(),
+                commands: commands_rx,
+            },
             recent,
         );
         let span = tracing::info_span!("session", company.id = %company);
@@ -486,9 +580,19 @@ fn transition_from_record(record: crate::pb::StateTransition) -> Option<Transiti
 
 fn state_from_code(code: &str) -> Option<SessionState> {
     use SessionState::*;
-    [Pairing, Connecting, Connected, Reconnecting, LoggedOut, Replaced, Banned, Outdated, Stopped]
-        .into_iter()
-        .find(|s| s.as_str() == code)
+    [
+        Pairing,
+        Connecting,
+        Connected,
+        Reconnecting,
+        LoggedOut,
+        Replaced,
+        Banned,
+        Outdated,
+        Stopped,
+    ]
+    .into_iter()
+    .find(|s| s.as_str() == code)
 }
 
 /// Unix milliseconds now.
@@ -506,7 +610,17 @@ mod tests {
     #[test]
     fn state_codes_round_trip() {
         use SessionState::*;
-        for s in [Pairing, Connecting, Connected, Reconnecting, LoggedOut, Replaced, Banned, Outdated, Stopped] {
+        for s in [
+            Pairing,
+            Connecting,
+            Connected,
+            Reconnecting,
+            LoggedOut,
+            Replaced,
+            Banned,
+            Outdated,
+            Stopped,
+        ] {
             assert_eq!(state_from_code(s.as_str()), Some(s));
         }
         assert_eq!(state_from_code("bogus"), None);

@@ -52,9 +52,18 @@ impl SessionState {
         }
     }
 
+    /// States only an explicit reconnect leaves: not restarted by `ensure`,
+    /// nor by a gateway restart.
+    pub fn waits_for_reconnect(self) -> bool {
+        matches!(self, Self::Replaced | Self::Banned | Self::Outdated)
+    }
+
     /// Whether a socket is open or being opened (or a retry is scheduled).
     pub fn is_active(self) -> bool {
-        matches!(self, Self::Pairing | Self::Connecting | Self::Connected | Self::Reconnecting)
+        matches!(
+            self,
+            Self::Pairing | Self::Connecting | Self::Connected | Self::Reconnecting
+        )
     }
 }
 
@@ -207,22 +216,30 @@ pub fn classify(event: &Event) -> Verdict {
         Event::ConnectFailure(cf) => {
             let code = cf.reason.code();
             if cf.reason.should_reconnect() {
-                Verdict::Exit(ExitCause::Transient { reason: format!("connect_failure_{code}") })
+                Verdict::Exit(ExitCause::Transient {
+                    reason: format!("connect_failure_{code}"),
+                })
             } else {
                 // whatsapp-rust stops its own loop for these; an unknown
                 // refusal must not become a reconnect loop against a server
                 // that just said no. Treated like a ban: stop, keep creds.
-                Verdict::Exit(ExitCause::Banned { reason: format!("connect_failure_{code}") })
+                Verdict::Exit(ExitCause::Banned {
+                    reason: format!("connect_failure_{code}"),
+                })
             }
         }
         // whatsapp-rust handles 503/429 stream errors without an event of
         // their own (the server's close follows); the raw stanza names the
         // cause, the `Disconnected` that follows only the close.
         Event::RawNode(node) if node.tag() == "stream:error" => {
-            match node.get_attr("code").map(|code| code.as_str().to_string()).as_deref() {
-                Some(code @ ("503" | "429")) => {
-                    Verdict::Exit(ExitCause::Transient { reason: format!("stream_error_{code}") })
-                }
+            match node
+                .get_attr("code")
+                .map(|code| code.as_str().to_string())
+                .as_deref()
+            {
+                Some(code @ ("503" | "429")) => Verdict::Exit(ExitCause::Transient {
+                    reason: format!("stream_error_{code}"),
+                }),
                 _ => Verdict::Ignore,
             }
         }
@@ -255,7 +272,11 @@ fn logged_out_reason(
         return "logout".to_owned();
     };
     if let Some(conflict) = raw.get_optional_child("conflict") {
-        let kind = conflict.attrs().optional_string("type").map(|t| t.to_string()).unwrap_or_default();
+        let kind = conflict
+            .attrs()
+            .optional_string("type")
+            .map(|t| t.to_string())
+            .unwrap_or_default();
         return match kind.as_str() {
             "device_removed" => "device_removed".to_owned(),
             "" => "conflict".to_owned(),
@@ -295,7 +316,13 @@ pub fn is_lifecycle_event(event: &Event) -> bool {
 fn sanitize_code(raw: &str) -> String {
     raw.chars()
         .take(32)
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -310,7 +337,13 @@ pub fn merge_exit(current: Option<ExitCause>, new: ExitCause) -> ExitCause {
         (Some(current @ ExitCause::Transient { .. }), ExitCause::Transient { .. }) => current,
         (Some(ExitCause::Transient { .. }), new) => new,
         // `Paired` is followed by the 515 restart; a later terminal cause wins.
-        (Some(ExitCause::Paired), new @ (ExitCause::LoggedOut { .. } | ExitCause::Replaced { .. } | ExitCause::Banned { .. } | ExitCause::Outdated)) => new,
+        (
+            Some(ExitCause::Paired),
+            new @ (ExitCause::LoggedOut { .. }
+            | ExitCause::Replaced { .. }
+            | ExitCause::Banned { .. }
+            | ExitCause::Outdated),
+        ) => new,
         (Some(current), _) => current,
     }
 }
@@ -349,69 +382,140 @@ mod tests {
         let e401 = NodeBuilder::new("stream:error").attr("code", "401").build();
         let e516 = NodeBuilder::new("stream:error").attr("code", "516").build();
         let removed = NodeBuilder::new("stream:error")
-            .children([NodeBuilder::new("conflict").attr("type", "device_removed").build()])
+            .children([NodeBuilder::new("conflict")
+                .attr("type", "device_removed")
+                .build()])
             .build();
-        assert_eq!(exit_reason(classify(&logged_out(Some(e401), false))), ("logged_out".into(), "stream_error_401".into()));
-        assert_eq!(exit_reason(classify(&logged_out(Some(e516), false))), ("logged_out".into(), "stream_error_516".into()));
-        assert_eq!(exit_reason(classify(&logged_out(Some(removed), false))), ("logged_out".into(), "device_removed".into()));
+        assert_eq!(
+            exit_reason(classify(&logged_out(Some(e401), false))),
+            ("logged_out".into(), "stream_error_401".into())
+        );
+        assert_eq!(
+            exit_reason(classify(&logged_out(Some(e516), false))),
+            ("logged_out".into(), "stream_error_516".into())
+        );
+        assert_eq!(
+            exit_reason(classify(&logged_out(Some(removed), false))),
+            ("logged_out".into(), "device_removed".into())
+        );
         let failure = NodeBuilder::new("failure").attr("reason", "401").build();
-        assert_eq!(exit_reason(classify(&logged_out(Some(failure), true))), ("logged_out".into(), "connect_failure_401".into()));
-        assert_eq!(exit_reason(classify(&logged_out(None, false))), ("logged_out".into(), "logout".into()));
+        assert_eq!(
+            exit_reason(classify(&logged_out(Some(failure), true))),
+            ("logged_out".into(), "connect_failure_401".into())
+        );
+        assert_eq!(
+            exit_reason(classify(&logged_out(None, false))),
+            ("logged_out".into(), "logout".into())
+        );
     }
 
     #[test]
     fn replaced_never_reconnects_and_transient_errors_do() {
         let replaced = Event::StreamReplaced(StreamReplaced::builder().build());
-        assert_eq!(exit_reason(classify(&replaced)), ("replaced".into(), "stream_replaced".into()));
+        assert_eq!(
+            exit_reason(classify(&replaced)),
+            ("replaced".into(), "stream_replaced".into())
+        );
         let raw = |node: wacore_binary::Node| {
             let bytes = wacore_binary::marshal::marshal(&node).unwrap();
             // `marshal` prefixes the frame flag byte; `OwnedNodeRef` wants the node bytes.
-            Event::RawNode(Arc::new(wacore_binary::OwnedNodeRef::new(bytes[1..].to_vec()).unwrap()))
+            Event::RawNode(Arc::new(
+                wacore_binary::OwnedNodeRef::new(bytes[1..].to_vec()).unwrap(),
+            ))
         };
         let e503 = raw(NodeBuilder::new("stream:error").attr("code", "503").build());
         assert!(is_lifecycle_event(&e503));
-        assert_eq!(exit_reason(classify(&e503)), ("transient".into(), "stream_error_503".into()));
+        assert_eq!(
+            exit_reason(classify(&e503)),
+            ("transient".into(), "stream_error_503".into())
+        );
         let e401 = raw(NodeBuilder::new("stream:error").attr("code", "401").build());
-        assert_eq!(classify(&e401), Verdict::Ignore, "the LoggedOut event carries 401");
+        assert_eq!(
+            classify(&e401),
+            Verdict::Ignore,
+            "the LoggedOut event carries 401"
+        );
         let message = raw(NodeBuilder::new("message").attr("id", "1").build());
         assert!(!is_lifecycle_event(&message));
         let ack = Event::StreamError(StreamError::builder().code(String::new()).build());
         assert_eq!(classify(&ack), Verdict::Ignore);
         let closed = Event::Disconnected(
             Disconnected::builder()
-                .reason(wacore::net::DisconnectReason::ServerClose { code: Some(1000), reason: String::new() })
+                .reason(wacore::net::DisconnectReason::ServerClose {
+                    code: Some(1000),
+                    reason: String::new(),
+                })
                 .build(),
         );
-        assert_eq!(exit_reason(classify(&closed)), ("transient".into(), "server_closed".into()));
+        assert_eq!(
+            exit_reason(classify(&closed)),
+            ("transient".into(), "server_closed".into())
+        );
     }
 
     #[test]
     fn connect_failures_retry_only_when_the_server_says_so() {
         use wacore::types::events::ConnectFailure;
         let cf = |reason| Event::ConnectFailure(ConnectFailure::builder().reason(reason).build());
-        assert_eq!(exit_reason(classify(&cf(ConnectFailureReason::ServiceUnavailable))), ("transient".into(), "connect_failure_503".into()));
-        assert_eq!(exit_reason(classify(&cf(ConnectFailureReason::Generic))), ("banned".into(), "connect_failure_400".into()));
+        assert_eq!(
+            exit_reason(classify(&cf(ConnectFailureReason::ServiceUnavailable))),
+            ("transient".into(), "connect_failure_503".into())
+        );
+        assert_eq!(
+            exit_reason(classify(&cf(ConnectFailureReason::Generic))),
+            ("banned".into(), "connect_failure_400".into())
+        );
     }
 
     #[test]
     fn connected_and_qr_are_classified() {
-        assert_eq!(classify(&Event::Connected(Connected::builder().build())), Verdict::Ready);
-        let qr = Event::PairingQrCode(
-            PairingQrCode::builder().code("2@x".to_owned()).timeout(std::time::Duration::from_secs(60)).build(),
+        assert_eq!(
+            classify(&Event::Connected(Connected::builder().build())),
+            Verdict::Ready
         );
-        assert_eq!(classify(&qr), Verdict::Qr { code: "2@x".into(), timeout_ms: 60_000 });
+        let qr = Event::PairingQrCode(
+            PairingQrCode::builder()
+                .code("2@x".to_owned())
+                .timeout(std::time::Duration::from_secs(60))
+                .build(),
+        );
+        assert_eq!(
+            classify(&qr),
+            Verdict::Qr {
+                code: "2@x".into(),
+                timeout_ms: 60_000
+            }
+        );
     }
 
     #[test]
     fn a_terminal_cause_is_not_overwritten_by_the_disconnect_after_it() {
-        let replaced = ExitCause::Replaced { reason: "stream_replaced".into() };
-        let transient = ExitCause::Transient { reason: "server_closed".into() };
-        assert_eq!(merge_exit(Some(replaced.clone()), transient.clone()), replaced);
-        assert_eq!(merge_exit(Some(transient.clone()), replaced.clone()), replaced);
-        let e503 = ExitCause::Transient { reason: "stream_error_503".into() };
+        let replaced = ExitCause::Replaced {
+            reason: "stream_replaced".into(),
+        };
+        let transient = ExitCause::Transient {
+            reason: "server_closed".into(),
+        };
+        assert_eq!(
+            merge_exit(Some(replaced.clone()), transient.clone()),
+            replaced
+        );
+        assert_eq!(
+            merge_exit(Some(transient.clone()), replaced.clone()),
+            replaced
+        );
+        let e503 = ExitCause::Transient {
+            reason: "stream_error_503".into(),
+        };
         assert_eq!(merge_exit(Some(e503.clone()), transient.clone()), e503);
-        assert_eq!(merge_exit(Some(ExitCause::Paired), transient), ExitCause::Paired);
-        assert_eq!(merge_exit(Some(ExitCause::Paired), replaced.clone()), replaced);
+        assert_eq!(
+            merge_exit(Some(ExitCause::Paired), transient),
+            ExitCause::Paired
+        );
+        assert_eq!(
+            merge_exit(Some(ExitCause::Paired), replaced.clone()),
+            replaced
+        );
     }
 
     #[test]
@@ -427,7 +531,10 @@ mod tests {
             SessionState::Outdated,
             SessionState::Stopped,
         ] {
-            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.as_str()));
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
         }
     }
 }

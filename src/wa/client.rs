@@ -16,12 +16,12 @@
 
 use std::sync::Arc;
 
+use wacore::store::traits::Backend;
+use wacore::types::events::{Event, EventHandler};
 use whatsapp_rust::bot::{Bot, BotBuilderError};
 use whatsapp_rust::http::{HttpClient, HttpRequest, HttpResponse};
 use whatsapp_rust::transport::TokioWebSocketTransportFactory;
 use whatsapp_rust::{Client, InboundDurabilityHook, RawNodeLease, TokioRuntime};
-use wacore::store::traits::Backend;
-use wacore::types::events::{Event, EventHandler};
 
 use crate::domain::CompanyId;
 
@@ -38,14 +38,14 @@ pub struct ClientOptions {
     /// WebSocket endpoint; `None` = WhatsApp's own (`wss://web.whatsapp.com/ws/chat`).
     pub url: Option<String>,
     /// WhatsApp Web version to announce; `None` = fetch the current one from
-    /// `web.whatsapp.com` (needs an HTTP client that can reach it, see
-    /// [`UnavailableHttpClient`]).
+    /// `web.whatsapp.com` at each connect (through `http_client`).
     pub version: Option<(u32, u32, u32)>,
     /// The device's display name. Non-empty also keeps whatsapp-rust off its
     /// 10 s "bootstrap" wait on every reconnect.
     pub push_name: String,
     pub inbound_hook: Option<Arc<dyn InboundHookFactory>>,
-    /// HTTP client for version fetches and media; `None` = [`UnavailableHttpClient`].
+    /// HTTP client for version fetches and media; `None` = [`default_http_client`]
+    /// (built per client: pass a shared one when building many clients).
     pub http_client: Option<Arc<dyn HttpClient>>,
 }
 
@@ -87,11 +87,57 @@ impl InboundDurabilityHook for SharedHook {
     }
 }
 
-/// The HTTP client used when none is configured: every request fails. With a
-/// `version` set, whatsapp-rust needs HTTP only for media, which wagate does
-/// not use yet.
+/// whatsapp-rust's HTTP needs (fetching WhatsApp Web's current version when
+/// none is configured; media later) served by `reqwest` (rustls, bounded time
+/// per request). One instance is shared by every company of a pool, so
+/// connections to `web.whatsapp.com` are pooled.
+#[derive(Debug, Clone)]
+pub struct ReqwestHttpClient(reqwest::Client);
+
+impl ReqwestHttpClient {
+    /// Per-request bound; whatsapp-rust also bounds the version fetch (20 s).
+    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+    pub fn new() -> Result<Self, reqwest::Error> {
+        Ok(Self(reqwest::Client::builder().timeout(Self::TIMEOUT).build()?))
+    }
+}
+
+#[async_trait::async_trait]
+impl HttpClient for ReqwestHttpClient {
+    async fn execute(&self, request: HttpRequest) -> anyhow::Result<HttpResponse> {
+        let method = reqwest::Method::from_bytes(request.method.as_bytes())?;
+        let mut builder = self.0.request(method, &request.url);
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(body) = request.body {
+            builder = builder.body(body);
+        }
+        let response = builder.send().await?;
+        let status_code = response.status().as_u16();
+        let body = response.bytes().await?.to_vec();
+        Ok(HttpResponse { status_code, body })
+    }
+}
+
+/// An HTTP client whose every request fails: the fallback when no real one
+/// can be built. With a `version` configured, whatsapp-rust then works
+/// without HTTP (wagate does not use media yet).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct UnavailableHttpClient;
+
+/// The default HTTP client: [`ReqwestHttpClient`], or
+/// [`UnavailableHttpClient`] if it cannot be built (logged).
+pub fn default_http_client() -> Arc<dyn HttpClient> {
+    match ReqwestHttpClient::new() {
+        Ok(client) => Arc::new(client),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the HTTP client; set the WhatsApp version explicitly");
+            Arc::new(UnavailableHttpClient)
+        }
+    }
+}
 
 #[async_trait::async_trait]
 impl HttpClient for UnavailableHttpClient {
@@ -121,8 +167,10 @@ pub async fn build_bot(
         Some(url) => TokioWebSocketTransportFactory::new().with_url(url.clone()),
         None => TokioWebSocketTransportFactory::new(),
     };
-    let http: Arc<dyn HttpClient> =
-        options.http_client.clone().unwrap_or_else(|| Arc::new(UnavailableHttpClient));
+    let http: Arc<dyn HttpClient> = options
+        .http_client
+        .clone()
+        .unwrap_or_else(default_http_client);
     let mut builder = Bot::builder()
         .with_backend_arc(backend)
         .with_transport_factory(transport)
@@ -143,7 +191,9 @@ pub async fn build_bot(
     }
     let bot = builder.build().await?;
     let client = bot.client();
-    client.enable_auto_reconnect.store(false, std::sync::atomic::Ordering::SeqCst);
+    client
+        .enable_auto_reconnect
+        .store(false, std::sync::atomic::Ordering::SeqCst);
     let raw_nodes = client.acquire_raw_node_forwarding();
     Ok(BuiltBot { bot, raw_nodes })
 }

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use fakewa::{FakeServer, StreamErrorKind};
 use wagate::domain::{CompanyId, PhoneNumber};
-use wagate::pool::{BackoffConfig, SessionHandle, SessionPool, SessionState, SessionStatus, StepOutcome, WaConfig};
+use wagate::pool::{
+    BackoffConfig, SessionHandle, SessionPool, SessionState, SessionStatus, StepOutcome, WaConfig,
+};
 use wagate::store::Store;
 
 /// Upper bound for anything a test waits for.
@@ -46,7 +48,11 @@ fn wa_config(fake: &FakeServer) -> WaConfig {
 }
 
 async fn start_fake() -> Arc<FakeServer> {
-    Arc::new(FakeServer::start(fakewa::Config::default()).await.expect("start the fake WhatsApp server"))
+    Arc::new(
+        FakeServer::start(fakewa::Config::default())
+            .await
+            .expect("start the fake WhatsApp server"),
+    )
 }
 
 fn pool_on(store: Store, fake: &FakeServer) -> SessionPool {
@@ -55,11 +61,18 @@ fn pool_on(store: Store, fake: &FakeServer) -> SessionPool {
 
 /// Waits until the session's status satisfies `pred`; panics with the last
 /// status after [`WAIT`].
-async fn wait_status(handle: &SessionHandle, what: &str, pred: impl Fn(&SessionStatus) -> bool) -> SessionStatus {
+async fn wait_status(
+    handle: &SessionHandle,
+    what: &str,
+    pred: impl Fn(&SessionStatus) -> bool,
+) -> SessionStatus {
     let mut rx = handle.watch_status();
     match tokio::time::timeout(WAIT, rx.wait_for(|s| pred(s))).await {
         Ok(Ok(status)) => status.clone(),
-        _ => panic!("timed out waiting for {what}; last status: {:?}", handle.status()),
+        _ => panic!(
+            "timed out waiting for {what}; last status: {:?}",
+            handle.status()
+        ),
     }
 }
 
@@ -92,7 +105,11 @@ async fn wait_qr(handle: &SessionHandle, not: Option<&str>) -> String {
 }
 
 /// Ensures `id`, scans its QR, waits for `connected`.
-async fn link_by_qr(pool: &SessionPool, fake: &FakeServer, id: &str) -> (SessionHandle, fakewa::Linked) {
+async fn link_by_qr(
+    pool: &SessionPool,
+    fake: &FakeServer,
+    id: &str,
+) -> (SessionHandle, fakewa::Linked) {
     let handle = pool.ensure(&company(id)).await.expect("ensure").handle;
     let qr = wait_qr(&handle, None).await;
     let linked = fake.scan_qr(&qr).await.expect("the phone scans the QR");
@@ -101,7 +118,11 @@ async fn link_by_qr(pool: &SessionPool, fake: &FakeServer, id: &str) -> (Session
 }
 
 fn reasons(status: &SessionStatus) -> Vec<(String, String)> {
-    status.recent_transitions.iter().map(|t| (t.to.as_str().to_owned(), t.reason.clone())).collect()
+    status
+        .recent_transitions
+        .iter()
+        .map(|t| (t.to.as_str().to_owned(), t.reason.clone()))
+        .collect()
 }
 
 #[tokio::test]
@@ -121,10 +142,26 @@ async fn fifty_concurrent_ensures_make_one_session_and_one_connection() {
     }
     let created: Vec<_> = results.iter().filter(|e| e.created).collect();
     assert_eq!(created.len(), 1, "exactly one ensure creates the company");
-    let token = created[0].token.clone().expect("the creating ensure returns the token");
-    assert!(results.iter().filter(|e| !e.created).all(|e| e.token.is_none()));
-    let record = pool.store().get_company(&acme).unwrap().expect("registry record");
-    assert_eq!(record.token_hash, wagate::token::hash_token(&token).to_vec(), "only the hash is stored");
+    let token = created[0]
+        .token
+        .clone()
+        .expect("the creating ensure returns the token");
+    assert!(
+        results
+            .iter()
+            .filter(|e| !e.created)
+            .all(|e| e.token.is_none())
+    );
+    let record = pool
+        .store()
+        .get_company(&acme)
+        .unwrap()
+        .expect("registry record");
+    assert_eq!(
+        record.token_hash,
+        wagate::token::hash_token(&token).to_vec(),
+        "only the hash is stored"
+    );
     assert_eq!(pool.list().len(), 1);
 
     let handle = pool.get(&acme).expect("session");
@@ -138,7 +175,11 @@ async fn fifty_concurrent_ensures_make_one_session_and_one_connection() {
     }
     assert_eq!(handle.status().state, SessionState::Connected);
     assert_eq!(fake.connection_count(&linked.phone), 1);
-    assert_eq!(fake.max_concurrent_connections(&linked.phone), 1, "never two sockets for one number");
+    assert_eq!(
+        fake.max_concurrent_connections(&linked.phone),
+        1,
+        "never two sockets for one number"
+    );
     assert_eq!(fake.login_count(&linked.phone), 1);
 }
 
@@ -165,11 +206,19 @@ async fn qr_scan_connects_with_the_phone_number() {
     let trail = reasons(&status);
     assert_eq!(
         trail,
-        [("connecting", "created"), ("pairing", "qr_issued"), ("connecting", "paired"), ("connected", "qr_scanned")]
-            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        [
+            ("connecting", "created"),
+            ("pairing", "qr_issued"),
+            ("connecting", "paired"),
+            ("connected", "qr_scanned")
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
     );
     // Transitions are persisted.
-    let stored = pool.store().recent_transitions(&company("acme"), 10).unwrap();
+    let stored = pool
+        .store()
+        .recent_transitions(&company("acme"), 10)
+        .unwrap();
     assert_eq!(stored.last().map(|t| t.reason.as_str()), Some("qr_scanned"));
 }
 
@@ -180,9 +229,19 @@ async fn pair_code_links_the_number() {
     let handle = pool.ensure(&company("acme")).await.unwrap().handle;
     let phone = "15550007777";
 
-    let code = handle.pair_code(PhoneNumber::parse(phone).unwrap()).await.expect("pair code");
-    assert_eq!(code.chars().filter(|c| c.is_ascii_alphanumeric()).count(), 8, "8-character code");
-    let linked = fake.enter_pair_code(phone, &code).await.expect("the phone enters the code");
+    let code = handle
+        .pair_code(PhoneNumber::parse(phone).unwrap())
+        .await
+        .expect("pair code");
+    assert_eq!(
+        code.chars().filter(|c| c.is_ascii_alphanumeric()).count(),
+        8,
+        "8-character code"
+    );
+    let linked = fake
+        .enter_pair_code(phone, &code)
+        .await
+        .expect("the phone enters the code");
     assert_eq!(linked.phone, phone);
 
     let status = wait_state(&handle, SessionState::Connected).await;
@@ -190,7 +249,10 @@ async fn pair_code_links_the_number() {
     assert_eq!(status.phone.as_deref(), Some(phone));
 
     // Linked: another pair code is refused and changes nothing.
-    let err = handle.pair_code(PhoneNumber::parse(phone).unwrap()).await.unwrap_err();
+    let err = handle
+        .pair_code(PhoneNumber::parse(phone).unwrap())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "invalid_state");
     assert_eq!(handle.status().state, SessionState::Connected);
 }
@@ -202,25 +264,38 @@ async fn replaced_is_not_retried_until_an_explicit_reconnect() {
     let (handle, linked) = link_by_qr(&pool, &fake, "acme").await;
     assert_eq!(fake.login_count(&linked.phone), 1);
 
-    fake.inject_stream_error(&linked.jid, StreamErrorKind::Replaced).await.unwrap();
+    fake.inject_stream_error(&linked.jid, StreamErrorKind::Replaced)
+        .await
+        .unwrap();
     let status = wait_state(&handle, SessionState::Replaced).await;
     assert_eq!(status.reason, "stream_replaced");
 
     // 2 s is 40× the configured base backoff and 5× its cap: a scheduled
     // reconnect would have logged in several times by now.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(fake.login_count(&linked.phone), 1, "no reconnect attempt after replaced");
+    assert_eq!(
+        fake.login_count(&linked.phone),
+        1,
+        "no reconnect attempt after replaced"
+    );
     assert_eq!(fake.connection_count(&linked.phone), 0);
     assert_eq!(handle.status().state, SessionState::Replaced);
     // An ensure does not take the number back either.
     pool.ensure(&company("acme")).await.unwrap();
     assert_eq!(handle.status().state, SessionState::Replaced);
-    assert!(pool.store().is_linked(&company("acme")).unwrap(), "credentials kept");
+    assert!(
+        pool.store().is_linked(&company("acme")).unwrap(),
+        "credentials kept"
+    );
 
     let after = handle.reconnect().await.unwrap();
     assert_eq!(after.reason, "reconnect_requested");
     let status = wait_state(&handle, SessionState::Connected).await;
-    assert_eq!(status.jid.as_deref(), Some(linked.jid.as_str()), "same device");
+    assert_eq!(
+        status.jid.as_deref(),
+        Some(linked.jid.as_str()),
+        "same device"
+    );
     assert_eq!(fake.login_count(&linked.phone), 2);
     assert_eq!(fake.max_concurrent_connections(&linked.phone), 1);
 }
@@ -237,10 +312,17 @@ async fn logged_out_by(kind: StreamErrorKind, reason: &str) {
     assert_eq!(status.phone, None);
     assert!(!pool.store().is_linked(&acme).unwrap());
     assert!(
-        !pool.store().companies_with_credentials().unwrap().contains(&acme),
+        !pool
+            .store()
+            .companies_with_credentials()
+            .unwrap()
+            .contains(&acme),
         "credentials gone from the store"
     );
-    assert!(pool.store().get_company(&acme).unwrap().is_some(), "the company stays");
+    assert!(
+        pool.store().get_company(&acme).unwrap().is_some(),
+        "the company stays"
+    );
 
     // The next ensure pairs afresh.
     let ensured = pool.ensure(&acme).await.unwrap();
@@ -269,12 +351,18 @@ async fn service_unavailable_reconnects_the_same_device_without_a_qr() {
     let (handle, linked) = link_by_qr(&pool, &fake, "acme").await;
     let mut events = handle.subscribe();
 
-    fake.inject_stream_error(&linked.jid, StreamErrorKind::Code503).await.unwrap();
+    fake.inject_stream_error(&linked.jid, StreamErrorKind::Code503)
+        .await
+        .unwrap();
     let status = wait_status(&handle, "reconnected", |s| {
         s.state == SessionState::Connected && s.reason == "reconnected"
     })
     .await;
-    assert_eq!(status.jid.as_deref(), Some(linked.jid.as_str()), "same device");
+    assert_eq!(
+        status.jid.as_deref(),
+        Some(linked.jid.as_str()),
+        "same device"
+    );
     assert_eq!(status.reconnect_count, 1);
     assert_eq!(fake.login_count(&linked.phone), 2);
     assert_eq!(fake.max_concurrent_connections(&linked.phone), 1);
@@ -284,13 +372,18 @@ async fn service_unavailable_reconnects_the_same_device_without_a_qr() {
         seen.push(event);
     }
     assert!(
-        !seen.iter().any(|e| matches!(e, wagate::pool::SessionEvent::QrRotated(_))),
+        !seen
+            .iter()
+            .any(|e| matches!(e, wagate::pool::SessionEvent::QrRotated(_))),
         "no QR during a reconnect"
     );
     let went_through_reconnecting = seen.iter().any(|e| {
         matches!(e, wagate::pool::SessionEvent::StatusChanged(s) if s.state == SessionState::Reconnecting && s.reason == "stream_error_503")
     });
-    assert!(went_through_reconnecting, "reconnecting with reason stream_error_503: {seen:?}");
+    assert!(
+        went_through_reconnecting,
+        "reconnecting with reason stream_error_503: {seen:?}"
+    );
 }
 
 /// Opens the sled database in `dir`, waiting for the previous holder (the
@@ -315,14 +408,26 @@ async fn restart_on_the_same_data_dir_restores_every_linked_company_without_a_qr
     let dir = tempfile::tempdir().unwrap();
     let ghost = company("ghost");
     let mut linked = Vec::new();
+    let hooli_phone;
     {
         let pool = pool_on(Store::open(dir.path()).unwrap(), &fake);
         for id in ["acme", "globex"] {
             let (_, l) = link_by_qr(&pool, &fake, id).await;
             linked.push((id, l));
         }
+        // A linked company whose number another client took: a restart must
+        // not take it back either.
+        let (hooli, hooli_linked) = link_by_qr(&pool, &fake, "hooli").await;
+        fake.inject_stream_error(&hooli_linked.jid, StreamErrorKind::Replaced)
+            .await
+            .unwrap();
+        wait_state(&hooli, SessionState::Replaced).await;
+        hooli_phone = hooli_linked.phone;
         // A registered company that never linked stays idle after the restart.
-        let record = wagate::pb::CompanyRecord { company_id: "initech".into(), ..Default::default() };
+        let record = wagate::pb::CompanyRecord {
+            company_id: "initech".into(),
+            ..Default::default()
+        };
         assert!(pool.store().insert_company_if_absent(&record).unwrap());
         // Credentials without a registry record (e.g. a crash mid-delete).
         use wacore::store::traits::DeviceStore as _;
@@ -331,7 +436,9 @@ async fn restart_on_the_same_data_dir_restores_every_linked_company_without_a_qr
         pool.store().backend(&ghost).save(&device).await.unwrap();
         pool.shutdown(Duration::from_secs(10)).await;
         for (_, l) in &linked {
-            fake.wait_for_connection_count(&l.phone, 0, WAIT).await.expect("shutdown disconnects");
+            fake.wait_for_connection_count(&l.phone, 0, WAIT)
+                .await
+                .expect("shutdown disconnects");
             assert!(!fake.is_removed(&l.jid), "shutdown never logs out");
         }
     }
@@ -342,9 +449,16 @@ async fn restart_on_the_same_data_dir_restores_every_linked_company_without_a_qr
     let report = pool.restore().await;
     assert_eq!(report.started, ["acme", "globex"]);
     assert_eq!(report.idle, ["initech"]);
+    assert_eq!(report.held, ["hooli"]);
     assert_eq!(report.orphaned_credentials_removed, ["ghost"]);
     assert!(report.failed.is_empty(), "{:?}", report.failed);
-    assert!(!pool.store().companies_with_credentials().unwrap().contains(&ghost));
+    assert!(
+        !pool
+            .store()
+            .companies_with_credentials()
+            .unwrap()
+            .contains(&ghost)
+    );
 
     for (id, l) in &linked {
         let handle = pool.get(&company(id)).expect("restored session");
@@ -354,10 +468,33 @@ async fn restart_on_the_same_data_dir_restores_every_linked_company_without_a_qr
         assert_eq!(fake.login_count(&l.phone), 2);
         assert_eq!(fake.max_concurrent_connections(&l.phone), 1);
         // History survives the restart.
-        assert!(status.recent_transitions.iter().any(|t| t.reason == "qr_scanned"));
+        assert!(
+            status
+                .recent_transitions
+                .iter()
+                .any(|t| t.reason == "qr_scanned")
+        );
     }
-    assert_eq!(pool.get(&company("initech")).unwrap().status().state, SessionState::Stopped);
-    assert!(pool.get(&company("initech")).unwrap().current_qr().is_none());
+    let hooli = pool.get(&company("hooli")).unwrap().status();
+    assert_eq!(
+        (hooli.state, hooli.reason.as_str()),
+        (SessionState::Replaced, "stream_replaced")
+    );
+    assert_eq!(
+        fake.login_count(&hooli_phone),
+        1,
+        "a replaced number is not taken back by a restart"
+    );
+    assert_eq!(
+        pool.get(&company("initech")).unwrap().status().state,
+        SessionState::Stopped
+    );
+    assert!(
+        pool.get(&company("initech"))
+            .unwrap()
+            .current_qr()
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -366,14 +503,26 @@ async fn delete_unlinks_on_whatsapp_and_leaves_nothing_in_the_store() {
     let pool = pool_on(Store::open_temporary().unwrap(), &fake);
     let acme = company("acme");
     let (handle, linked) = link_by_qr(&pool, &fake, "acme").await;
-    handle.send_text(PhoneNumber::parse(CONTACT).unwrap(), "before delete".into(), Some("k".into())).await.unwrap();
+    handle
+        .send_text(
+            PhoneNumber::parse(CONTACT).unwrap(),
+            "before delete".into(),
+            Some("k".into()),
+        )
+        .await
+        .unwrap();
 
     let report = pool.delete(&acme).await.expect("delete");
     assert_eq!(report.logout, StepOutcome::Done);
     assert_eq!(report.credentials, StepOutcome::Done);
     assert_eq!(report.registry, StepOutcome::Done);
-    assert!(fake.is_removed(&linked.jid), "the fake saw the device removed");
-    fake.wait_for_connection_count(&linked.phone, 0, WAIT).await.expect("the socket is closed");
+    assert!(
+        fake.is_removed(&linked.jid),
+        "the fake saw the device removed"
+    );
+    fake.wait_for_connection_count(&linked.phone, 0, WAIT)
+        .await
+        .expect("the socket is closed");
 
     let store = pool.store();
     assert!(pool.get(&acme).is_none());
@@ -385,7 +534,10 @@ async fn delete_unlinks_on_whatsapp_and_leaves_nothing_in_the_store() {
     assert_eq!(store.idempotent_message_id(&acme, "k").unwrap(), None);
     assert!(handle.is_closed(), "the actor stopped");
 
-    assert_eq!(pool.delete(&acme).await.unwrap_err().code(), "unknown_company");
+    assert_eq!(
+        pool.delete(&acme).await.unwrap_err().code(),
+        "unknown_company"
+    );
 }
 
 #[tokio::test]
@@ -395,7 +547,10 @@ async fn sent_text_reaches_the_contact_once_per_idempotency_key() {
     let (handle, linked) = link_by_qr(&pool, &fake, "acme").await;
     let to = PhoneNumber::parse(CONTACT).unwrap();
 
-    let first = handle.send_text(to.clone(), "hello bob".into(), Some("order-42".into())).await.expect("send");
+    let first = handle
+        .send_text(to.clone(), "hello bob".into(), Some("order-42".into()))
+        .await
+        .expect("send");
     assert!(!first.duplicate);
     let got = fake
         .wait_for_sent_message(|m| m.id == first.message_id, WAIT)
@@ -406,14 +561,21 @@ async fn sent_text_reaches_the_contact_once_per_idempotency_key() {
     assert_eq!(got.to, CONTACT);
 
     // Retries with the same key, sequential and concurrent: one message.
-    let again = handle.send_text(to.clone(), "hello bob".into(), Some("order-42".into())).await.unwrap();
+    let again = handle
+        .send_text(to.clone(), "hello bob".into(), Some("order-42".into()))
+        .await
+        .unwrap();
     assert!(again.duplicate);
     assert_eq!(again.message_id, first.message_id);
     let concurrent: Vec<_> = (0..5)
         .map(|_| {
             let handle = handle.clone();
             let to = to.clone();
-            tokio::spawn(async move { handle.send_text(to, "second".into(), Some("order-43".into())).await })
+            tokio::spawn(async move {
+                handle
+                    .send_text(to, "second".into(), Some("order-43".into()))
+                    .await
+            })
         })
         .collect();
     let mut ids = Vec::new();
@@ -422,13 +584,25 @@ async fn sent_text_reaches_the_contact_once_per_idempotency_key() {
     }
     ids.dedup();
     assert_eq!(ids.len(), 1, "one message id for one key");
-    fake.wait_for_sent_message(|m| m.id == ids[0], WAIT).await.unwrap();
+    fake.wait_for_sent_message(|m| m.id == ids[0], WAIT)
+        .await
+        .unwrap();
 
     // Without a key every call sends.
-    let plain = handle.send_text(to.clone(), "no key".into(), None).await.unwrap();
-    fake.wait_for_sent_message(|m| m.id == plain.message_id, WAIT).await.unwrap();
+    let plain = handle
+        .send_text(to.clone(), "no key".into(), None)
+        .await
+        .unwrap();
+    fake.wait_for_sent_message(|m| m.id == plain.message_id, WAIT)
+        .await
+        .unwrap();
 
-    let count = |text: &str| fake.sent_messages().iter().filter(|m| m.text == text).count();
+    let count = |text: &str| {
+        fake.sent_messages()
+            .iter()
+            .filter(|m| m.text == text)
+            .count()
+    };
     assert_eq!(count("hello bob"), 1);
     assert_eq!(count("second"), 1);
     assert_eq!(count("no key"), 1);
@@ -443,14 +617,25 @@ async fn sending_while_not_connected_is_refused_and_changes_nothing() {
     let before = wait_state(&handle, SessionState::Pairing).await;
 
     let err = handle
-        .send_text(PhoneNumber::parse(CONTACT).unwrap(), "hi".into(), Some("k1".into()))
+        .send_text(
+            PhoneNumber::parse(CONTACT).unwrap(),
+            "hi".into(),
+            Some("k1".into()),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), "not_connected");
     assert!(err.to_string().contains("pairing"), "{err}");
-    assert_eq!(pool.store().idempotent_message_id(&acme, "k1").unwrap(), None, "key not consumed");
+    assert_eq!(
+        pool.store().idempotent_message_id(&acme, "k1").unwrap(),
+        None,
+        "key not consumed"
+    );
     let after = handle.status();
-    assert_eq!((after.state, &after.reason, after.since_ms), (before.state, &before.reason, before.since_ms));
+    assert_eq!(
+        (after.state, &after.reason, after.since_ms),
+        (before.state, &before.reason, before.since_ms)
+    );
     assert!(fake.sent_messages().is_empty());
 }
 
@@ -463,10 +648,16 @@ async fn logout_unlinks_and_keeps_the_company() {
 
     handle.logout().await.expect("logout");
     let status = handle.status();
-    assert_eq!((status.state, status.reason.as_str()), (SessionState::LoggedOut, "logout_requested"));
+    assert_eq!(
+        (status.state, status.reason.as_str()),
+        (SessionState::LoggedOut, "logout_requested")
+    );
     assert!(fake.is_removed(&linked.jid));
     assert!(!pool.store().is_linked(&acme).unwrap());
     assert!(pool.store().get_company(&acme).unwrap().is_some());
-    let err = handle.send_text(PhoneNumber::parse(CONTACT).unwrap(), "x".into(), None).await.unwrap_err();
+    let err = handle
+        .send_text(PhoneNumber::parse(CONTACT).unwrap(), "x".into(), None)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "not_connected");
 }
