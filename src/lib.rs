@@ -11,6 +11,7 @@
 //! - [`pool`]: the session pool: one actor per company owning its whatsapp-rust client, the state machine and stream-error policy.
 //! - [`token`]: company API tokens (generation, SHA-256 hashing).
 //! - [`wa`]: everything that touches whatsapp-rust (the sled storage `Backend`, client building).
+//! - [`webhook`]: inbound events: the durable outbox (via whatsapp-rust's inbound durability hook), signing, and the webhook dispatcher.
 
 pub mod app;
 pub mod auth;
@@ -22,3 +23,4 @@ pub mod pool;
 pub mod store;
 pub mod token;
 pub mod wa;
+pub mod webhook;

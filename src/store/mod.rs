@@ -58,6 +58,7 @@
 //! `fn` API (one fsync: milliseconds of one runtime worker).
 
 pub(crate) mod keys;
+pub mod outbox;
 
 mod error;
 #[cfg(test)]
@@ -157,6 +158,11 @@ impl Store {
             self.db.clone(),
             self.trees.clone(),
         ))
+    }
+
+    /// The webhook outbox trees (see [`outbox`]).
+    pub fn outbox(&self) -> Result<outbox::Outbox, StoreError> {
+        outbox::Outbox::open(&self.db)
     }
 
     /// Whether `company` has a stored device with its own JID, i.e. it is
@@ -262,10 +268,12 @@ impl Store {
     }
 
     /// Removes everything of `company` (registry record, credentials,
-    /// transitions, idempotency keys) in one atomic, flushed step.
+    /// transitions, idempotency keys, webhook outbox) in one atomic, flushed step.
     /// The company's client must be stopped first.
     pub fn remove_company(&self, company: &CompanyId) -> Result<(), StoreError> {
+        let outbox = self.outbox()?;
         let mut rows = self.credential_rows(company);
+        rows.extend(outbox.company_trees().map(|tree| (tree, Rows::Prefix(keys::company_prefix(company)))));
         rows.extend([
             (
                 &self.trees.registry,

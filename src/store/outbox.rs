@@ -1,0 +1,698 @@
+//! The webhook outbox: inbound events, their deduplication keys and their
+//! deliveries, with every key encoding of these trees.
+//!
+//! # Layout
+//!
+//! | tree           | key                                         | value                      |
+//! |----------------|---------------------------------------------|----------------------------|
+//! | `wh_events`    | company prefix + event seq (u64 BE)         | [`pb::WebhookEvent`]       |
+//! | `wh_dedup`     | company prefix + [`DedupKey`] encoding      | event seq (u64 BE)         |
+//! | `wh_queue`     | company prefix + delivery seq + target byte | [`pb::OutboxDelivery`]     |
+//! | `wh_delivered` | same as `wh_queue`                          | [`pb::OutboxDelivery`]     |
+//! | `wh_dead`      | same as `wh_queue`                          | [`pb::OutboxDelivery`]     |
+//!
+//! Sequence numbers come from sled's monotonic `generate_id`, so within one
+//! company key order is commit order; a delivery's ordering lane is
+//! `(company, target, chat)` and the dispatcher keeps each lane in key order.
+//!
+//! # Invariants
+//!
+//! - [`Outbox::commit`] is one sled transaction over `wh_dedup`, `wh_events`
+//!   and `wh_queue`: an event is stored, deduplicated and queued for delivery
+//!   together or not at all, and two concurrent commits of one message
+//!   produce exactly one event (sled transactions are serializable).
+//! - A delivery row lives in exactly one of `wh_queue`, `wh_delivered`,
+//!   `wh_dead`: every move between them is one transaction.
+//! - Nothing here flushes: the caller decides the durability point (the
+//!   inbound hook flushes before it lets whatsapp-rust ack).
+
+use prost::Message as _;
+use sled::Transactional as _;
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+
+use super::{StoreError, decode, keys};
+use crate::domain::CompanyId;
+use crate::pb;
+
+/// Which endpoint a delivery is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Target {
+    /// The company's own webhook.
+    Company,
+    /// The gateway-wide webhook (configured at start).
+    Global,
+}
+
+impl Target {
+    /// The byte in keys: part of the on-disk format, never change it.
+    fn byte(self) -> u8 {
+        match self {
+            Target::Company => b'c',
+            Target::Global => b'g',
+        }
+    }
+
+    fn from_byte(byte: u8) -> Option<Self> {
+        match byte {
+            b'c' => Some(Target::Company),
+            b'g' => Some(Target::Global),
+            _ => None,
+        }
+    }
+
+    /// The stable name used in delivery ids and listings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Company => "company",
+            Target::Global => "global",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        [Target::Company, Target::Global]
+            .into_iter()
+            .find(|t| t.as_str() == name)
+    }
+}
+
+/// What makes two events "the same" for deduplication.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DedupKey {
+    /// An inbound message: `(chat, sender, message id)` within the company
+    /// (stanza ids are unique only within a chat and sender).
+    Message {
+        chat: String,
+        sender: String,
+        message_id: String,
+    },
+    /// Any other event: its stable event id.
+    Event(String),
+}
+
+impl DedupKey {
+    fn encode(&self, company: &CompanyId) -> Vec<u8> {
+        let mut key = keys::company_prefix(company);
+        match self {
+            DedupKey::Message {
+                chat,
+                sender,
+                message_id,
+            } => {
+                key.push(b'm');
+                for part in [chat, sender] {
+                    // JIDs are far below 4 GiB.
+                    key.extend_from_slice(&(part.len() as u32).to_be_bytes());
+                    key.extend_from_slice(part.as_bytes());
+                }
+                key.extend_from_slice(message_id.as_bytes());
+            }
+            DedupKey::Event(id) => {
+                key.push(b'e');
+                key.extend_from_slice(id.as_bytes());
+            }
+        }
+        key
+    }
+}
+
+/// An event to commit.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    pub dedup: DedupKey,
+    pub event: pb::WebhookEvent,
+    /// The ordering lane within the company (the chat JID; a fixed name for
+    /// session events).
+    pub lane: String,
+}
+
+/// Identifies one delivery row.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeliveryKey {
+    pub company: CompanyId,
+    pub seq: u64,
+    pub target: Target,
+}
+
+impl DeliveryKey {
+    fn encode(&self) -> Vec<u8> {
+        let mut key = keys::company_prefix(&self.company);
+        key.extend_from_slice(&self.seq.to_be_bytes());
+        key.push(self.target.byte());
+        key
+    }
+
+    fn decode(key: &[u8]) -> Option<Self> {
+        let (&len, rest) = key.split_first()?;
+        let len = usize::from(len);
+        if rest.len() != len + 9 {
+            return None;
+        }
+        let company = CompanyId::parse(std::str::from_utf8(&rest[..len]).ok()?).ok()?;
+        let seq = u64::from_be_bytes(rest[len..len + 8].try_into().ok()?);
+        let target = Target::from_byte(rest[len + 8])?;
+        Some(Self {
+            company,
+            seq,
+            target,
+        })
+    }
+
+    /// The public id of the delivery (`{seq}-{target}`), unique per company.
+    pub fn public_id(&self) -> String {
+        format!("{}-{}", self.seq, self.target.as_str())
+    }
+
+    /// Parses [`DeliveryKey::public_id`] for `company`.
+    pub fn parse_public_id(company: &CompanyId, id: &str) -> Option<Self> {
+        let (seq, target) = id.split_once('-')?;
+        Some(Self {
+            company: company.clone(),
+            seq: seq.parse().ok()?,
+            target: Target::parse(target)?,
+        })
+    }
+}
+
+/// The result of committing one [`NewEvent`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Committed {
+    /// Sequence number of the stored event (the earlier one for a duplicate).
+    pub event_seq: u64,
+    /// Whether the event was already stored (nothing was written for it).
+    pub duplicate: bool,
+    /// Deliveries queued by this commit (empty for a duplicate).
+    pub queued: Vec<DeliveryKey>,
+}
+
+/// Which delivery list to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryState {
+    Queued,
+    Delivered,
+    Dead,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Queued => "queued",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Dead => "dead",
+        }
+    }
+}
+
+/// The outbox trees. Cheap to clone.
+#[derive(Clone)]
+pub struct Outbox {
+    db: sled::Db,
+    events: sled::Tree,
+    dedup: sled::Tree,
+    queue: sled::Tree,
+    delivered: sled::Tree,
+    dead: sled::Tree,
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+impl Outbox {
+    pub(crate) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        Ok(Self {
+            db: db.clone(),
+            events: db.open_tree("wh_events")?,
+            dedup: db.open_tree("wh_dedup")?,
+            queue: db.open_tree("wh_queue")?,
+            delivered: db.open_tree("wh_delivered")?,
+            dead: db.open_tree("wh_dead")?,
+        })
+    }
+
+    /// The outbox trees paired with `company`'s key prefix, for removing the
+    /// company in the store's single transaction.
+    pub(crate) fn company_trees(&self) -> [&sled::Tree; 5] {
+        [
+            &self.events,
+            &self.dedup,
+            &self.queue,
+            &self.delivered,
+            &self.dead,
+        ]
+    }
+
+    /// Stores, deduplicates and queues `events` of `company` in one
+    /// transaction (see the module invariants). Each new event gets one
+    /// queued delivery per target in `targets`. Not flushed.
+    pub fn commit(
+        &self,
+        company: &CompanyId,
+        events: &[NewEvent],
+        targets: &[Target],
+    ) -> Result<Vec<Committed>, StoreError> {
+        let dedup_keys: Vec<Vec<u8>> = events.iter().map(|e| e.dedup.encode(company)).collect();
+        let now = now_ms();
+        let result = (&self.dedup, &self.events, &self.queue).transaction(
+            |(dedup, stored, queue)| -> TxResult<Vec<Committed>> {
+                let mut out = Vec::with_capacity(events.len());
+                for (new, dedup_key) in events.iter().zip(&dedup_keys) {
+                    if let Some(existing) = dedup.get(dedup_key)? {
+                        out.push(Committed {
+                            event_seq: seq_from(company, &existing)
+                                .map_err(ConflictableTransactionError::Abort)?,
+                            duplicate: true,
+                            queued: Vec::new(),
+                        });
+                        continue;
+                    }
+                    let seq = dedup.generate_id()?;
+                    dedup.insert(dedup_key.as_slice(), &seq.to_be_bytes())?;
+                    stored.insert(event_key(company, seq), new.event.encode_to_vec())?;
+                    let queued = enqueue(queue, company, seq, seq, new, targets, now)?;
+                    out.push(Committed {
+                        event_seq: seq,
+                        duplicate: false,
+                        queued,
+                    });
+                }
+                Ok(out)
+            },
+        )?;
+        Ok(result)
+    }
+
+    /// Every queued delivery, in key order (company, then sequence). Rows
+    /// that cannot be decoded are logged and skipped.
+    pub fn queued(&self) -> Result<Vec<(DeliveryKey, pb::OutboxDelivery)>, StoreError> {
+        let mut rows = Vec::new();
+        for row in self.queue.iter() {
+            let (key, value) = row?;
+            match decode_delivery(&key, &value) {
+                Ok(pair) => rows.push(pair),
+                Err(error) => tracing::error!(%error, "skipping an unreadable webhook delivery"),
+            }
+        }
+        Ok(rows)
+    }
+
+    /// One queued delivery, if it is still queued.
+    pub fn get_queued(&self, key: &DeliveryKey) -> Result<Option<pb::OutboxDelivery>, StoreError> {
+        self.queue
+            .get(key.encode())?
+            .map(|v| decode(key.company.as_str(), "webhook delivery", &v))
+            .transpose()
+    }
+
+    /// The stored event `seq` of `company`.
+    pub fn event(
+        &self,
+        company: &CompanyId,
+        seq: u64,
+    ) -> Result<Option<pb::WebhookEvent>, StoreError> {
+        self.events
+            .get(event_key(company, seq))?
+            .map(|v| decode(company.as_str(), "webhook event", &v))
+            .transpose()
+    }
+
+    /// Records a failed attempt of a queued delivery that will be retried.
+    pub fn update_queued(
+        &self,
+        key: &DeliveryKey,
+        delivery: &pb::OutboxDelivery,
+    ) -> Result<(), StoreError> {
+        let encoded = key.encode();
+        // Only while still queued: a concurrent delete must not resurrect it.
+        if self.queue.contains_key(&encoded)? {
+            self.queue.insert(encoded, delivery.encode_to_vec())?;
+        }
+        Ok(())
+    }
+
+    /// Moves a queued delivery to the delivered log (`to = Delivered`) or the
+    /// dead letters (`to = Dead`), in one transaction.
+    pub fn finish(
+        &self,
+        key: &DeliveryKey,
+        delivery: &pb::OutboxDelivery,
+        to: DeliveryState,
+    ) -> Result<(), StoreError> {
+        let target_tree = match to {
+            DeliveryState::Delivered => &self.delivered,
+            DeliveryState::Dead => &self.dead,
+            DeliveryState::Queued => return self.update_queued(key, delivery),
+        };
+        let encoded = key.encode();
+        let value = delivery.encode_to_vec();
+        (&self.queue, target_tree).transaction(|(queue, target)| -> TxResult<()> {
+            if queue.remove(encoded.as_slice())?.is_some() {
+                target.insert(encoded.as_slice(), value.as_slice())?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Moves a dead letter back to the queue with its attempts reset.
+    /// Returns the delivery, or `None` if `key` is not a dead letter.
+    pub fn requeue_dead(
+        &self,
+        key: &DeliveryKey,
+    ) -> Result<Option<pb::OutboxDelivery>, StoreError> {
+        let encoded = key.encode();
+        let company = key.company.as_str();
+        let now = now_ms();
+        let result = (&self.dead, &self.queue).transaction(|(dead, queue)| -> TxResult<_> {
+            let Some(value) = dead.remove(encoded.as_slice())? else {
+                return Ok(None);
+            };
+            let mut delivery: pb::OutboxDelivery = decode(company, "webhook delivery", &value)
+                .map_err(ConflictableTransactionError::Abort)?;
+            delivery.attempts = 0;
+            delivery.next_attempt_ms = 0;
+            delivery.updated_at_ms = now;
+            queue.insert(encoded.as_slice(), delivery.encode_to_vec())?;
+            Ok(Some(delivery))
+        })?;
+        Ok(result)
+    }
+
+    /// Queues `company`'s stored events of `event_type` from `since_ms` on (event time) again,
+    /// as new deliveries to `targets`, oldest first, at most `limit` events.
+    /// The events keep their ids, so receivers deduplicate replays.
+    pub fn replay(
+        &self,
+        company: &CompanyId,
+        since_ms: i64,
+        event_type: &str,
+        targets: &[Target],
+        limit: usize,
+    ) -> Result<Vec<DeliveryKey>, StoreError> {
+        let mut picked = Vec::new();
+        for row in self.events.scan_prefix(keys::company_prefix(company)) {
+            let (key, value) = row?;
+            let event: pb::WebhookEvent = decode(company.as_str(), "webhook event", &value)?;
+            if event.timestamp_ms < since_ms || event.r#type != event_type {
+                continue;
+            }
+            let seq = key
+                .len()
+                .checked_sub(8)
+                .and_then(|at| key[at..].try_into().ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| StoreError::corrupt(company.as_str(), "webhook event key", "too short"))?;
+            picked.push((seq, event));
+            if picked.len() >= limit {
+                break;
+            }
+        }
+        let now = now_ms();
+        let mut queued = Vec::new();
+        for (event_seq, event) in picked {
+            let lane = lane_of(&event);
+            let new = NewEvent {
+                dedup: DedupKey::Event(event.id.clone()),
+                event,
+                lane,
+            };
+            let delivery_seq = self.db.generate_id()?;
+            let keys = self.queue.transaction(|queue| -> TxResult<_> {
+                enqueue(queue, company, delivery_seq, event_seq, &new, targets, now)
+            })?;
+            queued.extend(keys);
+        }
+        Ok(queued)
+    }
+
+    /// Up to `limit` deliveries of `company` in `state`, newest first.
+    pub fn list(
+        &self,
+        company: &CompanyId,
+        state: DeliveryState,
+        limit: usize,
+    ) -> Result<Vec<(DeliveryKey, pb::OutboxDelivery)>, StoreError> {
+        let tree = match state {
+            DeliveryState::Queued => &self.queue,
+            DeliveryState::Delivered => &self.delivered,
+            DeliveryState::Dead => &self.dead,
+        };
+        tree.scan_prefix(keys::company_prefix(company))
+            .rev()
+            .take(limit)
+            .map(|row| {
+                let (key, value) = row?;
+                decode_delivery(&key, &value)
+            })
+            .collect()
+    }
+
+    /// Keeps only the newest `keep` rows of the delivered log per company.
+    /// Returns how many rows were removed.
+    pub fn prune_delivered(&self, keep: usize) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        let mut current: Option<Vec<u8>> = None;
+        let mut seen = 0usize;
+        let mut batch = sled::Batch::default();
+        // Newest first: the first `keep` rows of each company prefix stay.
+        for key in self.delivered.iter().keys().rev() {
+            let key = key?;
+            let prefix_len = usize::from(key.first().copied().unwrap_or(0)) + 1;
+            let prefix = key.get(..prefix_len).map(<[u8]>::to_vec);
+            if prefix != current {
+                current = prefix;
+                seen = 0;
+            }
+            seen += 1;
+            if seen > keep {
+                batch.remove(key);
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.delivered.apply_batch(batch)?;
+        }
+        Ok(removed)
+    }
+
+    /// How many events of `company` are stored (tests, metrics).
+    pub fn event_count(&self, company: &CompanyId) -> usize {
+        self.events.scan_prefix(keys::company_prefix(company)).count()
+    }
+}
+
+/// The ordering lane stored with a delivery of `event`.
+pub(crate) fn lane_of(event: &pb::WebhookEvent) -> String {
+    match &event.payload {
+        Some(pb::webhook_event::Payload::Message(message)) => message.chat.clone(),
+        _ => String::from("session"),
+    }
+}
+
+/// Queues one delivery per target for event `event_seq`.
+fn enqueue(
+    queue: &TransactionalTree,
+    company: &CompanyId,
+    delivery_seq: u64,
+    event_seq: u64,
+    new: &NewEvent,
+    targets: &[Target],
+    now: i64,
+) -> TxResult<Vec<DeliveryKey>> {
+    let mut queued = Vec::with_capacity(targets.len());
+    for &target in targets {
+        let key = DeliveryKey {
+            company: company.clone(),
+            seq: delivery_seq,
+            target,
+        };
+        let delivery = pb::OutboxDelivery {
+            event_seq,
+            event_id: new.event.id.clone(),
+            event_type: new.event.r#type.clone(),
+            target: target.as_str().to_owned(),
+            chat: new.lane.clone(),
+            created_at_ms: now,
+            updated_at_ms: now,
+            ..Default::default()
+        };
+        queue.insert(key.encode(), delivery.encode_to_vec())?;
+        queued.push(key);
+    }
+    Ok(queued)
+}
+
+fn event_key(company: &CompanyId, seq: u64) -> Vec<u8> {
+    let mut key = keys::company_prefix(company);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn seq_from(company: &CompanyId, bytes: &[u8]) -> Result<u64, StoreError> {
+    bytes
+        .try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::corrupt(company.as_str(), "webhook dedup row", "not 8 bytes"))
+}
+
+fn decode_delivery(
+    key: &[u8],
+    value: &[u8],
+) -> Result<(DeliveryKey, pb::OutboxDelivery), StoreError> {
+    let key = DeliveryKey::decode(key)
+        .ok_or_else(|| StoreError::corrupt("?", "webhook delivery key", "undecodable"))?;
+    let delivery = decode(key.company.as_str(), "webhook delivery", value)?;
+    Ok((key, delivery))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn company(id: &str) -> CompanyId {
+        CompanyId::parse(id).unwrap()
+    }
+
+    fn message(id: &str, chat: &str) -> NewEvent {
+        NewEvent {
+            dedup: DedupKey::Message {
+                chat: chat.into(),
+                sender: chat.into(),
+                message_id: id.into(),
+            },
+            event: pb::WebhookEvent {
+                id: format!("evt_{id}"),
+                company_id: "acme".into(),
+                r#type: "message.received".into(),
+                timestamp_ms: 1_000,
+                payload: Some(pb::webhook_event::Payload::Message(pb::InboundMessage {
+                    chat: chat.into(),
+                    message_id: id.into(),
+                    ..Default::default()
+                })),
+            },
+            lane: chat.into(),
+        }
+    }
+
+    #[test]
+    fn a_redelivered_message_is_stored_and_queued_once() {
+        let store = Store::open_temporary().unwrap();
+        let outbox = store.outbox().unwrap();
+        let acme = company("acme");
+        let chat = "15550003333@s.whatsapp.net";
+        let first = outbox
+            .commit(&acme, &[message("A1", chat)], &[Target::Company, Target::Global])
+            .unwrap();
+        assert!(!first[0].duplicate);
+        assert_eq!(first[0].queued.len(), 2);
+        // Same message again, in a batch with a new one.
+        let second = outbox
+            .commit(&acme, &[message("A1", chat), message("A2", chat)], &[Target::Company])
+            .unwrap();
+        assert!(second[0].duplicate);
+        assert_eq!(second[0].event_seq, first[0].event_seq);
+        assert!(second[0].queued.is_empty());
+        assert!(!second[1].duplicate);
+        assert_eq!(outbox.event_count(&acme), 2);
+        assert_eq!(outbox.queued().unwrap().len(), 3);
+        // The same id in another chat is another message.
+        let other = outbox
+            .commit(&acme, &[message("A1", "15550004444@s.whatsapp.net")], &[])
+            .unwrap();
+        assert!(!other[0].duplicate);
+    }
+
+    #[test]
+    fn deliveries_move_between_queue_delivered_and_dead() {
+        let store = Store::open_temporary().unwrap();
+        let outbox = store.outbox().unwrap();
+        let acme = company("acme");
+        let committed = outbox
+            .commit(&acme, &[message("A1", "c"), message("A2", "c")], &[Target::Company])
+            .unwrap();
+        let (k1, k2) = (committed[0].queued[0].clone(), committed[1].queued[0].clone());
+        let d1 = outbox.get_queued(&k1).unwrap().unwrap();
+        outbox.finish(&k1, &d1, DeliveryState::Delivered).unwrap();
+        let mut d2 = outbox.get_queued(&k2).unwrap().unwrap();
+        d2.attempts = 5;
+        outbox.finish(&k2, &d2, DeliveryState::Dead).unwrap();
+        assert!(outbox.queued().unwrap().is_empty());
+        assert_eq!(outbox.list(&acme, DeliveryState::Delivered, 10).unwrap().len(), 1);
+        let dead = outbox.list(&acme, DeliveryState::Dead, 10).unwrap();
+        assert_eq!(dead[0].0, k2);
+        assert_eq!(dead[0].1.attempts, 5);
+        // Retry: back to the queue with attempts reset; only once.
+        let requeued = outbox.requeue_dead(&k2).unwrap().unwrap();
+        assert_eq!(requeued.attempts, 0);
+        assert!(outbox.requeue_dead(&k2).unwrap().is_none());
+        assert_eq!(outbox.queued().unwrap()[0].0, k2);
+    }
+
+    #[test]
+    fn replay_queues_stored_events_again_in_order() {
+        let store = Store::open_temporary().unwrap();
+        let outbox = store.outbox().unwrap();
+        let acme = company("acme");
+        outbox
+            .commit(&acme, &[message("A1", "c"), message("A2", "c")], &[])
+            .unwrap();
+        let keys = outbox.replay(&acme, 0, "message.received", &[Target::Company], 100).unwrap();
+        assert_eq!(keys.len(), 2);
+        assert!(keys[0] < keys[1]);
+        let queued = outbox.queued().unwrap();
+        assert_eq!(queued[0].1.event_id, "evt_A1");
+        assert_eq!(queued[1].1.event_id, "evt_A2");
+        let event = outbox.event(&acme, queued[0].1.event_seq).unwrap().unwrap();
+        assert_eq!(event.id, "evt_A1");
+    }
+
+    #[test]
+    fn delivery_ids_round_trip_and_keys_decode() {
+        let key = DeliveryKey {
+            company: company("acme"),
+            seq: 42,
+            target: Target::Global,
+        };
+        assert_eq!(key.public_id(), "42-global");
+        assert_eq!(DeliveryKey::parse_public_id(&company("acme"), "42-global"), Some(key.clone()));
+        assert_eq!(DeliveryKey::parse_public_id(&company("acme"), "42-x"), None);
+        assert_eq!(DeliveryKey::decode(&key.encode()), Some(key));
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_rows_per_company() {
+        let store = Store::open_temporary().unwrap();
+        let outbox = store.outbox().unwrap();
+        for name in ["a", "b"] {
+            let c = company(name);
+            let events: Vec<NewEvent> = (0..5).map(|i| message(&format!("M{i}"), "c")).collect();
+            for committed in outbox.commit(&c, &events, &[Target::Company]).unwrap() {
+                let key = &committed.queued[0];
+                let d = outbox.get_queued(key).unwrap().unwrap();
+                outbox.finish(key, &d, DeliveryState::Delivered).unwrap();
+            }
+        }
+        assert_eq!(outbox.prune_delivered(2).unwrap(), 6);
+        let kept = outbox.list(&company("a"), DeliveryState::Delivered, 10).unwrap();
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[0].1.event_id, "evt_M4");
+    }
+
+    #[test]
+    fn removing_a_company_removes_its_outbox_rows_only() {
+        let store = Store::open_temporary().unwrap();
+        let outbox = store.outbox().unwrap();
+        outbox.commit(&company("a"), &[message("M", "c")], &[Target::Company]).unwrap();
+        outbox.commit(&company("ab"), &[message("M", "c")], &[Target::Company]).unwrap();
+        store.remove_company(&company("a")).unwrap();
+        assert_eq!(outbox.event_count(&company("a")), 0);
+        assert_eq!(outbox.event_count(&company("ab")), 1);
+        assert_eq!(outbox.queued().unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,475 @@
+//! The webhook dispatcher: one task that delivers every queued delivery of
+//! the outbox (the Conduit "sending service" shape: one owner of the queue,
+//! per-destination limits and backoff, the queue persisted in sled).
+//!
+//! # Invariants
+//!
+//! - **Order per chat.** Deliveries are grouped in lanes `(company, target,
+//!   chat)`; a lane has at most one request in flight and always sends its
+//!   oldest delivery first. A delivery waiting for its retry holds its lane;
+//!   a dead letter releases it.
+//! - **At least once.** A delivery leaves the queue (to the delivered log or
+//!   the dead letters, one transaction) only after a 2xx answer or its final
+//!   failure; a crash in between sends it again, with the same event id.
+//! - **Bounded load per endpoint.** At most `concurrency` requests in flight
+//!   per endpoint URL.
+//! - Retries (network errors, timeouts, 5xx, 429) back off exponentially with
+//!   full jitter, honouring a 429's `Retry-After`; any other answer, or the
+//!   `max_attempts`-th failure, makes the delivery a dead letter.
+//! - Logs name the company, event id and outcome code; never URLs' paths,
+//!   secrets or bodies.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::endpoint::{Endpoint, Endpoints};
+use super::{event, sign};
+use crate::domain::CompanyId;
+use crate::pb;
+use crate::store::outbox::{DeliveryKey, DeliveryState, Outbox, Target};
+
+/// Delivery knobs.
+#[derive(Clone, Debug)]
+pub struct DispatcherConfig {
+    /// Per-request timeout (connect + answer).
+    pub timeout: Duration,
+    /// Attempts before a delivery becomes a dead letter (at least 1).
+    pub max_attempts: u32,
+    /// First retry delay; doubled per attempt, with full jitter.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Requests in flight per endpoint URL (at least 1).
+    pub concurrency: usize,
+    /// Delivered-log rows kept per company.
+    pub delivered_kept: usize,
+    /// Refuse to connect to non-public addresses (see `endpoint`).
+    pub refuse_private: bool,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            max_attempts: 12,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+            concurrency: 16,
+            delivered_kept: 10_000,
+            refuse_private: false,
+        }
+    }
+}
+
+/// What the dispatcher is told.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// These deliveries were queued (committed) and may be sent.
+    Queued(Vec<DeliveryKey>),
+}
+
+type LaneKey = (CompanyId, Target, String);
+
+#[derive(Default)]
+struct Lane {
+    pending: BTreeSet<DeliveryKey>,
+    busy: bool,
+    waiting: bool,
+}
+
+/// How one attempt ended.
+enum Attempt {
+    Delivered { status: u16 },
+    Retry { status: u16, code: String, retry_after: Option<Duration> },
+    Fatal { status: u16, code: String },
+}
+
+struct Finished {
+    lane: LaneKey,
+    key: DeliveryKey,
+    delivery: pb::OutboxDelivery,
+    endpoint_url: String,
+    attempt: Attempt,
+}
+
+/// The dispatcher task's state.
+pub(crate) struct Dispatcher {
+    outbox: Outbox,
+    endpoints: Arc<Endpoints>,
+    http: reqwest::Client,
+    config: DispatcherConfig,
+    lanes: HashMap<LaneKey, Lane>,
+    ready: VecDeque<LaneKey>,
+    /// Lanes held back by their endpoint's concurrency limit.
+    parked: Vec<LaneKey>,
+    timers: BinaryHeap<Reverse<(Instant, LaneKey)>>,
+    in_flight: JoinSet<Finished>,
+    per_endpoint: HashMap<String, usize>,
+    finished_since_prune: usize,
+}
+
+impl Dispatcher {
+    pub(crate) fn new(
+        outbox: Outbox,
+        endpoints: Arc<Endpoints>,
+        config: DispatcherConfig,
+    ) -> Result<Self, reqwest::Error> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .pool_max_idle_per_host(config.concurrency.max(1))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("wagate/", env!("CARGO_PKG_VERSION")));
+        if config.refuse_private {
+            builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
+        }
+        Ok(Self {
+            outbox,
+            endpoints,
+            http: builder.build()?,
+            config,
+            lanes: HashMap::new(),
+            ready: VecDeque::new(),
+            parked: Vec::new(),
+            timers: BinaryHeap::new(),
+            in_flight: JoinSet::new(),
+            per_endpoint: HashMap::new(),
+            finished_since_prune: 0,
+        })
+    }
+
+    /// Runs until `commands` closes, then returns without waiting for
+    /// requests in flight (they stay queued and are sent after a restart).
+    pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        match self.outbox.queued() {
+            Ok(rows) => {
+                if !rows.is_empty() {
+                    tracing::info!(deliveries = rows.len(), "resuming queued webhook deliveries");
+                }
+                for (key, delivery) in rows {
+                    let wait_ms = delivery.next_attempt_ms - now_ms();
+                    let lane = self.add(key, &delivery.chat);
+                    if wait_ms > 0 {
+                        self.wait(lane, Duration::from_millis(wait_ms as u64));
+                    }
+                }
+            }
+            Err(error) => tracing::error!(%error, "cannot read the webhook queue; only new deliveries are sent"),
+        }
+        loop {
+            self.start_ready();
+            let next_timer = self.timers.peek().map(|Reverse((at, _))| *at);
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Queued(keys)) => self.queued(keys),
+                    None => break,
+                },
+                Some(joined) = self.in_flight.join_next(), if !self.in_flight.is_empty() => match joined {
+                    Ok(finished) => self.finish(finished),
+                    Err(error) => tracing::error!(%error, "a webhook delivery task failed"),
+                },
+                () = sleep_until(next_timer) => self.fire_timers(),
+            }
+        }
+    }
+
+    fn queued(&mut self, keys: Vec<DeliveryKey>) {
+        for key in keys {
+            // The lane comes from the row; read it once here.
+            match self.outbox.get_queued(&key) {
+                Ok(Some(delivery)) => {
+                    self.add(key, &delivery.chat);
+                }
+                Ok(None) => {}
+                Err(error) => tracing::error!(company.id = %key.company, %error, "cannot read a queued webhook delivery"),
+            }
+        }
+    }
+
+    /// Puts `key` in its lane; returns the lane.
+    fn add(&mut self, key: DeliveryKey, chat: &str) -> LaneKey {
+        let lane_key: LaneKey = (key.company.clone(), key.target, chat.to_owned());
+        let lane = self.lanes.entry(lane_key.clone()).or_default();
+        let was_idle = lane.pending.is_empty() && !lane.busy && !lane.waiting;
+        lane.pending.insert(key);
+        if was_idle {
+            self.ready.push_back(lane_key.clone());
+        }
+        lane_key
+    }
+
+    fn wait(&mut self, lane_key: LaneKey, delay: Duration) {
+        if let Some(lane) = self.lanes.get_mut(&lane_key) {
+            lane.waiting = true;
+            self.ready.retain(|l| l != &lane_key);
+            self.timers.push(Reverse((Instant::now() + delay, lane_key)));
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((at, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((_, lane_key))) = self.timers.pop() else { break };
+            if let Some(lane) = self.lanes.get_mut(&lane_key) {
+                lane.waiting = false;
+                if !lane.busy && !lane.pending.is_empty() {
+                    self.ready.push_back(lane_key);
+                }
+            }
+        }
+    }
+
+    /// Starts the head delivery of every ready lane whose endpoint has room.
+    fn start_ready(&mut self) {
+        while let Some(lane_key) = self.ready.pop_front() {
+            let Some(lane) = self.lanes.get(&lane_key) else { continue };
+            if lane.busy || lane.waiting {
+                continue;
+            }
+            let Some(key) = lane.pending.first().cloned() else {
+                self.lanes.remove(&lane_key);
+                continue;
+            };
+            let delivery = match self.outbox.get_queued(&key) {
+                Ok(Some(delivery)) => delivery,
+                // Gone (company deleted, or finished by an earlier run).
+                Ok(None) => {
+                    self.drop_head(&lane_key, &key);
+                    continue;
+                }
+                Err(error) => {
+                    tracing::error!(company.id = %key.company, %error, "cannot read a webhook delivery; retrying later");
+                    self.wait(lane_key, self.config.backoff_max);
+                    continue;
+                }
+            };
+            let Some(endpoint) = self.endpoints.get(&key.company, key.target) else {
+                self.settle(&lane_key, &key, delivery, 0, "no_endpoint", DeliveryState::Dead);
+                continue;
+            };
+            let endpoint_url = endpoint.url.as_str().to_owned();
+            let in_flight = self.per_endpoint.get(&endpoint_url).copied().unwrap_or(0);
+            if in_flight >= self.config.concurrency.max(1) {
+                self.parked.push(lane_key);
+                continue;
+            }
+            let event = match self.outbox.event(&key.company, delivery.event_seq) {
+                Ok(Some(event)) => event,
+                Ok(None) => {
+                    self.settle(&lane_key, &key, delivery, 0, "event_missing", DeliveryState::Dead);
+                    continue;
+                }
+                Err(error) => {
+                    tracing::error!(company.id = %key.company, %error, "cannot read a webhook event");
+                    self.settle(&lane_key, &key, delivery, 0, "event_unreadable", DeliveryState::Dead);
+                    continue;
+                }
+            };
+            *self.per_endpoint.entry(endpoint_url.clone()).or_default() += 1;
+            if let Some(lane) = self.lanes.get_mut(&lane_key) {
+                lane.busy = true;
+            }
+            let http = self.http.clone();
+            self.in_flight.spawn(async move {
+                let attempt = send(&http, &endpoint, &event).await;
+                Finished { lane: lane_key, key, delivery, endpoint_url, attempt }
+            });
+        }
+    }
+
+    fn finish(&mut self, finished: Finished) {
+        let Finished { lane, key, mut delivery, endpoint_url, attempt } = finished;
+        if let Some(count) = self.per_endpoint.get_mut(&endpoint_url) {
+            *count = count.saturating_sub(1);
+        }
+        // A slot freed: parked lanes may go.
+        self.ready.extend(self.parked.drain(..));
+        if let Some(l) = self.lanes.get_mut(&lane) {
+            l.busy = false;
+        }
+        delivery.attempts += 1;
+        match attempt {
+            Attempt::Delivered { status } => {
+                self.settle(&lane, &key, delivery, status, "", DeliveryState::Delivered);
+            }
+            Attempt::Fatal { status, code } => {
+                tracing::warn!(company.id = %key.company, event.id = %delivery.event_id, code, "webhook refused the event; dead letter");
+                self.settle(&lane, &key, delivery, status, &code, DeliveryState::Dead);
+            }
+            Attempt::Retry { status, code, retry_after } => {
+                if delivery.attempts >= self.config.max_attempts.max(1) {
+                    tracing::warn!(company.id = %key.company, event.id = %delivery.event_id, code, attempts = delivery.attempts, "webhook delivery failed for the last time; dead letter");
+                    self.settle(&lane, &key, delivery, status, &code, DeliveryState::Dead);
+                    return;
+                }
+                let delay = retry_after
+                    .map(|d| d.min(self.config.backoff_max))
+                    .unwrap_or_else(|| backoff(&self.config, delivery.attempts));
+                delivery.next_attempt_ms = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+                delivery.last_status = u32::from(status);
+                delivery.last_error = code;
+                delivery.updated_at_ms = now_ms();
+                if let Err(error) = self.outbox.update_queued(&key, &delivery) {
+                    tracing::error!(company.id = %key.company, %error, "cannot record a webhook attempt");
+                }
+                tracing::debug!(company.id = %key.company, event.id = %delivery.event_id, delay_ms = delay.as_millis() as u64, "webhook delivery will be retried");
+                self.wait(lane, delay);
+            }
+        }
+    }
+
+    /// Moves the lane head `key` out of the queue to `to` and frees the lane.
+    fn settle(
+        &mut self,
+        lane: &LaneKey,
+        key: &DeliveryKey,
+        mut delivery: pb::OutboxDelivery,
+        status: u16,
+        code: &str,
+        to: DeliveryState,
+    ) {
+        delivery.last_status = u32::from(status);
+        delivery.last_error = code.to_owned();
+        delivery.next_attempt_ms = 0;
+        delivery.updated_at_ms = now_ms();
+        if let Err(error) = self.outbox.finish(key, &delivery, to) {
+            // Left queued: it is sent again after a restart (at least once).
+            tracing::error!(company.id = %key.company, %error, "cannot record a finished webhook delivery");
+        }
+        self.drop_head(lane, key);
+        self.finished_since_prune += 1;
+        if self.finished_since_prune >= self.config.delivered_kept.max(1000) {
+            self.finished_since_prune = 0;
+            match self.outbox.prune_delivered(self.config.delivered_kept) {
+                Ok(removed) if removed > 0 => tracing::debug!(removed, "pruned the webhook delivery log"),
+                Ok(_) => {}
+                Err(error) => tracing::error!(%error, "cannot prune the webhook delivery log"),
+            }
+        }
+    }
+
+    fn drop_head(&mut self, lane_key: &LaneKey, key: &DeliveryKey) {
+        let Some(lane) = self.lanes.get_mut(lane_key) else { return };
+        lane.pending.remove(key);
+        if lane.pending.is_empty() && !lane.busy && !lane.waiting {
+            self.lanes.remove(lane_key);
+        } else if !lane.busy && !lane.waiting {
+            self.ready.push_back(lane_key.clone());
+        }
+    }
+}
+
+/// One HTTP attempt.
+async fn send(http: &reqwest::Client, endpoint: &Endpoint, event: &pb::WebhookEvent) -> Attempt {
+    let body = event::to_body(event);
+    let timestamp = now_ms() / 1000;
+    let signature = sign::signature(&endpoint.secret, &event.id, timestamp, &body);
+    let request = http
+        .post(endpoint.url.clone())
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(sign::HEADER_ID, &event.id)
+        .header(sign::HEADER_TIMESTAMP, timestamp.to_string())
+        .header(sign::HEADER_SIGNATURE, signature)
+        .body(body);
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            // Drain a small body so the connection can be reused.
+            let _ = response.bytes().await;
+            let code = format!("http_{}", status.as_u16());
+            if status.is_success() {
+                Attempt::Delivered { status: status.as_u16() }
+            } else if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                Attempt::Retry { status: status.as_u16(), code, retry_after }
+            } else {
+                Attempt::Fatal { status: status.as_u16(), code }
+            }
+        }
+        Err(error) => {
+            let code = if error.is_timeout() {
+                "timeout"
+            } else if error.is_connect() {
+                "connect"
+            } else {
+                "network"
+            };
+            Attempt::Retry { status: 0, code: code.to_owned(), retry_after: None }
+        }
+    }
+}
+
+/// Full-jitter exponential backoff for the `attempts`-th failure.
+fn backoff(config: &DispatcherConfig, attempts: u32) -> Duration {
+    let exp = config
+        .backoff_base
+        .saturating_mul(1u32 << attempts.saturating_sub(1).min(20))
+        .min(config.backoff_max);
+    // Half fixed, half random: never a zero delay, still spread out.
+    exp / 2 + exp.mul_f64(fastrand::f64() / 2.0)
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn now_ms() -> i64 {
+    crate::pool::now_ms()
+}
+
+/// A DNS resolver that drops every non-public address, so a webhook host
+/// cannot resolve to the gateway's own network (multi-tenant deployments).
+struct PublicOnlyResolver;
+
+impl reqwest::dns::Resolve for PublicOnlyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|addr| super::endpoint::is_public(addr.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err("the webhook host resolves to no public address".into());
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_jittered_and_capped() {
+        let config = DispatcherConfig {
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(1),
+            ..Default::default()
+        };
+        for _ in 0..100 {
+            let first = backoff(&config, 1);
+            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+            let third = backoff(&config, 3);
+            assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400));
+            assert!(backoff(&config, 40) <= Duration::from_secs(1));
+        }
+    }
+}

@@ -1,0 +1,508 @@
+//! Inbound events and their delivery: the outbox pipeline of DESIGN.md
+//! invariant 5.
+//!
+//! ```text
+//! whatsapp-rust ─ inbound durability hook ─┐
+//! SessionPool ─ status changes ────────────┤→ Webhooks::commit ─ sled txn (dedup + event + queue)
+//!                                          │        └ group flush (one fsync for all waiting commits)
+//!                                          └→ Dispatcher (one task) → HTTP POST, signed → receivers
+//!                                             SSE subscribers (broadcast of committed events)
+//! ```
+//!
+//! - [`event`]: events from messages and status changes; stable ids; JSON.
+//! - [`sign`]: Standard Webhooks signatures.
+//! - [`endpoint`]: endpoints, URL policy, the cached endpoint registry.
+//! - [`dispatcher`]: delivery, retries, ordering, dead letters.
+//! - `crate::store::outbox`: the sled trees and their key encodings.
+//!
+//! # Invariants
+//!
+//! - An inbound message is acknowledged to WhatsApp only after its event is
+//!   committed **and flushed** ([`Webhooks::commit`] returns after the
+//!   group flush that covers its transaction); on any error the hook fails
+//!   and WhatsApp redelivers.
+//! - Deduplication by `(company, chat, sender, message id)` happens in the
+//!   same transaction, so a redelivered message yields no second event, and
+//!   its event id is derived from that key, so even an event whose first
+//!   commit was lost in a crash keeps its id.
+//! - Deliveries are queued in the same transaction as the event, for the
+//!   endpoints configured at that moment; [`Webhooks::replay`] queues stored
+//!   events again.
+//! - Session status events go through the same outbox; they are discovered
+//!   by polling the pool for new sessions every [`STATUS_POLL`], so a
+//!   transition in a session's first moments may be missed.
+
+pub mod dispatcher;
+pub mod endpoint;
+pub mod event;
+pub mod sign;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use whatsapp_rust::{Client, InboundDurabilityHook};
+
+use crate::domain::CompanyId;
+use crate::pb;
+use crate::pool::{InboundHookFactory, SessionEvent, SessionPool, SessionStatus};
+use crate::store::outbox::{Committed, DeliveryKey, DeliveryState, NewEvent, Outbox, Target};
+use crate::store::{Store, StoreError};
+
+pub use dispatcher::DispatcherConfig;
+pub use endpoint::{Endpoint, UrlPolicy};
+
+/// How often the status watcher looks for new sessions.
+pub const STATUS_POLL: Duration = Duration::from_millis(250);
+
+/// Why a webhook operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// 400 `invalid_webhook_url`.
+    #[error("invalid webhook URL: {0}")]
+    InvalidUrl(String),
+    /// 400 `invalid_webhook_secret`: empty, or `whsec_` followed by invalid base64.
+    #[error("invalid webhook secret: use `whsec_<base64>` or a non-empty string")]
+    InvalidSecret,
+    /// 400 `invalid_event_type`.
+    #[error("unknown event type `{0}`")]
+    InvalidEventType(String),
+    /// 404 `unknown_company`.
+    #[error("no such company")]
+    UnknownCompany,
+    /// 404 `unknown_delivery`.
+    #[error("no such dead letter")]
+    UnknownDelivery,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The group flush failed: nothing committed since the last good flush
+    /// may be durable.
+    #[error("the durable flush failed: {0}")]
+    Flush(String),
+    /// The webhook service has stopped (shutdown).
+    #[error("the webhook service is stopped")]
+    Stopped,
+    /// Startup: the HTTP client could not be built.
+    #[error("cannot build the webhook HTTP client")]
+    Http(#[from] reqwest::Error),
+    /// The system random source failed.
+    #[error("cannot generate a webhook secret")]
+    Random,
+}
+
+impl WebhookError {
+    /// Stable snake_case code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidUrl(_) => "invalid_webhook_url",
+            Self::InvalidSecret => "invalid_webhook_secret",
+            Self::InvalidEventType(_) => "invalid_event_type",
+            Self::UnknownCompany => "unknown_company",
+            Self::UnknownDelivery => "unknown_delivery",
+            Self::Store(_) | Self::Flush(_) | Self::Http(_) | Self::Random => "internal",
+            Self::Stopped => "stopping",
+        }
+    }
+}
+
+/// Webhook configuration (flags and environment).
+#[derive(Clone, Debug, clap::Args)]
+pub struct WebhookOptions {
+    /// Gateway-wide webhook receiving every company's events (besides each
+    /// company's own webhook).
+    #[arg(long = "webhook-url", env = "WAGATE_WEBHOOK_URL")]
+    pub global_url: Option<String>,
+    /// Signing secret of the global webhook (`whsec_<base64>` or any string).
+    #[arg(long = "webhook-secret", env = "WAGATE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub global_secret: Option<String>,
+    /// Event types for the global webhook, comma-separated (default: all).
+    #[arg(long = "webhook-events", env = "WAGATE_WEBHOOK_EVENTS", value_delimiter = ',')]
+    pub global_events: Vec<String>,
+    /// Attempts before a delivery becomes a dead letter.
+    #[arg(long, env = "WAGATE_WEBHOOK_MAX_ATTEMPTS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub webhook_max_attempts: u32,
+    /// Per-request timeout, milliseconds.
+    #[arg(long, env = "WAGATE_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=120_000))]
+    pub webhook_timeout_ms: u64,
+    /// First retry delay, milliseconds (doubles per attempt, jittered).
+    #[arg(long, env = "WAGATE_WEBHOOK_BACKOFF_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub webhook_backoff_ms: u64,
+    /// Longest retry delay, milliseconds.
+    #[arg(long, env = "WAGATE_WEBHOOK_BACKOFF_MAX_MS", default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    pub webhook_backoff_max_ms: u64,
+    /// Requests in flight per webhook endpoint.
+    #[arg(long, env = "WAGATE_WEBHOOK_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub webhook_concurrency: u64,
+    /// Refuse webhook URLs on loopback, private or link-local addresses
+    /// (recommended for multi-tenant deployments).
+    #[arg(long, env = "WAGATE_WEBHOOK_REFUSE_PRIVATE")]
+    pub webhook_refuse_private: bool,
+}
+
+impl Default for WebhookOptions {
+    fn default() -> Self {
+        let config = DispatcherConfig::default();
+        Self {
+            global_url: None,
+            global_secret: None,
+            global_events: Vec::new(),
+            webhook_max_attempts: config.max_attempts,
+            webhook_timeout_ms: config.timeout.as_millis() as u64,
+            webhook_backoff_ms: config.backoff_base.as_millis() as u64,
+            webhook_backoff_max_ms: config.backoff_max.as_millis() as u64,
+            webhook_concurrency: config.concurrency as u64,
+            webhook_refuse_private: false,
+        }
+    }
+}
+
+impl WebhookOptions {
+    fn dispatcher_config(&self) -> DispatcherConfig {
+        DispatcherConfig {
+            timeout: Duration::from_millis(self.webhook_timeout_ms),
+            max_attempts: self.webhook_max_attempts,
+            backoff_base: Duration::from_millis(self.webhook_backoff_ms),
+            backoff_max: Duration::from_millis(self.webhook_backoff_max_ms.max(self.webhook_backoff_ms)),
+            concurrency: usize::try_from(self.webhook_concurrency).unwrap_or(16),
+            refuse_private: self.webhook_refuse_private,
+            ..DispatcherConfig::default()
+        }
+    }
+
+    fn policy(&self) -> UrlPolicy {
+        UrlPolicy { refuse_private: self.webhook_refuse_private }
+    }
+
+    fn global_endpoint(&self) -> Result<Option<Endpoint>, WebhookError> {
+        let Some(url) = &self.global_url else { return Ok(None) };
+        let secret = match &self.global_secret {
+            Some(secret) => sign::parse_secret(secret).ok_or(WebhookError::InvalidSecret)?,
+            None => return Err(WebhookError::InvalidSecret),
+        };
+        Ok(Some(Endpoint {
+            url: self.policy().validate(url)?,
+            secret,
+            events: validate_events(&self.global_events)?,
+        }))
+    }
+}
+
+/// Checks an event filter; returns it deduplicated.
+pub fn validate_events(events: &[String]) -> Result<Vec<String>, WebhookError> {
+    let mut out: Vec<String> = Vec::with_capacity(events.len());
+    for e in events {
+        let e = e.trim();
+        if !event::EVENT_TYPES.contains(&e) {
+            return Err(WebhookError::InvalidEventType(e.to_owned()));
+        }
+        if !out.iter().any(|o| o == e) {
+            out.push(e.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// A company's webhook as the API shows it.
+#[derive(Clone, Debug)]
+pub struct WebhookSettings {
+    pub url: Option<String>,
+    pub events: Vec<String>,
+    /// The secret in display form, only when this call generated it.
+    pub generated_secret: Option<String>,
+}
+
+/// The webhook service. Cheap to clone.
+#[derive(Clone)]
+pub struct Webhooks {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    outbox: Outbox,
+    endpoints: Arc<endpoint::Endpoints>,
+    flusher: GroupFlusher,
+    dispatcher: mpsc::UnboundedSender<dispatcher::Command>,
+    events: broadcast::Sender<Arc<pb::WebhookEvent>>,
+    policy: UrlPolicy,
+}
+
+impl Webhooks {
+    /// Starts the flusher and the dispatcher (which resumes every delivery
+    /// still queued from an earlier run). Must run inside a tokio runtime.
+    pub fn start(store: Store, options: &WebhookOptions) -> Result<Self, WebhookError> {
+        let outbox = store.outbox()?;
+        let endpoints = Arc::new(endpoint::Endpoints::new(store.clone(), options.global_endpoint()?));
+        let dispatcher = dispatcher::Dispatcher::new(outbox.clone(), endpoints.clone(), options.dispatcher_config())?;
+        let (commands, rx) = mpsc::unbounded_channel();
+        tokio::spawn(dispatcher.run(rx));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                flusher: GroupFlusher::spawn(store.clone()),
+                store,
+                outbox,
+                endpoints,
+                dispatcher: commands,
+                events: broadcast::channel(1024).0,
+                policy: options.policy(),
+            }),
+        })
+    }
+
+    /// Commits `events` of `company` durably (see the module invariants),
+    /// hands the new deliveries to the dispatcher and the new events to SSE
+    /// subscribers. All events must have the same type.
+    ///
+    /// # Cancel safety
+    /// Not cancel-safe in the sense that matters: dropping the future after
+    /// the transaction leaves the events stored but maybe not yet flushed or
+    /// dispatched (they are dispatched after a restart). Callers await it.
+    pub async fn commit(&self, company: &CompanyId, events: Vec<NewEvent>) -> Result<Vec<Committed>, WebhookError> {
+        let Some(first) = events.first() else { return Ok(Vec::new()) };
+        let targets = self.inner.endpoints.targets(company, &first.event.r#type);
+        let committed = self.inner.outbox.commit(company, &events, &targets)?;
+        self.inner.flusher.flush().await?;
+        let mut queued = Vec::new();
+        for (new, result) in events.into_iter().zip(&committed) {
+            if !result.duplicate {
+                queued.extend(result.queued.iter().cloned());
+                // No subscriber is fine.
+                let _ = self.inner.events.send(Arc::new(new.event));
+            }
+        }
+        if !queued.is_empty() {
+            self.inner.dispatcher.send(dispatcher::Command::Queued(queued)).map_err(|_| WebhookError::Stopped)?;
+        }
+        Ok(committed)
+    }
+
+    /// Committed events as they happen, for SSE. A slow subscriber misses
+    /// events (`Lagged`); webhooks never do.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<pb::WebhookEvent>> {
+        self.inner.events.subscribe()
+    }
+
+    /// The hook factory to plug into the pool's `WaConfig::inbound_hook`.
+    pub fn hook_factory(&self) -> Arc<dyn InboundHookFactory> {
+        Arc::new(self.clone())
+    }
+
+    /// `company`'s webhook, if any.
+    pub fn webhook(&self, company: &CompanyId) -> Option<Arc<Endpoint>> {
+        self.inner.endpoints.get(company, Target::Company)
+    }
+
+    /// Sets (`url = Some`) or removes `company`'s webhook. Without a
+    /// `secret`, the existing one is kept, or a new one is generated and
+    /// returned once.
+    pub fn set_webhook(
+        &self,
+        company: &CompanyId,
+        url: Option<&str>,
+        secret: Option<&str>,
+        events: &[String],
+    ) -> Result<WebhookSettings, WebhookError> {
+        let url = url.map(|u| self.inner.policy.validate(u)).transpose()?;
+        let events = validate_events(events)?;
+        let secret = secret.map(|s| sign::parse_secret(s).ok_or(WebhookError::InvalidSecret)).transpose()?;
+        let mut record = self.inner.store.get_company(company)?.ok_or(WebhookError::UnknownCompany)?;
+        let mut generated_secret = None;
+        match &url {
+            Some(url) => {
+                record.webhook_url = url.to_string();
+                record.webhook_events = events.clone();
+                if let Some(secret) = secret {
+                    record.webhook_secret = secret;
+                } else if record.webhook_secret.is_empty() {
+                    let key = sign::generate_secret().map_err(|_| WebhookError::Random)?;
+                    generated_secret = Some(sign::display_secret(&key));
+                    record.webhook_secret = key;
+                }
+            }
+            None => {
+                record.webhook_url.clear();
+                record.webhook_events.clear();
+                record.webhook_secret.clear();
+            }
+        }
+        self.inner.store.put_company(&record)?;
+        self.inner.endpoints.set(company, endpoint::from_record(&record));
+        tracing::info!(company.id = %company, configured = url.is_some(), "company webhook updated");
+        Ok(WebhookSettings { url: url.map(|u| u.to_string()), events, generated_secret })
+    }
+
+    /// Up to `limit` deliveries of `company` in `state`, newest first.
+    pub fn deliveries(
+        &self,
+        company: &CompanyId,
+        state: DeliveryState,
+        limit: usize,
+    ) -> Result<Vec<(DeliveryKey, pb::OutboxDelivery)>, WebhookError> {
+        Ok(self.inner.outbox.list(company, state, limit)?)
+    }
+
+    /// Queues the dead letter `id` of `company` again (attempts reset).
+    pub fn retry(&self, company: &CompanyId, id: &str) -> Result<pb::OutboxDelivery, WebhookError> {
+        let key = DeliveryKey::parse_public_id(company, id).ok_or(WebhookError::UnknownDelivery)?;
+        let delivery = self.inner.outbox.requeue_dead(&key)?.ok_or(WebhookError::UnknownDelivery)?;
+        self.inner.dispatcher.send(dispatcher::Command::Queued(vec![key])).map_err(|_| WebhookError::Stopped)?;
+        Ok(delivery)
+    }
+
+    /// Queues `company`'s stored events from `since_ms` on again (to the
+    /// endpoints configured now, each event's own filter applied); returns
+    /// how many deliveries were queued.
+    pub fn replay(&self, company: &CompanyId, since_ms: i64, limit: usize) -> Result<usize, WebhookError> {
+        let mut queued = Vec::new();
+        for event_type in event::EVENT_TYPES {
+            let targets = self.inner.endpoints.targets(company, event_type);
+            if targets.is_empty() {
+                continue;
+            }
+            queued.extend(self.inner.outbox.replay(company, since_ms, event_type, &targets, limit)?);
+        }
+        queued.sort();
+        let count = queued.len();
+        if count > 0 {
+            self.inner.dispatcher.send(dispatcher::Command::Queued(queued)).map_err(|_| WebhookError::Stopped)?;
+        }
+        Ok(count)
+    }
+
+    /// Follows every session of `pool` and commits its status changes as
+    /// `session.status` events. Runs until the returned task is aborted.
+    pub fn watch_sessions(&self, pool: SessionPool) -> JoinHandle<()> {
+        let webhooks = self.clone();
+        tokio::spawn(async move {
+            let mut followed: HashMap<String, JoinHandle<()>> = HashMap::new();
+            let mut ticker = tokio::time::interval(STATUS_POLL);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                followed.retain(|company, task| {
+                    let keep = !task.is_finished();
+                    if !keep && let Ok(company) = CompanyId::parse(company) {
+                        webhooks.inner.endpoints.forget(&company);
+                    }
+                    keep
+                });
+                for status in pool.list() {
+                    if followed.contains_key(&status.company) {
+                        continue;
+                    }
+                    let Ok(company) = CompanyId::parse(&status.company) else { continue };
+                    let Some(handle) = pool.get(&company) else { continue };
+                    let mut events = handle.subscribe();
+                    let webhooks = webhooks.clone();
+                    let task = tokio::spawn(async move {
+                        loop {
+                            match events.recv().await {
+                                Ok(SessionEvent::StatusChanged(status)) => {
+                                    let new = event::status_event(&company, status_change(&status));
+                                    if let Err(error) = webhooks.commit(&company, vec![new]).await {
+                                        tracing::error!(company.id = %company, %error, "cannot record a session.status event");
+                                    }
+                                }
+                                Ok(_) => {}
+                                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                                    tracing::warn!(company.id = %company, missed, "session.status events were missed");
+                                }
+                                Err(broadcast::error::RecvError::Closed) => break,
+                            }
+                        }
+                    });
+                    followed.insert(status.company.clone(), task);
+                }
+            }
+        })
+    }
+}
+
+/// The `StatusChange` of a status snapshot (its last transition, when it
+/// led to the current state).
+fn status_change(status: &SessionStatus) -> pb::StatusChange {
+    let from = status
+        .recent_transitions
+        .last()
+        .filter(|t| t.to == status.state)
+        .map(|t| t.from.as_str().to_owned())
+        .unwrap_or_default();
+    pb::StatusChange {
+        company_id: status.company.clone(),
+        from,
+        to: status.state.as_str().to_owned(),
+        reason: status.reason.clone(),
+        at_ms: status.since_ms,
+    }
+}
+
+impl InboundHookFactory for Webhooks {
+    fn hook_for(&self, company: &CompanyId) -> Arc<dyn InboundDurabilityHook> {
+        Arc::new(OutboxHook { webhooks: self.clone(), company: company.clone() })
+    }
+}
+
+/// One company's inbound durability hook: commits the batch to the outbox
+/// and returns only once it is durable.
+struct OutboxHook {
+    webhooks: Webhooks,
+    company: CompanyId,
+}
+
+#[async_trait::async_trait]
+impl InboundDurabilityHook for OutboxHook {
+    async fn on_messages(
+        &self,
+        _client: Arc<Client>,
+        batch: &[whatsapp_rust::types::durability_hook::InboundMessage],
+    ) -> anyhow::Result<()> {
+        let events = batch.iter().map(|m| event::message_event(&self.company, m)).collect();
+        match self.webhooks.commit(&self.company, events).await {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                // Not acked: WhatsApp redelivers and the hook runs again.
+                tracing::error!(company.id = %self.company, %error, messages = batch.len(), "cannot commit inbound messages; they stay unacknowledged");
+                Err(error.into())
+            }
+        }
+    }
+}
+
+/// Group commit: one task flushes sled for every commit waiting at that
+/// moment, so N concurrent commits cost one fsync instead of N.
+#[derive(Clone)]
+struct GroupFlusher {
+    requests: mpsc::UnboundedSender<oneshot::Sender<Result<(), String>>>,
+}
+
+impl GroupFlusher {
+    fn spawn(store: Store) -> Self {
+        let (requests, mut rx) = mpsc::unbounded_channel::<oneshot::Sender<Result<(), String>>>();
+        tokio::spawn(async move {
+            let mut waiting = Vec::new();
+            while let Some(first) = rx.recv().await {
+                waiting.push(first);
+                // Everyone who asked while the previous flush ran shares this one.
+                while let Ok(next) = rx.try_recv() {
+                    waiting.push(next);
+                }
+                let result = store.flush().await.map_err(|e| e.to_string());
+                for waiter in waiting.drain(..) {
+                    let _ = waiter.send(result.clone());
+                }
+            }
+        });
+        Self { requests }
+    }
+
+    /// Returns once a flush that started after this call has completed.
+    async fn flush(&self) -> Result<(), WebhookError> {
+        let (tx, rx) = oneshot::channel();
+        self.requests.send(tx).map_err(|_| WebhookError::Stopped)?;
+        rx.await.map_err(|_| WebhookError::Stopped)?.map_err(WebhookError::Flush)
+    }
+}
+
