@@ -46,7 +46,7 @@ use super::state::{
     ExitCause, Qr, SessionEvent, SessionState, SessionStatus, Transition, Verdict, classify,
     is_lifecycle_event, merge_exit,
 };
-use super::{WaConfig, now_ms};
+use super::{PoolEvent, WaConfig, now_ms};
 use crate::domain::{CompanyId, PhoneNumber};
 use crate::store::Store;
 use crate::wa::client::{BuiltBot, EventSink, build_bot};
@@ -99,6 +99,8 @@ pub(crate) struct SessionActor {
     status: watch::Sender<SessionStatus>,
     qr: watch::Sender<Option<Qr>>,
     events: broadcast::Sender<SessionEvent>,
+    /// The pool-wide stream: every event again, tagged with the company.
+    pool_events: broadcast::Sender<PoolEvent>,
     commands: mpsc::Receiver<Command>,
     signals_tx: mpsc::UnboundedSender<Signal>,
     signals: mpsc::UnboundedReceiver<Signal>,
@@ -129,6 +131,7 @@ pub(crate) struct ActorChannels {
     pub status: watch::Sender<SessionStatus>,
     pub qr: watch::Sender<Option<Qr>>,
     pub events: broadcast::Sender<SessionEvent>,
+    pub pool_events: broadcast::Sender<PoolEvent>,
     pub commands: mpsc::Receiver<Command>,
 }
 
@@ -149,6 +152,7 @@ impl SessionActor {
             status: channels.status,
             qr: channels.qr,
             events: channels.events,
+            pool_events: channels.pool_events,
             commands: channels.commands,
             signals_tx,
             signals,
@@ -473,14 +477,14 @@ impl SessionActor {
                     expires_at_ms: now_ms().saturating_add(timeout_ms),
                 };
                 self.qr.send_replace(Some(qr.clone()));
-                let _ = self.events.send(SessionEvent::QrRotated(qr));
+                self.emit(SessionEvent::QrRotated(qr));
                 if self.state() != SessionState::Pairing {
                     self.transition(SessionState::Pairing, "qr_issued");
                 }
             }
             Verdict::PairCode { timeout_ms } => {
                 self.linking = Linking::PairCode;
-                let _ = self.events.send(SessionEvent::PairCodeIssued {
+                self.emit(SessionEvent::PairCodeIssued {
                     expires_at_ms: now_ms().saturating_add(timeout_ms),
                 });
             }
@@ -797,9 +801,17 @@ impl SessionActor {
             s.last_activity_ms = now;
             s.recent_transitions = recent;
         });
-        let _ = self
-            .events
-            .send(SessionEvent::StatusChanged(self.status.borrow().clone()));
+        self.emit(SessionEvent::StatusChanged(self.status.borrow().clone()));
+    }
+
+    /// Broadcast to the session's subscribers and to the pool-wide stream.
+    /// Nobody listening is fine.
+    fn emit(&self, event: SessionEvent) {
+        let _ = self.pool_events.send(PoolEvent {
+            company: self.company.clone(),
+            event: event.clone(),
+        });
+        let _ = self.events.send(event);
     }
 }
 

@@ -113,6 +113,17 @@ impl WaConfig {
     }
 }
 
+/// One session's event, on the pool-wide stream ([`SessionPool::subscribe`]).
+#[derive(Debug, Clone)]
+pub struct PoolEvent {
+    pub company: CompanyId,
+    pub event: SessionEvent,
+}
+
+/// Capacity of the pool-wide event stream; a subscriber that falls further
+/// behind gets `RecvError::Lagged`.
+const POOL_EVENTS_CAPACITY: usize = 1024;
+
 /// Result of [`SessionPool::ensure`].
 #[derive(Debug, Clone)]
 pub struct Ensured {
@@ -188,6 +199,7 @@ pub struct SessionPool {
 struct PoolInner {
     store: Store,
     config: Arc<WaConfig>,
+    events: broadcast::Sender<PoolEvent>,
     sessions: RwLock<Sessions>,
 }
 
@@ -215,9 +227,17 @@ impl SessionPool {
             inner: Arc::new(PoolInner {
                 store,
                 config: Arc::new(wa),
+                events: broadcast::channel(POOL_EVENTS_CAPACITY).0,
                 sessions: RwLock::new(Sessions::default()),
             }),
         }
+    }
+
+    /// Every session's events (status changes, QR rotations, ...), including
+    /// sessions created after this call, tagged with the company. Lossy for a
+    /// subscriber that falls more than 1024 events behind (`Lagged`).
+    pub fn subscribe(&self) -> broadcast::Receiver<PoolEvent> {
+        self.inner.events.subscribe()
     }
 
     /// The store the pool runs on.
@@ -559,6 +579,7 @@ impl SessionPool {
                 status: status_tx,
                 qr: qr_tx,
                 events: events_tx.clone(),
+                pool_events: self.inner.events.clone(),
                 commands: commands_rx,
             },
             recent,
@@ -595,12 +616,9 @@ fn state_from_code(code: &str) -> Option<SessionState> {
     .find(|s| s.as_str() == code)
 }
 
-/// Unix milliseconds now.
+/// Unix milliseconds now, from the clock whatsapp-rust uses too.
 pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    wacore::time::now_millis()
 }
 
 #[cfg(test)]

@@ -99,7 +99,9 @@ impl ReqwestHttpClient {
     const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
     pub fn new() -> Result<Self, reqwest::Error> {
-        Ok(Self(reqwest::Client::builder().timeout(Self::TIMEOUT).build()?))
+        Ok(Self(
+            reqwest::Client::builder().timeout(Self::TIMEOUT).build()?,
+        ))
     }
 }
 

@@ -130,6 +130,7 @@ async fn fifty_concurrent_ensures_make_one_session_and_one_connection() {
     let fake = start_fake().await;
     let pool = pool_on(Store::open_temporary().unwrap(), &fake);
     let acme = company("acme");
+    let mut pool_events = pool.subscribe();
 
     let ensures = (0..50).map(|_| {
         let pool = pool.clone();
@@ -181,6 +182,17 @@ async fn fifty_concurrent_ensures_make_one_session_and_one_connection() {
         "never two sockets for one number"
     );
     assert_eq!(fake.login_count(&linked.phone), 1);
+
+    // The pool-wide stream saw the whole life of the session, from creation.
+    let mut states = Vec::new();
+    while let Ok(wagate::pool::PoolEvent { company, event }) = pool_events.try_recv() {
+        assert_eq!(company, acme);
+        if let wagate::pool::SessionEvent::StatusChanged(s) = event {
+            states.push(s.state);
+        }
+    }
+    use SessionState::*;
+    assert_eq!(states, [Connecting, Pairing, Connecting, Connected]);
 }
 
 #[tokio::test]
