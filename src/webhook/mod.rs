@@ -506,3 +506,6 @@ impl GroupFlusher {
     }
 }
 
+
+#[cfg(test)]
+mod tests;
