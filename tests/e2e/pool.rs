@@ -673,3 +673,51 @@ async fn logout_unlinks_and_keeps_the_company() {
         .unwrap_err();
     assert_eq!(err.code(), "not_connected");
 }
+
+#[tokio::test]
+async fn an_unreachable_server_means_reconnecting_with_growing_delays() {
+    // A port nobody listens on: bind, note the address, close.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let wa = WaConfig {
+        url: Some(format!("ws://{addr}/ws/chat")),
+        version: Some((2, 3000, 1_023_456_789)),
+        backoff: BackoffConfig {
+            base: Duration::from_millis(20),
+            max: Duration::from_millis(160),
+            jitter: 0.0,
+            stable_after: Duration::from_secs(30),
+        },
+        ..WaConfig::default()
+    };
+    let pool = SessionPool::new(Store::open_temporary().unwrap(), wa);
+    let handle = pool.ensure(&company("acme")).await.unwrap().handle;
+
+    let started = tokio::time::Instant::now();
+    let status = wait_status(&handle, "five retries", |s| s.reconnect_count >= 5).await;
+    assert_eq!(status.state, SessionState::Reconnecting);
+    assert_eq!(status.reason, "connect_failed");
+    // 20 + 40 + 80 + 160 ms at least before the fifth retry starts.
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(handle.current_qr().is_none());
+    let err = handle
+        .send_text(PhoneNumber::parse(CONTACT).unwrap(), "x".into(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "not_connected");
+
+    // An explicit reconnect retries at once; shutdown stops the loop.
+    handle.reconnect().await.unwrap();
+    pool.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(handle.status().state, SessionState::Stopped);
+    assert_eq!(
+        pool.ensure(&company("acme")).await.unwrap_err().code(),
+        "session_gone"
+    );
+}
