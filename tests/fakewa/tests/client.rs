@@ -35,6 +35,7 @@ async fn qr_pairing_reaches_connected_quickly() {
     let linked = srv.scan_qr(&qr).await.expect("QR scan links");
     c.connected(T).await;
     let elapsed = started.elapsed();
+    eprintln!("QR scan to Connected: {elapsed:?}");
     assert!(elapsed < Duration::from_secs(1), "pairing took {elapsed:?}");
     assert!(linked.phone.starts_with("1555000"));
     assert_eq!(
