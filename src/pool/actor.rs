@@ -16,6 +16,7 @@
 //! | cause | next |
 //! |---|---|
 //! | pairing finished (515 follows) | run the same client again at once |
+//! | 515 (stream restart) | `connecting`, run the same client again at once |
 //! | 503 / 429 / lost connection / connect error | `reconnecting`, jittered exponential backoff |
 //! | 401 / `device_removed` / 516 | `logged_out`, credentials wiped |
 //! | `replaced` / 409 | `replaced`, nothing until an explicit reconnect |
@@ -28,7 +29,15 @@
 //! Only this task creates clients for its company, and [`SessionActor::stop_client`]
 //! returns only after the old client's run loop has returned (its socket is
 //! closed and its connection state cleaned up), so a new client is never built
-//! while an old one can still hold a socket.
+//! while an old one can still hold a socket. A re-pair is a logout (which
+//! unlinks on WhatsApp, stops the client and waits for it, then wipes the
+//! credentials) followed by a start on the empty device store: there is no
+//! path that builds a pairing client next to a linked one.
+//!
+//! A stopped client may outlive its stop for a while without a socket:
+//! whatsapp-rust's QR rotation task keeps it (and its device store handle)
+//! until the current QR reference expires (at most ~160 s). Its events are
+//! ignored (they carry an old generation).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -545,6 +554,10 @@ impl SessionActor {
         match cause {
             ExitCause::Paired => {
                 // The 515 restart: log in at once on the same client.
+                self.connect().await;
+            }
+            ExitCause::Restart => {
+                self.transition(SessionState::Connecting, "stream_error_515");
                 self.connect().await;
             }
             ExitCause::LoggedOut { reason } => {

@@ -103,6 +103,15 @@ pub(crate) enum Command {
 }
 
 /// A handle to one company's session. Cheap to clone.
+///
+/// # Cancel safety
+///
+/// Every `async` method is cancel-safe in the sense that matters here: a
+/// command that has been queued runs to completion in the actor even if the
+/// caller's future is dropped (only the reply is lost), and a command dropped
+/// before it was queued (while the bounded queue was full) never runs. A
+/// cancelled `send_text` may therefore still send; retry it with the same
+/// idempotency key.
 #[derive(Clone)]
 pub struct SessionHandle {
     inner: Arc<Inner>,

@@ -155,6 +155,9 @@ pub enum ExitCause {
     /// Pairing finished; WhatsApp restarts the stream (515) and the client
     /// must log in at once.
     Paired,
+    /// WhatsApp asked for a stream restart (515) outside pairing: reconnect
+    /// at once, no backoff.
+    Restart,
     /// The device was unlinked: wipe credentials, never reconnect.
     LoggedOut { reason: String },
     /// Another client took the number.
@@ -240,6 +243,7 @@ pub fn classify(event: &Event) -> Verdict {
                 Some(code @ ("503" | "429")) => Verdict::Exit(ExitCause::Transient {
                     reason: format!("stream_error_{code}"),
                 }),
+                Some("515") => Verdict::Exit(ExitCause::Restart),
                 _ => Verdict::Ignore,
             }
         }
@@ -336,6 +340,9 @@ pub fn merge_exit(current: Option<ExitCause>, new: ExitCause) -> ExitCause {
         // close that follows (`server_closed`).
         (Some(current @ ExitCause::Transient { .. }), ExitCause::Transient { .. }) => current,
         (Some(ExitCause::Transient { .. }), new) => new,
+        // A restart is only as good as nothing worse following it.
+        (Some(ExitCause::Restart), ExitCause::Transient { .. }) => ExitCause::Restart,
+        (Some(ExitCause::Restart), new) => new,
         // `Paired` is followed by the 515 restart; a later terminal cause wins.
         (
             Some(ExitCause::Paired),
@@ -429,6 +436,8 @@ mod tests {
             exit_reason(classify(&e503)),
             ("transient".into(), "stream_error_503".into())
         );
+        let e515 = raw(NodeBuilder::new("stream:error").attr("code", "515").build());
+        assert_eq!(classify(&e515), Verdict::Exit(ExitCause::Restart));
         let e401 = raw(NodeBuilder::new("stream:error").attr("code", "401").build());
         assert_eq!(
             classify(&e401),
@@ -508,6 +517,14 @@ mod tests {
             reason: "stream_error_503".into(),
         };
         assert_eq!(merge_exit(Some(e503.clone()), transient.clone()), e503);
+        assert_eq!(
+            merge_exit(Some(ExitCause::Paired), ExitCause::Restart),
+            ExitCause::Paired
+        );
+        assert_eq!(
+            merge_exit(Some(ExitCause::Restart), transient.clone()),
+            ExitCause::Restart
+        );
         assert_eq!(
             merge_exit(Some(ExitCause::Paired), transient),
             ExitCause::Paired

@@ -721,3 +721,39 @@ async fn an_unreachable_server_means_reconnecting_with_growing_delays() {
         "session_gone"
     );
 }
+
+#[tokio::test]
+async fn stream_restart_515_reconnects_at_once_without_backoff() {
+    let fake = start_fake().await;
+    let mut wa = wa_config(&fake);
+    // A backoff this long would fail the test if 515 went through it.
+    wa.backoff.base = Duration::from_secs(60);
+    wa.backoff.max = Duration::from_secs(60);
+    let pool = SessionPool::new(Store::open_temporary().unwrap(), wa);
+    let (handle, linked) = link_by_qr(&pool, &fake, "acme").await;
+    let mut events = handle.subscribe();
+
+    fake.inject_stream_error(&linked.jid, StreamErrorKind::Code515)
+        .await
+        .unwrap();
+    wait_status(&handle, "logged in again", |_| {
+        fake.login_count(&linked.phone) == 2
+    })
+    .await;
+    let status = wait_state(&handle, SessionState::Connected).await;
+    assert_eq!(status.jid.as_deref(), Some(linked.jid.as_str()));
+    assert_eq!(fake.max_concurrent_connections(&linked.phone), 1);
+    let mut trail = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let wagate::pool::SessionEvent::StatusChanged(s) = event {
+            trail.push((s.state, s.reason));
+        }
+    }
+    assert_eq!(
+        trail,
+        [
+            (SessionState::Connecting, "stream_error_515".to_owned()),
+            (SessionState::Connected, "logged_in".to_owned())
+        ]
+    );
+}
