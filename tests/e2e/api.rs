@@ -130,8 +130,19 @@ async fn killed_gateway_restores_linked_sessions_without_a_qr() {
     let dir = tempfile::tempdir().unwrap();
 
     let first = GatewayProcess::start(&fake, dir.path()).await;
-    first.api.link_by_qr(&fake, "acme", ACME_PHONE).await;
+    let acme = first.api.link_by_qr(&fake, "acme", ACME_PHONE).await;
     first.api.link_by_qr(&fake, "globex", GLOBEX_PHONE).await;
+    let (status, sent) = first.api.send_text("acme", CONTACT, "a private text", None).await;
+    assert_eq!(status, StatusCode::CREATED, "{sent}");
+    fake.wait_for_sent_message(|m| m.text == "a private text", support::WAIT).await.expect("delivered");
+
+    // Invariant 7: the binary's log holds no secret it handled.
+    let logs = first.log_text();
+    let token = acme["token"].as_str().unwrap();
+    for secret in [token, support::ADMIN_KEY, ACME_PHONE, GLOBEX_PHONE, CONTACT, "a private text", "2@"] {
+        assert!(!logs.contains(secret), "the log leaks {secret:?}:\n{logs}");
+    }
+    assert!(logs.contains("acme"), "the log does name companies: {logs}");
     let pairings = pairing_connections(&fake);
     let logins = (fake.login_count(ACME_PHONE), fake.login_count(GLOBEX_PHONE));
     let devices = fake.linked_devices();
@@ -402,5 +413,64 @@ async fn openapi_document_is_served() {
     assert_eq!(status, StatusCode::OK);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
     assert!(doc["paths"]["/v1/sessions/{company}/messages"]["post"].is_object());
+    app.stop().await;
+}
+
+/// Graceful shutdown disconnects every session without logging out: open
+/// event streams end, the phone stays linked, and the next start reconnects
+/// without a QR code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_keeps_phones_linked() {
+    let app = spawn_app().await;
+    app.api.link_by_qr(&app.fake, "acme", ACME_PHONE).await;
+    let jid = app.api.status("acme").await["jid"].as_str().unwrap().to_owned();
+    let mut events = app.api.events("acme").await;
+    let fake = app.fake.clone();
+
+    let started = std::time::Instant::now();
+    let dir = app.stop().await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "no stage waited for its timeout");
+    assert!(events.ends().await, "open event streams end at shutdown");
+    fake.wait_for_connection_count(ACME_PHONE, 0, support::WAIT).await.expect("the socket is closed");
+    assert!(!fake.is_removed(&jid), "shutdown must not log out");
+
+    let pairings = pairing_connections(&fake);
+    let app = support::spawn_app_on(fake.clone(), dir).await;
+    let status = app.api.wait_for_state("acme", "connected").await;
+    assert_eq!(status["jid"], jid.as_str());
+    assert_eq!(pairing_connections(&fake), pairings, "no QR after a restart");
+    app.stop().await;
+}
+
+/// `replaced` waits for an explicit reconnect, which takes the number back;
+/// logout unlinks the phone but keeps the company, whose next ensure pairs anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_after_replaced_and_logout_keep_the_company() {
+    let app = spawn_app().await;
+    let api = &app.api;
+    api.link_by_qr(&app.fake, "acme", ACME_PHONE).await;
+    let jid = api.status("acme").await["jid"].as_str().unwrap().to_owned();
+
+    let mut events = api.events("acme").await;
+    app.fake.inject_stream_error(&jid, fakewa::StreamErrorKind::Replaced).await.expect("inject replaced");
+    events.wait_for_state("replaced").await;
+    let (status, _) = api.post("/v1/sessions/acme/messages", Some(json!({"to": CONTACT, "text": "x"}))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "no sending while replaced");
+
+    let (status, body) = api.post("/v1/sessions/acme/reconnect", None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let back = events.wait_for_state("connected").await;
+    assert_eq!(back["jid"], jid.as_str());
+
+    let (status, body) = api.post("/v1/sessions/acme/logout", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "logged_out", "{body}");
+    assert!(app.fake.is_removed(&jid), "the fake saw the device removed");
+    let status = api.status("acme").await;
+    assert_eq!((status["state"].as_str(), status["phone"].as_str()), (Some("logged_out"), None), "{status}");
+
+    let again = api.ensure("acme").await;
+    assert_eq!(again["created"], false, "the company survived the logout");
+    api.events("acme").await.next_qr().await;
     app.stop().await;
 }

@@ -213,6 +213,19 @@ impl Events {
         }
     }
 
+    /// Whether the server ends the stream within the time limit (events
+    /// still arriving are skipped).
+    pub async fn ends(&mut self) -> bool {
+        let drain = async {
+            while let Some(chunk) = self.body.next().await {
+                if chunk.is_err() {
+                    break;
+                }
+            }
+        };
+        tokio::time::timeout(WAIT, drain).await.is_ok()
+    }
+
     /// Waits for a `session.status` event with `state`; returns its data.
     pub async fn wait_for_state(&mut self, state: &str) -> Value {
         loop {
@@ -349,6 +362,11 @@ impl GatewayProcess {
             _ => None,
         };
         found.unwrap_or_else(|| panic!("no log line {message:?} within the time limit; got {:?}", self.logs.borrow()))
+    }
+
+    /// Every log line so far, as text.
+    pub fn log_text(&self) -> String {
+        self.logs.borrow().iter().map(Value::to_string).collect::<Vec<_>>().join("\n")
     }
 
     /// `SIGKILL`: no shutdown code runs.
