@@ -25,6 +25,7 @@ use crate::config::{Config, LogFormat};
 use crate::http::{self, AppState, Lifecycle};
 use crate::pool::{SessionPool, WaConfig};
 use crate::store::Store;
+use crate::webhook::Webhooks;
 
 /// Log filter when `RUST_LOG` is unset. whatsapp-rust logs through `log` with
 /// targets of its own (`Client/…`, `Bot/…`) and some of its `info` lines
@@ -49,6 +50,7 @@ pub struct App {
     store: Store,
     pool: SessionPool,
     state: AppState,
+    webhooks: Webhooks,
     shutdown_timeout: Duration,
 }
 
@@ -68,7 +70,11 @@ impl App {
         let (admin, generated) =
             AdminKey::load_or_generate(&store, config.admin_key.as_deref()).context("setting up the admin key")?;
         let tokens = TokenIndex::load(&store).context("reading the company registry")?;
-        let pool = SessionPool::new(store.clone(), wa_config(config));
+        // Before the pool: inbound messages are committed to its outbox.
+        let webhooks = Webhooks::start(store.clone(), &config.webhooks).context("starting the webhook service")?;
+        let mut wa = wa_config(config);
+        wa.inbound_hook = Some(webhooks.hook_factory());
+        let pool = SessionPool::new(store.clone(), wa);
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
         let state = AppState {
@@ -76,7 +82,7 @@ impl App {
             auth: std::sync::Arc::new(Authenticator::new(admin, store.clone(), tokens)),
             lifecycle: Lifecycle::default(),
         };
-        Ok((App { listener, store, pool, state, shutdown_timeout: config.shutdown_timeout() }, generated))
+        Ok((App { listener, store, pool, state, webhooks, shutdown_timeout: config.shutdown_timeout() }, generated))
     }
 
     /// The address actually bound (useful with port 0).
@@ -93,11 +99,17 @@ impl App {
         &self.pool
     }
 
+    /// The webhook service (outbox, dispatcher).
+    pub fn webhooks(&self) -> &Webhooks {
+        &self.webhooks
+    }
+
     /// Serves until `shutdown` resolves (or the server fails), restoring the
     /// stored sessions in the background meanwhile, then shuts down as the
     /// module docs describe.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let App { listener, store, pool, state, shutdown_timeout } = self;
+        let App { listener, store, pool, state, webhooks, shutdown_timeout } = self;
+        let status_events = webhooks.watch_sessions(pool.clone());
         let lifecycle = state.lifecycle.clone();
         tracing::info!(listen.addr = %listener.local_addr()?, "serving the HTTP API");
 
@@ -116,7 +128,7 @@ impl App {
             async move { lifecycle.stopped().await }
         };
         let mut server =
-            tokio::spawn(axum::serve(listener, http::router(state)).with_graceful_shutdown(drained).into_future());
+            tokio::spawn(axum::serve(listener, http::router(state).layer(axum::Extension(webhooks))).with_graceful_shutdown(drained).into_future());
 
         let served = tokio::select! {
             served = &mut server => Some(served),
@@ -139,6 +151,7 @@ impl App {
             }
         };
 
+        status_events.abort();
         tracing::info!("disconnecting every session (credentials kept)");
         pool.shutdown(shutdown_timeout).await;
         if let Err(err) = tokio::time::timeout(shutdown_timeout, store.flush()).await.unwrap_or(Ok(())) {

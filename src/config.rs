@@ -60,6 +60,10 @@ pub struct Config {
     /// session disconnected) before the process exits anyway.
     #[arg(long, env = "WAGATE_SHUTDOWN_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub shutdown_timeout: u64,
+
+    /// Webhook delivery (global webhook, retries, URL policy).
+    #[command(flatten)]
+    pub webhooks: crate::webhook::WebhookOptions,
 }
 
 /// How log lines are written (to stderr; stdout is reserved for the one-time
@@ -99,6 +103,7 @@ impl fmt::Debug for Config {
             .field("wa_version", &self.wa_version)
             .field("push_name", &self.push_name)
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }

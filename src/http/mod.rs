@@ -22,6 +22,7 @@ mod messages;
 pub mod openapi;
 mod qr;
 mod sessions;
+mod webhooks;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -90,7 +91,7 @@ impl Lifecycle {
 
 /// The whole HTTP surface: `/v1/…`, `/healthz`, `/readyz`, `/openapi.json`.
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = openapi::api_router().split_for_parts();
+    let (api, openapi) = openapi::api_router().merge(webhooks::routes()).split_for_parts();
     api.merge(openapi::router(&openapi))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

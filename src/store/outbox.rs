@@ -398,7 +398,9 @@ impl Outbox {
                 .checked_sub(8)
                 .and_then(|at| key[at..].try_into().ok())
                 .map(u64::from_be_bytes)
-                .ok_or_else(|| StoreError::corrupt(company.as_str(), "webhook event key", "too short"))?;
+                .ok_or_else(|| {
+                    StoreError::corrupt(company.as_str(), "webhook event key", "too short")
+                })?;
             picked.push((seq, event));
             if picked.len() >= limit {
                 break;
@@ -474,7 +476,9 @@ impl Outbox {
 
     /// How many events of `company` are stored (tests, metrics).
     pub fn event_count(&self, company: &CompanyId) -> usize {
-        self.events.scan_prefix(keys::company_prefix(company)).count()
+        self.events
+            .scan_prefix(keys::company_prefix(company))
+            .count()
     }
 }
 
@@ -587,13 +591,21 @@ mod tests {
         let acme = company("acme");
         let chat = "15550003333@s.whatsapp.net";
         let first = outbox
-            .commit(&acme, &[message("A1", chat)], &[Target::Company, Target::Global])
+            .commit(
+                &acme,
+                &[message("A1", chat)],
+                &[Target::Company, Target::Global],
+            )
             .unwrap();
         assert!(!first[0].duplicate);
         assert_eq!(first[0].queued.len(), 2);
         // Same message again, in a batch with a new one.
         let second = outbox
-            .commit(&acme, &[message("A1", chat), message("A2", chat)], &[Target::Company])
+            .commit(
+                &acme,
+                &[message("A1", chat), message("A2", chat)],
+                &[Target::Company],
+            )
             .unwrap();
         assert!(second[0].duplicate);
         assert_eq!(second[0].event_seq, first[0].event_seq);
@@ -614,16 +626,29 @@ mod tests {
         let outbox = store.outbox().unwrap();
         let acme = company("acme");
         let committed = outbox
-            .commit(&acme, &[message("A1", "c"), message("A2", "c")], &[Target::Company])
+            .commit(
+                &acme,
+                &[message("A1", "c"), message("A2", "c")],
+                &[Target::Company],
+            )
             .unwrap();
-        let (k1, k2) = (committed[0].queued[0].clone(), committed[1].queued[0].clone());
+        let (k1, k2) = (
+            committed[0].queued[0].clone(),
+            committed[1].queued[0].clone(),
+        );
         let d1 = outbox.get_queued(&k1).unwrap().unwrap();
         outbox.finish(&k1, &d1, DeliveryState::Delivered).unwrap();
         let mut d2 = outbox.get_queued(&k2).unwrap().unwrap();
         d2.attempts = 5;
         outbox.finish(&k2, &d2, DeliveryState::Dead).unwrap();
         assert!(outbox.queued().unwrap().is_empty());
-        assert_eq!(outbox.list(&acme, DeliveryState::Delivered, 10).unwrap().len(), 1);
+        assert_eq!(
+            outbox
+                .list(&acme, DeliveryState::Delivered, 10)
+                .unwrap()
+                .len(),
+            1
+        );
         let dead = outbox.list(&acme, DeliveryState::Dead, 10).unwrap();
         assert_eq!(dead[0].0, k2);
         assert_eq!(dead[0].1.attempts, 5);
@@ -642,7 +667,9 @@ mod tests {
         outbox
             .commit(&acme, &[message("A1", "c"), message("A2", "c")], &[])
             .unwrap();
-        let keys = outbox.replay(&acme, 0, "message.received", &[Target::Company], 100).unwrap();
+        let keys = outbox
+            .replay(&acme, 0, "message.received", &[Target::Company], 100)
+            .unwrap();
         assert_eq!(keys.len(), 2);
         assert!(keys[0] < keys[1]);
         let queued = outbox.queued().unwrap();
@@ -660,7 +687,10 @@ mod tests {
             target: Target::Global,
         };
         assert_eq!(key.public_id(), "42-global");
-        assert_eq!(DeliveryKey::parse_public_id(&company("acme"), "42-global"), Some(key.clone()));
+        assert_eq!(
+            DeliveryKey::parse_public_id(&company("acme"), "42-global"),
+            Some(key.clone())
+        );
         assert_eq!(DeliveryKey::parse_public_id(&company("acme"), "42-x"), None);
         assert_eq!(DeliveryKey::decode(&key.encode()), Some(key));
     }
@@ -679,7 +709,9 @@ mod tests {
             }
         }
         assert_eq!(outbox.prune_delivered(2).unwrap(), 6);
-        let kept = outbox.list(&company("a"), DeliveryState::Delivered, 10).unwrap();
+        let kept = outbox
+            .list(&company("a"), DeliveryState::Delivered, 10)
+            .unwrap();
         assert_eq!(kept.len(), 2);
         assert_eq!(kept[0].1.event_id, "evt_M4");
     }
@@ -688,8 +720,12 @@ mod tests {
     fn removing_a_company_removes_its_outbox_rows_only() {
         let store = Store::open_temporary().unwrap();
         let outbox = store.outbox().unwrap();
-        outbox.commit(&company("a"), &[message("M", "c")], &[Target::Company]).unwrap();
-        outbox.commit(&company("ab"), &[message("M", "c")], &[Target::Company]).unwrap();
+        outbox
+            .commit(&company("a"), &[message("M", "c")], &[Target::Company])
+            .unwrap();
+        outbox
+            .commit(&company("ab"), &[message("M", "c")], &[Target::Company])
+            .unwrap();
         store.remove_company(&company("a")).unwrap();
         assert_eq!(outbox.event_count(&company("a")), 0);
         assert_eq!(outbox.event_count(&company("ab")), 1);

@@ -84,9 +84,18 @@ struct Lane {
 
 /// How one attempt ended.
 enum Attempt {
-    Delivered { status: u16 },
-    Retry { status: u16, code: String, retry_after: Option<Duration> },
-    Fatal { status: u16, code: String },
+    Delivered {
+        status: u16,
+    },
+    Retry {
+        status: u16,
+        code: String,
+        retry_after: Option<Duration>,
+    },
+    Fatal {
+        status: u16,
+        code: String,
+    },
 }
 
 struct Finished {
@@ -149,7 +158,10 @@ impl Dispatcher {
         match self.outbox.queued() {
             Ok(rows) => {
                 if !rows.is_empty() {
-                    tracing::info!(deliveries = rows.len(), "resuming queued webhook deliveries");
+                    tracing::info!(
+                        deliveries = rows.len(),
+                        "resuming queued webhook deliveries"
+                    );
                 }
                 for (key, delivery) in rows {
                     let wait_ms = delivery.next_attempt_ms - now_ms();
@@ -159,7 +171,9 @@ impl Dispatcher {
                     }
                 }
             }
-            Err(error) => tracing::error!(%error, "cannot read the webhook queue; only new deliveries are sent"),
+            Err(error) => {
+                tracing::error!(%error, "cannot read the webhook queue; only new deliveries are sent")
+            }
         }
         loop {
             self.start_ready();
@@ -186,7 +200,9 @@ impl Dispatcher {
                     self.add(key, &delivery.chat);
                 }
                 Ok(None) => {}
-                Err(error) => tracing::error!(company.id = %key.company, %error, "cannot read a queued webhook delivery"),
+                Err(error) => {
+                    tracing::error!(company.id = %key.company, %error, "cannot read a queued webhook delivery")
+                }
             }
         }
     }
@@ -207,7 +223,8 @@ impl Dispatcher {
         if let Some(lane) = self.lanes.get_mut(&lane_key) {
             lane.waiting = true;
             self.ready.retain(|l| l != &lane_key);
-            self.timers.push(Reverse((Instant::now() + delay, lane_key)));
+            self.timers
+                .push(Reverse((Instant::now() + delay, lane_key)));
         }
     }
 
@@ -217,7 +234,9 @@ impl Dispatcher {
             if *at > now {
                 break;
             }
-            let Some(Reverse((_, lane_key))) = self.timers.pop() else { break };
+            let Some(Reverse((_, lane_key))) = self.timers.pop() else {
+                break;
+            };
             if let Some(lane) = self.lanes.get_mut(&lane_key) {
                 lane.waiting = false;
                 if !lane.busy && !lane.pending.is_empty() {
@@ -230,7 +249,9 @@ impl Dispatcher {
     /// Starts the head delivery of every ready lane whose endpoint has room.
     fn start_ready(&mut self) {
         while let Some(lane_key) = self.ready.pop_front() {
-            let Some(lane) = self.lanes.get(&lane_key) else { continue };
+            let Some(lane) = self.lanes.get(&lane_key) else {
+                continue;
+            };
             if lane.busy || lane.waiting {
                 continue;
             }
@@ -252,7 +273,14 @@ impl Dispatcher {
                 }
             };
             let Some(endpoint) = self.endpoints.get(&key.company, key.target) else {
-                self.settle(&lane_key, &key, delivery, 0, "no_endpoint", DeliveryState::Dead);
+                self.settle(
+                    &lane_key,
+                    &key,
+                    delivery,
+                    0,
+                    "no_endpoint",
+                    DeliveryState::Dead,
+                );
                 continue;
             };
             let endpoint_url = endpoint.url.as_str().to_owned();
@@ -264,12 +292,26 @@ impl Dispatcher {
             let event = match self.outbox.event(&key.company, delivery.event_seq) {
                 Ok(Some(event)) => event,
                 Ok(None) => {
-                    self.settle(&lane_key, &key, delivery, 0, "event_missing", DeliveryState::Dead);
+                    self.settle(
+                        &lane_key,
+                        &key,
+                        delivery,
+                        0,
+                        "event_missing",
+                        DeliveryState::Dead,
+                    );
                     continue;
                 }
                 Err(error) => {
                     tracing::error!(company.id = %key.company, %error, "cannot read a webhook event");
-                    self.settle(&lane_key, &key, delivery, 0, "event_unreadable", DeliveryState::Dead);
+                    self.settle(
+                        &lane_key,
+                        &key,
+                        delivery,
+                        0,
+                        "event_unreadable",
+                        DeliveryState::Dead,
+                    );
                     continue;
                 }
             };
@@ -280,13 +322,25 @@ impl Dispatcher {
             let http = self.http.clone();
             self.in_flight.spawn(async move {
                 let attempt = send(&http, &endpoint, &event).await;
-                Finished { lane: lane_key, key, delivery, endpoint_url, attempt }
+                Finished {
+                    lane: lane_key,
+                    key,
+                    delivery,
+                    endpoint_url,
+                    attempt,
+                }
             });
         }
     }
 
     fn finish(&mut self, finished: Finished) {
-        let Finished { lane, key, mut delivery, endpoint_url, attempt } = finished;
+        let Finished {
+            lane,
+            key,
+            mut delivery,
+            endpoint_url,
+            attempt,
+        } = finished;
         if let Some(count) = self.per_endpoint.get_mut(&endpoint_url) {
             *count = count.saturating_sub(1);
         }
@@ -304,7 +358,11 @@ impl Dispatcher {
                 tracing::warn!(company.id = %key.company, event.id = %delivery.event_id, code, "webhook refused the event; dead letter");
                 self.settle(&lane, &key, delivery, status, &code, DeliveryState::Dead);
             }
-            Attempt::Retry { status, code, retry_after } => {
+            Attempt::Retry {
+                status,
+                code,
+                retry_after,
+            } => {
                 if delivery.attempts >= self.config.max_attempts.max(1) {
                     tracing::warn!(company.id = %key.company, event.id = %delivery.event_id, code, attempts = delivery.attempts, "webhook delivery failed for the last time; dead letter");
                     self.settle(&lane, &key, delivery, status, &code, DeliveryState::Dead);
@@ -313,7 +371,8 @@ impl Dispatcher {
                 let delay = retry_after
                     .map(|d| d.min(self.config.backoff_max))
                     .unwrap_or_else(|| backoff(&self.config, delivery.attempts));
-                delivery.next_attempt_ms = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+                delivery.next_attempt_ms =
+                    now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
                 delivery.last_status = u32::from(status);
                 delivery.last_error = code;
                 delivery.updated_at_ms = now_ms();
@@ -349,7 +408,9 @@ impl Dispatcher {
         if self.finished_since_prune >= self.config.delivered_kept.max(1000) {
             self.finished_since_prune = 0;
             match self.outbox.prune_delivered(self.config.delivered_kept) {
-                Ok(removed) if removed > 0 => tracing::debug!(removed, "pruned the webhook delivery log"),
+                Ok(removed) if removed > 0 => {
+                    tracing::debug!(removed, "pruned the webhook delivery log")
+                }
                 Ok(_) => {}
                 Err(error) => tracing::error!(%error, "cannot prune the webhook delivery log"),
             }
@@ -357,7 +418,9 @@ impl Dispatcher {
     }
 
     fn drop_head(&mut self, lane_key: &LaneKey, key: &DeliveryKey) {
-        let Some(lane) = self.lanes.get_mut(lane_key) else { return };
+        let Some(lane) = self.lanes.get_mut(lane_key) else {
+            return;
+        };
         lane.pending.remove(key);
         if lane.pending.is_empty() && !lane.busy && !lane.waiting {
             self.lanes.remove(lane_key);
@@ -392,11 +455,20 @@ async fn send(http: &reqwest::Client, endpoint: &Endpoint, event: &pb::WebhookEv
             let _ = response.bytes().await;
             let code = format!("http_{}", status.as_u16());
             if status.is_success() {
-                Attempt::Delivered { status: status.as_u16() }
+                Attempt::Delivered {
+                    status: status.as_u16(),
+                }
             } else if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-                Attempt::Retry { status: status.as_u16(), code, retry_after }
+                Attempt::Retry {
+                    status: status.as_u16(),
+                    code,
+                    retry_after,
+                }
             } else {
-                Attempt::Fatal { status: status.as_u16(), code }
+                Attempt::Fatal {
+                    status: status.as_u16(),
+                    code,
+                }
             }
         }
         Err(error) => {
@@ -407,7 +479,11 @@ async fn send(http: &reqwest::Client, endpoint: &Endpoint, event: &pb::WebhookEv
             } else {
                 "network"
             };
-            Attempt::Retry { status: 0, code: code.to_owned(), retry_after: None }
+            Attempt::Retry {
+                status: 0,
+                code: code.to_owned(),
+                retry_after: None,
+            }
         }
     }
 }

@@ -70,7 +70,9 @@ impl UrlPolicy {
             return Err(invalid("the scheme must be http or https"));
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(invalid("credentials in the URL are not allowed; use the signing secret"));
+            return Err(invalid(
+                "credentials in the URL are not allowed; use the signing secret",
+            ));
         }
         let host = url.host().ok_or_else(|| invalid("the URL has no host"))?;
         if self.refuse_private {
@@ -163,7 +165,9 @@ impl Endpoints {
     /// Records `company`'s new endpoint (`None` = removed) after the
     /// registry was written.
     pub fn set(&self, company: &CompanyId, endpoint: Option<Endpoint>) {
-        self.companies.write().insert(company.clone(), endpoint.map(Arc::new));
+        self.companies
+            .write()
+            .insert(company.clone(), endpoint.map(Arc::new));
     }
 
     /// Forgets `company` (deleted).
@@ -185,7 +189,9 @@ impl Endpoints {
             }
         };
         let loaded = loaded.map(Arc::new);
-        self.companies.write().insert(company.clone(), loaded.clone());
+        self.companies
+            .write()
+            .insert(company.clone(), loaded.clone());
         loaded
     }
 }
@@ -214,7 +220,9 @@ mod tests {
         assert!(open.validate("ftp://example.com/").is_err());
         assert!(open.validate("https://user:pw@example.com/").is_err());
         assert!(open.validate("/relative").is_err());
-        let strict = UrlPolicy { refuse_private: true };
+        let strict = UrlPolicy {
+            refuse_private: true,
+        };
         for refused in [
             "http://127.0.0.1/",
             "http://10.1.2.3/",
@@ -241,7 +249,13 @@ mod tests {
         };
         assert!(endpoint.wants("session.status"));
         assert!(!endpoint.wants("message.received"));
-        assert!(Endpoint { events: vec![], ..endpoint }.wants("message.received"));
+        assert!(
+            Endpoint {
+                events: vec![],
+                ..endpoint
+            }
+            .wants("message.received")
+        );
     }
 
     #[test]
@@ -262,9 +276,18 @@ mod tests {
             events: vec!["session.status".into()],
         };
         let endpoints = Endpoints::new(store, Some(global));
-        assert_eq!(endpoints.targets(&acme, "message.received"), vec![Target::Company]);
-        assert_eq!(endpoints.targets(&acme, "session.status"), vec![Target::Company, Target::Global]);
+        assert_eq!(
+            endpoints.targets(&acme, "message.received"),
+            vec![Target::Company]
+        );
+        assert_eq!(
+            endpoints.targets(&acme, "session.status"),
+            vec![Target::Company, Target::Global]
+        );
         endpoints.set(&acme, None);
-        assert_eq!(endpoints.targets(&acme, "message.received"), Vec::<Target>::new());
+        assert_eq!(
+            endpoints.targets(&acme, "message.received"),
+            Vec::<Target>::new()
+        );
     }
 }

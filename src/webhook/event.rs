@@ -102,7 +102,13 @@ pub fn status_event(company: &CompanyId, change: pb::StatusChange) -> NewEvent {
     let at = change.at_ms.to_string();
     let id = stable_id(
         "sts",
-        &[company.as_str(), &change.from, &change.to, &change.reason, &at],
+        &[
+            company.as_str(),
+            &change.from,
+            &change.to,
+            &change.reason,
+            &at,
+        ],
     );
     NewEvent {
         dedup: DedupKey::Event(id.clone()),
@@ -130,6 +136,16 @@ fn sender_identities(sender: &Jid, alt: Option<&Jid>) -> (Option<String>, Option
         }
     }
     (phone, lid)
+}
+
+/// Whether a message is protocol plumbing rather than something a person
+/// sent (history-sync and app-state key shares from the own phone, revokes
+/// handled elsewhere, bare sender-key distributions): these produce no event.
+pub fn is_protocol_only(message: &wa::Message) -> bool {
+    message.protocol_message.is_set()
+        || (content(message).0 == "other"
+            && (message.sender_key_distribution_message.is_set()
+                || message.message_context_info.is_set()))
 }
 
 /// The kind of a message and its text (the text itself, or a media caption).
@@ -234,7 +250,11 @@ pub fn to_body(event: &pb::WebhookEvent) -> Vec<u8> {
 }
 
 fn non_empty(s: &str) -> Value {
-    if s.is_empty() { Value::Null } else { Value::String(s.to_owned()) }
+    if s.is_empty() {
+        Value::Null
+    } else {
+        Value::String(s.to_owned())
+    }
 }
 
 #[cfg(test)]
@@ -264,16 +284,26 @@ mod tests {
             timestamp: wacore::chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
             ..Default::default()
         };
-        InboundMessage::builder().message(Arc::new(message)).info(Arc::new(info)).build()
+        InboundMessage::builder()
+            .message(Arc::new(message))
+            .info(Arc::new(info))
+            .build()
     }
 
     fn text(s: &str) -> wa::Message {
-        wa::Message { conversation: Some(s.into()), ..Default::default() }
+        wa::Message {
+            conversation: Some(s.into()),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn a_text_from_a_phone_jid_carries_phone_lid_and_text() {
-        let msg = inbound(text("hello"), "15550003333:2@s.whatsapp.net", Some("123456789@lid"));
+        let msg = inbound(
+            text("hello"),
+            "15550003333:2@s.whatsapp.net",
+            Some("123456789@lid"),
+        );
         let new = message_event(&company(), &msg);
         let json = to_json(&new.event);
         assert_eq!(json["type"], "message.received");
@@ -290,7 +320,11 @@ mod tests {
 
     #[test]
     fn a_lid_sender_gets_its_phone_from_the_alternate_jid() {
-        let msg = inbound(text("x"), "123456789@lid", Some("15550003333@s.whatsapp.net"));
+        let msg = inbound(
+            text("x"),
+            "123456789@lid",
+            Some("15550003333@s.whatsapp.net"),
+        );
         let json = to_json(&message_event(&company(), &msg).event);
         assert_eq!(json["data"]["sender"], "123456789@lid");
         assert_eq!(json["data"]["sender_phone"], "15550003333");
@@ -302,12 +336,21 @@ mod tests {
 
     #[test]
     fn the_event_id_is_stable_and_depends_on_the_whole_key() {
-        let a = message_event(&company(), &inbound(text("one"), "15550003333@s.whatsapp.net", None));
-        let b = message_event(&company(), &inbound(text("two"), "15550003333@s.whatsapp.net", None));
+        let a = message_event(
+            &company(),
+            &inbound(text("one"), "15550003333@s.whatsapp.net", None),
+        );
+        let b = message_event(
+            &company(),
+            &inbound(text("two"), "15550003333@s.whatsapp.net", None),
+        );
         // Same (company, chat, sender, id): same event, whatever the content.
         assert_eq!(a.event.id, b.event.id);
         assert!(a.event.id.starts_with("msg_") && a.event.id.len() == 36);
-        let other = message_event(&company(), &inbound(text("one"), "15550004444@s.whatsapp.net", None));
+        let other = message_event(
+            &company(),
+            &inbound(text("one"), "15550004444@s.whatsapp.net", None),
+        );
         assert_ne!(a.event.id, other.event.id);
         assert_ne!(stable_id("x", &["ab", "c"]), stable_id("x", &["a", "bc"]));
     }
@@ -344,6 +387,21 @@ mod tests {
         };
         assert_eq!(content(&audio), ("audio", None));
         assert_eq!(content(&wa::Message::default()), ("other", None));
+    }
+
+    #[test]
+    fn protocol_messages_are_recognised() {
+        let protocol = wa::Message {
+            protocol_message: buffa::MessageField::some(Default::default()),
+            ..Default::default()
+        };
+        assert!(is_protocol_only(&protocol));
+        assert!(!is_protocol_only(&text("hi")));
+        let skdm_with_text = wa::Message {
+            sender_key_distribution_message: buffa::MessageField::some(Default::default()),
+            ..text("hi")
+        };
+        assert!(!is_protocol_only(&skdm_with_text));
     }
 
     #[test]

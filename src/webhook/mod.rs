@@ -109,17 +109,25 @@ impl WebhookError {
 }
 
 /// Webhook configuration (flags and environment).
-#[derive(Clone, Debug, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub struct WebhookOptions {
     /// Gateway-wide webhook receiving every company's events (besides each
     /// company's own webhook).
     #[arg(long = "webhook-url", env = "WAGATE_WEBHOOK_URL")]
     pub global_url: Option<String>,
     /// Signing secret of the global webhook (`whsec_<base64>` or any string).
-    #[arg(long = "webhook-secret", env = "WAGATE_WEBHOOK_SECRET", hide_env_values = true)]
+    #[arg(
+        long = "webhook-secret",
+        env = "WAGATE_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
     pub global_secret: Option<String>,
     /// Event types for the global webhook, comma-separated (default: all).
-    #[arg(long = "webhook-events", env = "WAGATE_WEBHOOK_EVENTS", value_delimiter = ',')]
+    #[arg(
+        long = "webhook-events",
+        env = "WAGATE_WEBHOOK_EVENTS",
+        value_delimiter = ','
+    )]
     pub global_events: Vec<String>,
     /// Attempts before a delivery becomes a dead letter.
     #[arg(long, env = "WAGATE_WEBHOOK_MAX_ATTEMPTS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -140,6 +148,26 @@ pub struct WebhookOptions {
     /// (recommended for multi-tenant deployments).
     #[arg(long, env = "WAGATE_WEBHOOK_REFUSE_PRIVATE")]
     pub webhook_refuse_private: bool,
+}
+
+/// Redacts the global secret and the global URL's path (it may carry a token).
+impl std::fmt::Debug for WebhookOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookOptions")
+            .field("global_url", &self.global_url.as_ref().map(|_| "<set>"))
+            .field(
+                "global_secret",
+                &self.global_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("global_events", &self.global_events)
+            .field("webhook_max_attempts", &self.webhook_max_attempts)
+            .field("webhook_timeout_ms", &self.webhook_timeout_ms)
+            .field("webhook_backoff_ms", &self.webhook_backoff_ms)
+            .field("webhook_backoff_max_ms", &self.webhook_backoff_max_ms)
+            .field("webhook_concurrency", &self.webhook_concurrency)
+            .field("webhook_refuse_private", &self.webhook_refuse_private)
+            .finish()
+    }
 }
 
 impl Default for WebhookOptions {
@@ -165,7 +193,9 @@ impl WebhookOptions {
             timeout: Duration::from_millis(self.webhook_timeout_ms),
             max_attempts: self.webhook_max_attempts,
             backoff_base: Duration::from_millis(self.webhook_backoff_ms),
-            backoff_max: Duration::from_millis(self.webhook_backoff_max_ms.max(self.webhook_backoff_ms)),
+            backoff_max: Duration::from_millis(
+                self.webhook_backoff_max_ms.max(self.webhook_backoff_ms),
+            ),
             concurrency: usize::try_from(self.webhook_concurrency).unwrap_or(16),
             refuse_private: self.webhook_refuse_private,
             ..DispatcherConfig::default()
@@ -173,11 +203,15 @@ impl WebhookOptions {
     }
 
     fn policy(&self) -> UrlPolicy {
-        UrlPolicy { refuse_private: self.webhook_refuse_private }
+        UrlPolicy {
+            refuse_private: self.webhook_refuse_private,
+        }
     }
 
     fn global_endpoint(&self) -> Result<Option<Endpoint>, WebhookError> {
-        let Some(url) = &self.global_url else { return Ok(None) };
+        let Some(url) = &self.global_url else {
+            return Ok(None);
+        };
         let secret = match &self.global_secret {
             Some(secret) => sign::parse_secret(secret).ok_or(WebhookError::InvalidSecret)?,
             None => return Err(WebhookError::InvalidSecret),
@@ -235,8 +269,15 @@ impl Webhooks {
     /// still queued from an earlier run). Must run inside a tokio runtime.
     pub fn start(store: Store, options: &WebhookOptions) -> Result<Self, WebhookError> {
         let outbox = store.outbox()?;
-        let endpoints = Arc::new(endpoint::Endpoints::new(store.clone(), options.global_endpoint()?));
-        let dispatcher = dispatcher::Dispatcher::new(outbox.clone(), endpoints.clone(), options.dispatcher_config())?;
+        let endpoints = Arc::new(endpoint::Endpoints::new(
+            store.clone(),
+            options.global_endpoint()?,
+        ));
+        let dispatcher = dispatcher::Dispatcher::new(
+            outbox.clone(),
+            endpoints.clone(),
+            options.dispatcher_config(),
+        )?;
         let (commands, rx) = mpsc::unbounded_channel();
         tokio::spawn(dispatcher.run(rx));
         Ok(Self {
@@ -260,8 +301,14 @@ impl Webhooks {
     /// Not cancel-safe in the sense that matters: dropping the future after
     /// the transaction leaves the events stored but maybe not yet flushed or
     /// dispatched (they are dispatched after a restart). Callers await it.
-    pub async fn commit(&self, company: &CompanyId, events: Vec<NewEvent>) -> Result<Vec<Committed>, WebhookError> {
-        let Some(first) = events.first() else { return Ok(Vec::new()) };
+    pub async fn commit(
+        &self,
+        company: &CompanyId,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Committed>, WebhookError> {
+        let Some(first) = events.first() else {
+            return Ok(Vec::new());
+        };
         let targets = self.inner.endpoints.targets(company, &first.event.r#type);
         let committed = self.inner.outbox.commit(company, &events, &targets)?;
         self.inner.flusher.flush().await?;
@@ -274,7 +321,10 @@ impl Webhooks {
             }
         }
         if !queued.is_empty() {
-            self.inner.dispatcher.send(dispatcher::Command::Queued(queued)).map_err(|_| WebhookError::Stopped)?;
+            self.inner
+                .dispatcher
+                .send(dispatcher::Command::Queued(queued))
+                .map_err(|_| WebhookError::Stopped)?;
         }
         Ok(committed)
     }
@@ -307,8 +357,14 @@ impl Webhooks {
     ) -> Result<WebhookSettings, WebhookError> {
         let url = url.map(|u| self.inner.policy.validate(u)).transpose()?;
         let events = validate_events(events)?;
-        let secret = secret.map(|s| sign::parse_secret(s).ok_or(WebhookError::InvalidSecret)).transpose()?;
-        let mut record = self.inner.store.get_company(company)?.ok_or(WebhookError::UnknownCompany)?;
+        let secret = secret
+            .map(|s| sign::parse_secret(s).ok_or(WebhookError::InvalidSecret))
+            .transpose()?;
+        let mut record = self
+            .inner
+            .store
+            .get_company(company)?
+            .ok_or(WebhookError::UnknownCompany)?;
         let mut generated_secret = None;
         match &url {
             Some(url) => {
@@ -329,9 +385,15 @@ impl Webhooks {
             }
         }
         self.inner.store.put_company(&record)?;
-        self.inner.endpoints.set(company, endpoint::from_record(&record));
+        self.inner
+            .endpoints
+            .set(company, endpoint::from_record(&record));
         tracing::info!(company.id = %company, configured = url.is_some(), "company webhook updated");
-        Ok(WebhookSettings { url: url.map(|u| u.to_string()), events, generated_secret })
+        Ok(WebhookSettings {
+            url: url.map(|u| u.to_string()),
+            events,
+            generated_secret,
+        })
     }
 
     /// Up to `limit` deliveries of `company` in `state`, newest first.
@@ -347,27 +409,46 @@ impl Webhooks {
     /// Queues the dead letter `id` of `company` again (attempts reset).
     pub fn retry(&self, company: &CompanyId, id: &str) -> Result<pb::OutboxDelivery, WebhookError> {
         let key = DeliveryKey::parse_public_id(company, id).ok_or(WebhookError::UnknownDelivery)?;
-        let delivery = self.inner.outbox.requeue_dead(&key)?.ok_or(WebhookError::UnknownDelivery)?;
-        self.inner.dispatcher.send(dispatcher::Command::Queued(vec![key])).map_err(|_| WebhookError::Stopped)?;
+        let delivery = self
+            .inner
+            .outbox
+            .requeue_dead(&key)?
+            .ok_or(WebhookError::UnknownDelivery)?;
+        self.inner
+            .dispatcher
+            .send(dispatcher::Command::Queued(vec![key]))
+            .map_err(|_| WebhookError::Stopped)?;
         Ok(delivery)
     }
 
     /// Queues `company`'s stored events from `since_ms` on again (to the
     /// endpoints configured now, each event's own filter applied); returns
     /// how many deliveries were queued.
-    pub fn replay(&self, company: &CompanyId, since_ms: i64, limit: usize) -> Result<usize, WebhookError> {
+    pub fn replay(
+        &self,
+        company: &CompanyId,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<usize, WebhookError> {
         let mut queued = Vec::new();
         for event_type in event::EVENT_TYPES {
             let targets = self.inner.endpoints.targets(company, event_type);
             if targets.is_empty() {
                 continue;
             }
-            queued.extend(self.inner.outbox.replay(company, since_ms, event_type, &targets, limit)?);
+            queued.extend(
+                self.inner
+                    .outbox
+                    .replay(company, since_ms, event_type, &targets, limit)?,
+            );
         }
         queued.sort();
         let count = queued.len();
         if count > 0 {
-            self.inner.dispatcher.send(dispatcher::Command::Queued(queued)).map_err(|_| WebhookError::Stopped)?;
+            self.inner
+                .dispatcher
+                .send(dispatcher::Command::Queued(queued))
+                .map_err(|_| WebhookError::Stopped)?;
         }
         Ok(count)
     }
@@ -393,8 +474,12 @@ impl Webhooks {
                     if followed.contains_key(&status.company) {
                         continue;
                     }
-                    let Ok(company) = CompanyId::parse(&status.company) else { continue };
-                    let Some(handle) = pool.get(&company) else { continue };
+                    let Ok(company) = CompanyId::parse(&status.company) else {
+                        continue;
+                    };
+                    let Some(handle) = pool.get(&company) else {
+                        continue;
+                    };
                     let mut events = handle.subscribe();
                     let webhooks = webhooks.clone();
                     let task = tokio::spawn(async move {
@@ -441,7 +526,10 @@ fn status_change(status: &SessionStatus) -> pb::StatusChange {
 
 impl InboundHookFactory for Webhooks {
     fn hook_for(&self, company: &CompanyId) -> Arc<dyn InboundDurabilityHook> {
-        Arc::new(OutboxHook { webhooks: self.clone(), company: company.clone() })
+        Arc::new(OutboxHook {
+            webhooks: self.clone(),
+            company: company.clone(),
+        })
     }
 }
 
@@ -459,7 +547,11 @@ impl InboundDurabilityHook for OutboxHook {
         _client: Arc<Client>,
         batch: &[whatsapp_rust::types::durability_hook::InboundMessage],
     ) -> anyhow::Result<()> {
-        let events = batch.iter().map(|m| event::message_event(&self.company, m)).collect();
+        let events: Vec<NewEvent> = batch
+            .iter()
+            .filter(|m| !event::is_protocol_only(&m.message))
+            .map(|m| event::message_event(&self.company, m))
+            .collect();
         match self.webhooks.commit(&self.company, events).await {
             Ok(_) => Ok(()),
             Err(error) => {
@@ -502,10 +594,11 @@ impl GroupFlusher {
     async fn flush(&self) -> Result<(), WebhookError> {
         let (tx, rx) = oneshot::channel();
         self.requests.send(tx).map_err(|_| WebhookError::Stopped)?;
-        rx.await.map_err(|_| WebhookError::Stopped)?.map_err(WebhookError::Flush)
+        rx.await
+            .map_err(|_| WebhookError::Stopped)?
+            .map_err(WebhookError::Flush)
     }
 }
-
 
 #[cfg(test)]
 mod tests;

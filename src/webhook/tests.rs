@@ -67,7 +67,11 @@ impl Receiver {
 
     fn distinct_ids(&self) -> usize {
         let received = self.received.lock();
-        let mut ids: Vec<&str> = received.accepted.iter().map(|(id, _)| id.as_str()).collect();
+        let mut ids: Vec<&str> = received
+            .accepted
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect();
         ids.sort_unstable();
         ids.dedup();
         ids.len()
@@ -75,10 +79,9 @@ impl Receiver {
 }
 
 async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let id = header(sign::HEADER_ID);
-    let timestamp: i64 = header(sign::HEADER_TIMESTAMP).parse().unwrap_or(0);
-    let valid = sign::verify(SECRET, &id, timestamp, &body, &header(sign::HEADER_SIGNATURE));
+    let verified = sign::verify_headers(SECRET, &headers, &body);
+    let valid = verified.is_ok();
+    let id = verified.unwrap_or_else(|id| id);
     let failing = receiver
         .fail_remaining
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -93,7 +96,11 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
             StatusCode::from_u16(receiver.fail_status.load(Ordering::SeqCst)).unwrap()
         } else {
             let json: Value = serde_json::from_slice(&body).unwrap();
-            assert_eq!(json["id"], id.as_str(), "the id header names the body's event");
+            assert_eq!(
+                json["id"],
+                id.as_str(),
+                "the id header names the body's event"
+            );
             received.accepted.push((id, json));
             StatusCode::OK
         }
@@ -135,7 +142,11 @@ fn store_with_webhook(url: &str) -> Store {
 fn message(chat: &str, n: usize) -> NewEvent {
     let message_id = format!("3EB0{n:08}");
     NewEvent {
-        dedup: DedupKey::Message { chat: chat.into(), sender: chat.into(), message_id: message_id.clone() },
+        dedup: DedupKey::Message {
+            chat: chat.into(),
+            sender: chat.into(),
+            message_id: message_id.clone(),
+        },
         event: pb::WebhookEvent {
             id: event::message_event_id(&company(), chat, chat, &message_id),
             company_id: "acme".into(),
@@ -160,7 +171,10 @@ fn texts_per_chat(received: &Received) -> HashMap<String, Vec<usize>> {
     let mut per_chat: HashMap<String, Vec<usize>> = HashMap::new();
     for (_, json) in &received.accepted {
         let chat = json["data"]["chat"].as_str().unwrap().to_owned();
-        per_chat.entry(chat).or_default().push(json["data"]["text"].as_str().unwrap().parse().unwrap());
+        per_chat
+            .entry(chat)
+            .or_default()
+            .push(json["data"]["text"].as_str().unwrap().parse().unwrap());
     }
     per_chat
 }
@@ -170,21 +184,30 @@ async fn deliveries_survive_a_failing_receiver_in_order_per_chat_and_signed() {
     let (receiver, url) = Receiver::start().await;
     receiver.fail(40, 500);
     let webhooks = Webhooks::start(store_with_webhook(&url), &options()).unwrap();
-    let chats = ["15550001001@s.whatsapp.net", "15550001002@s.whatsapp.net", "15550001003@s.whatsapp.net"];
+    let chats = [
+        "15550001001@s.whatsapp.net",
+        "15550001002@s.whatsapp.net",
+        "15550001003@s.whatsapp.net",
+    ];
     // Concurrent committers, one per chat, like whatsapp-rust's per-chat processing.
     let mut tasks = Vec::new();
     for chat in chats {
         let webhooks = webhooks.clone();
         tasks.push(tokio::spawn(async move {
             for n in 0..60 {
-                webhooks.commit(&company(), vec![message(chat, n)]).await.unwrap();
+                webhooks
+                    .commit(&company(), vec![message(chat, n)])
+                    .await
+                    .unwrap();
             }
         }));
     }
     for task in tasks {
         task.await.unwrap();
     }
-    receiver.wait_for("180 events", |r| r.accepted.len() >= 180).await;
+    receiver
+        .wait_for("180 events", |r| r.accepted.len() >= 180)
+        .await;
     assert_eq!(receiver.distinct_ids(), 180);
     let received = receiver.received.lock();
     assert_eq!(received.bad_signatures, 0);
@@ -195,7 +218,12 @@ async fn deliveries_survive_a_failing_receiver_in_order_per_chat_and_signed() {
     drop(received);
     // The receiver answers before the dispatcher records the outcome.
     wait_for_rows(&webhooks, DeliveryState::Delivered, 180).await;
-    assert!(webhooks.deliveries(&company(), DeliveryState::Queued, 10).unwrap().is_empty());
+    assert!(
+        webhooks
+            .deliveries(&company(), DeliveryState::Queued, 10)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -203,16 +231,32 @@ async fn a_redelivered_message_is_one_event_and_replay_sends_it_again_with_its_i
     let (receiver, url) = Receiver::start().await;
     let webhooks = Webhooks::start(store_with_webhook(&url), &options()).unwrap();
     let chat = "15550001001@s.whatsapp.net";
-    let first = webhooks.commit(&company(), vec![message(chat, 1)]).await.unwrap();
-    let again = webhooks.commit(&company(), vec![message(chat, 1)]).await.unwrap();
+    let first = webhooks
+        .commit(&company(), vec![message(chat, 1)])
+        .await
+        .unwrap();
+    let again = webhooks
+        .commit(&company(), vec![message(chat, 1)])
+        .await
+        .unwrap();
     assert!(!first[0].duplicate && again[0].duplicate);
-    receiver.wait_for("the event", |r| !r.accepted.is_empty()).await;
+    receiver
+        .wait_for("the event", |r| !r.accepted.is_empty())
+        .await;
     let replayed = webhooks.replay(&company(), 0, 100).unwrap();
     assert_eq!(replayed, 1);
-    receiver.wait_for("the replay", |r| r.accepted.len() == 2).await;
+    receiver
+        .wait_for("the replay", |r| r.accepted.len() == 2)
+        .await;
     let received = receiver.received.lock();
-    assert_eq!(received.accepted[0].0, received.accepted[1].0, "a replay keeps the event id");
-    assert_eq!(received.accepted[0].1, received.accepted[1].1, "and the body");
+    assert_eq!(
+        received.accepted[0].0, received.accepted[1].0,
+        "a replay keeps the event id"
+    );
+    assert_eq!(
+        received.accepted[0].1, received.accepted[1].1,
+        "and the body"
+    );
 }
 
 #[tokio::test]
@@ -220,21 +264,39 @@ async fn refused_and_exhausted_deliveries_become_dead_letters_and_can_be_retried
     let (receiver, url) = Receiver::start().await;
     let webhooks = Webhooks::start(
         store_with_webhook(&url),
-        &WebhookOptions { webhook_max_attempts: 3, ..options() },
+        &WebhookOptions {
+            webhook_max_attempts: 3,
+            ..options()
+        },
     )
     .unwrap();
     let chat = "15550001001@s.whatsapp.net";
     // A 4xx other than 429 is final at once.
     receiver.fail(1, 400);
-    webhooks.commit(&company(), vec![message(chat, 1)]).await.unwrap();
+    webhooks
+        .commit(&company(), vec![message(chat, 1)])
+        .await
+        .unwrap();
     // 503 three times: dead after the third attempt.
     receiver.wait_for("the refusal", |r| r.requests == 1).await;
     receiver.fail(3, 503);
-    webhooks.commit(&company(), vec![message(chat, 2)]).await.unwrap();
-    receiver.wait_for("three attempts", |r| r.requests == 4).await;
+    webhooks
+        .commit(&company(), vec![message(chat, 2)])
+        .await
+        .unwrap();
+    receiver
+        .wait_for("three attempts", |r| r.requests == 4)
+        .await;
     let dead = wait_for_rows(&webhooks, DeliveryState::Dead, 2).await;
     let (refused, exhausted) = (&dead[1], &dead[0]);
-    assert_eq!((refused.1.attempts, refused.1.last_status, refused.1.last_error.as_str()), (1, 400, "http_400"));
+    assert_eq!(
+        (
+            refused.1.attempts,
+            refused.1.last_status,
+            refused.1.last_error.as_str()
+        ),
+        (1, 400, "http_400")
+    );
     assert_eq!((exhausted.1.attempts, exhausted.1.last_status), (3, 503));
     assert!(receiver.received.lock().accepted.is_empty());
 
@@ -242,11 +304,24 @@ async fn refused_and_exhausted_deliveries_become_dead_letters_and_can_be_retried
     for (key, _) in dead.iter().rev() {
         webhooks.retry(&company(), &key.public_id()).unwrap();
     }
-    receiver.wait_for("both events", |r| r.accepted.len() == 2).await;
+    receiver
+        .wait_for("both events", |r| r.accepted.len() == 2)
+        .await;
     assert_eq!(texts_per_chat(&receiver.received.lock())[chat], vec![1, 2]);
-    assert!(webhooks.deliveries(&company(), DeliveryState::Dead, 10).unwrap().is_empty());
-    assert!(matches!(webhooks.retry(&company(), &dead[0].0.public_id()), Err(WebhookError::UnknownDelivery)));
-    assert!(matches!(webhooks.retry(&company(), "bogus"), Err(WebhookError::UnknownDelivery)));
+    assert!(
+        webhooks
+            .deliveries(&company(), DeliveryState::Dead, 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        webhooks.retry(&company(), &dead[0].0.public_id()),
+        Err(WebhookError::UnknownDelivery)
+    ));
+    assert!(matches!(
+        webhooks.retry(&company(), "bogus"),
+        Err(WebhookError::UnknownDelivery)
+    ));
 }
 
 async fn wait_for_rows(
@@ -260,7 +335,10 @@ async fn wait_for_rows(
         if rows.len() >= count {
             return rows;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {count} {state:?} rows");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {count} {state:?} rows"
+        );
         // The dispatcher records outcomes without notifying anyone; poll the store.
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -272,11 +350,20 @@ async fn queued_deliveries_survive_a_restart_of_the_service() {
     // Everything fails while the first service runs.
     receiver.fail(usize::MAX, 503);
     let store = store_with_webhook(&url);
-    let slow = WebhookOptions { webhook_backoff_ms: 60_000, webhook_backoff_max_ms: 60_000, ..options() };
+    let slow = WebhookOptions {
+        webhook_backoff_ms: 60_000,
+        webhook_backoff_max_ms: 60_000,
+        ..options()
+    };
     let first = Webhooks::start(store.clone(), &slow).unwrap();
     let chat = "15550001001@s.whatsapp.net";
-    first.commit(&company(), (0..5).map(|n| message(chat, n)).collect()).await.unwrap();
-    receiver.wait_for("a first attempt", |r| r.requests >= 1).await;
+    first
+        .commit(&company(), (0..5).map(|n| message(chat, n)).collect())
+        .await
+        .unwrap();
+    receiver
+        .wait_for("a first attempt", |r| r.requests >= 1)
+        .await;
     drop(first);
     receiver.fail(0, 503);
     // A new service over the same store: the queue is resumed. The lane's
@@ -288,28 +375,65 @@ async fn queued_deliveries_survive_a_restart_of_the_service() {
         outbox.update_queued(&key, &delivery).unwrap();
     }
     let second = Webhooks::start(store, &options()).unwrap();
-    receiver.wait_for("all five", |r| r.accepted.len() == 5).await;
-    assert_eq!(texts_per_chat(&receiver.received.lock())[chat], vec![0, 1, 2, 3, 4]);
+    receiver
+        .wait_for("all five", |r| r.accepted.len() == 5)
+        .await;
+    assert_eq!(
+        texts_per_chat(&receiver.received.lock())[chat],
+        vec![0, 1, 2, 3, 4]
+    );
     wait_for_rows(&second, DeliveryState::Delivered, 5).await;
 }
 
 #[tokio::test]
 async fn setting_a_webhook_validates_and_generates_a_secret_once() {
     let store = Store::open_temporary().unwrap();
-    store.put_company(&pb::CompanyRecord { company_id: "acme".into(), ..Default::default() }).unwrap();
-    let webhooks = Webhooks::start(store.clone(), &WebhookOptions { webhook_refuse_private: true, ..options() }).unwrap();
+    store
+        .put_company(&pb::CompanyRecord {
+            company_id: "acme".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let webhooks = Webhooks::start(
+        store.clone(),
+        &WebhookOptions {
+            webhook_refuse_private: true,
+            ..options()
+        },
+    )
+    .unwrap();
     let refused = webhooks.set_webhook(&company(), Some("http://127.0.0.1/hook"), None, &[]);
     assert!(matches!(refused, Err(WebhookError::InvalidUrl(_))));
-    let bad_filter = webhooks.set_webhook(&company(), Some("https://hooks.example.com/"), None, &["nope".into()]);
+    let bad_filter = webhooks.set_webhook(
+        &company(),
+        Some("https://hooks.example.com/"),
+        None,
+        &["nope".into()],
+    );
     assert!(matches!(bad_filter, Err(WebhookError::InvalidEventType(_))));
-    let set = webhooks.set_webhook(&company(), Some("https://hooks.example.com/"), None, &[]).unwrap();
+    let set = webhooks
+        .set_webhook(&company(), Some("https://hooks.example.com/"), None, &[])
+        .unwrap();
     let secret = set.generated_secret.expect("a generated secret");
     assert!(secret.starts_with("whsec_"));
-    let again = webhooks.set_webhook(&company(), Some("https://hooks.example.com/v2"), None, &[]).unwrap();
-    assert!(again.generated_secret.is_none(), "the existing secret is kept");
+    let again = webhooks
+        .set_webhook(&company(), Some("https://hooks.example.com/v2"), None, &[])
+        .unwrap();
+    assert!(
+        again.generated_secret.is_none(),
+        "the existing secret is kept"
+    );
     let record = store.get_company(&company()).unwrap().unwrap();
     assert_eq!(sign::display_secret(&record.webhook_secret), secret);
-    assert_eq!(webhooks.webhook(&company()).unwrap().url.as_str(), "https://hooks.example.com/v2");
-    let unknown = webhooks.set_webhook(&CompanyId::parse("ghost").unwrap(), Some("https://x.example/"), None, &[]);
+    assert_eq!(
+        webhooks.webhook(&company()).unwrap().url.as_str(),
+        "https://hooks.example.com/v2"
+    );
+    let unknown = webhooks.set_webhook(
+        &CompanyId::parse("ghost").unwrap(),
+        Some("https://x.example/"),
+        None,
+        &[],
+    );
     assert!(matches!(unknown, Err(WebhookError::UnknownCompany)));
 }

@@ -8,3 +8,4 @@ mod support;
 mod api;
 mod pool;
 mod store;
+mod webhooks;

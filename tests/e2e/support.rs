@@ -63,6 +63,7 @@ pub fn config(fake: &FakeServer, data_dir: &Path) -> Config {
         wa_version: Some(WA_VERSION),
         push_name: "wagate-e2e".to_owned(),
         shutdown_timeout: 5,
+        webhooks: Default::default(),
     }
 }
 

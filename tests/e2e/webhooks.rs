@@ -1,0 +1,386 @@
+//! Inbound messages end to end: fake contacts → fake WhatsApp → gateway
+//! (durability hook, outbox) → signed webhooks → a real receiver.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use parking_lot::Mutex;
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use wagate::webhook::sign;
+
+use crate::support::{self, GatewayProcess, spawn_app};
+
+/// The receiver's signing key, as given to the gateway.
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const OWN_PHONE: &str = "15550001111";
+const RECEIVE_WAIT: Duration = Duration::from_secs(180);
+
+/// One accepted webhook request.
+#[derive(Clone, Debug)]
+struct Hook {
+    id: String,
+    body: Value,
+}
+
+#[derive(Default)]
+struct Log {
+    accepted: Vec<Hook>,
+    refused: usize,
+    bad_signatures: usize,
+}
+
+/// A webhook receiver on `127.0.0.1:0` that verifies every signature and
+/// answers 500 until `fail_until`.
+#[derive(Clone)]
+struct Receiver {
+    log: Arc<Mutex<Log>>,
+    fail_until: Arc<Mutex<Option<Instant>>>,
+    changed: watch::Sender<()>,
+    url: String,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the receiver");
+        let receiver = Receiver {
+            log: Arc::default(),
+            fail_until: Arc::default(),
+            changed: watch::Sender::new(()),
+            url: format!(
+                "http://{}/hook",
+                listener.local_addr().expect("receiver address")
+            ),
+        };
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(receive))
+            .with_state(receiver.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        receiver
+    }
+
+    fn fail_for(&self, duration: Duration) {
+        *self.fail_until.lock() = Some(Instant::now() + duration);
+    }
+
+    /// Waits until the received message events satisfy `pred`.
+    async fn wait_for(&self, what: &str, pred: impl Fn(&Log) -> bool) {
+        let mut rx = self.changed.subscribe();
+        let waited =
+            tokio::time::timeout(RECEIVE_WAIT, rx.wait_for(|_| pred(&self.log.lock()))).await;
+        if waited.is_err() {
+            let log = self.log.lock();
+            panic!(
+                "timed out waiting for {what}: {} accepted ({} distinct), {} refused",
+                log.accepted.len(),
+                distinct_message_ids(&log).len(),
+                log.refused
+            );
+        }
+    }
+}
+
+async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let key = sign::parse_secret(SECRET).expect("a valid secret");
+    let verified = sign::verify_headers(&key, &headers, &body);
+    let valid = verified.is_ok();
+    let id = verified.unwrap_or_else(|id| id);
+    let failing = receiver
+        .fail_until
+        .lock()
+        .is_some_and(|until| Instant::now() < until);
+    let status = {
+        let mut log = receiver.log.lock();
+        if !valid {
+            log.bad_signatures += 1;
+        }
+        if failing {
+            log.refused += 1;
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            let body: Value = serde_json::from_slice(&body).expect("a JSON body");
+            log.accepted.push(Hook { id, body });
+            StatusCode::NO_CONTENT
+        }
+    };
+    receiver.changed.send_replace(());
+    status
+}
+
+/// Event ids of accepted `message.received` events.
+fn distinct_message_ids(log: &Log) -> HashSet<String> {
+    log.accepted
+        .iter()
+        .filter(|h| h.body["type"] == "message.received")
+        .map(|h| h.id.clone())
+        .collect()
+}
+
+/// Per chat, the message numbers (text `"{n}"`) in first-arrival order.
+fn numbers_per_chat(log: &Log) -> HashMap<String, Vec<usize>> {
+    let mut seen = HashSet::new();
+    let mut per_chat: HashMap<String, Vec<usize>> = HashMap::new();
+    for hook in log
+        .accepted
+        .iter()
+        .filter(|h| h.body["type"] == "message.received")
+    {
+        if !seen.insert(hook.id.clone()) {
+            continue; // a repeat of an event already seen (allowed: same id)
+        }
+        let data = &hook.body["data"];
+        let n = data["text"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .expect("a numbered text");
+        per_chat
+            .entry(data["chat"].as_str().expect("a chat").to_owned())
+            .or_default()
+            .push(n);
+    }
+    per_chat
+}
+
+/// Asserts every event id maps to one message and every message to one id.
+fn assert_one_id_per_message(log: &Log) {
+    let mut id_of: HashMap<(String, String), String> = HashMap::new();
+    for hook in log
+        .accepted
+        .iter()
+        .filter(|h| h.body["type"] == "message.received")
+    {
+        let data = &hook.body["data"];
+        let message = (
+            data["chat"].as_str().unwrap_or_default().to_owned(),
+            data["text"].as_str().unwrap_or_default().to_owned(),
+        );
+        let id = id_of
+            .entry(message.clone())
+            .or_insert_with(|| hook.id.clone());
+        assert_eq!(
+            id, &hook.id,
+            "message {message:?} arrived under two event ids"
+        );
+    }
+}
+
+async fn set_webhook(api: &support::Api, company: &str, url: &str) {
+    let (status, body) = api
+        .call(
+            Method::PUT,
+            &format!("/v1/sessions/{company}/webhook"),
+            Some(json!({"url": url, "secret": SECRET})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["url"], url);
+    assert!(
+        body.get("secret").is_none(),
+        "a given secret is never echoed"
+    );
+}
+
+/// `contacts` fake contacts each send `per_contact` numbered texts, in order.
+async fn send_from_contacts(fake: &Arc<fakewa::FakeServer>, contacts: usize, per_contact: usize) {
+    let mut sends = tokio::task::JoinSet::new();
+    for c in 0..contacts {
+        let fake = fake.clone();
+        sends.spawn(async move {
+            let from = format!("1555000{:04}", 2000 + c);
+            for n in 0..per_contact {
+                fake.contact_send_text(&from, OWN_PHONE, &n.to_string())
+                    .await
+                    .expect("the contact sends");
+            }
+        });
+    }
+    sends.join_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_messages_reach_a_recovering_receiver_once_each_in_order_signed() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    app.api.link_by_qr(&app.fake, "acme", OWN_PHONE).await;
+    set_webhook(&app.api, "acme", &receiver.url).await;
+    receiver.fail_for(Duration::from_secs(3));
+
+    let (contacts, per_contact) = (4, 250);
+    send_from_contacts(&app.fake, contacts, per_contact).await;
+    receiver
+        .wait_for("1000 message events", |log| {
+            distinct_message_ids(log).len() >= contacts * per_contact
+        })
+        .await;
+
+    let log = receiver.log.lock();
+    assert_eq!(distinct_message_ids(&log).len(), 1000);
+    assert!(
+        log.refused > 0,
+        "the receiver refused some deliveries first"
+    );
+    assert_eq!(log.bad_signatures, 0);
+    assert_one_id_per_message(&log);
+    let per_chat = numbers_per_chat(&log);
+    assert_eq!(per_chat.len(), contacts);
+    for (chat, numbers) in per_chat {
+        assert_eq!(
+            numbers,
+            (0..per_contact).collect::<Vec<_>>(),
+            "order in {chat}"
+        );
+    }
+    let sample = log
+        .accepted
+        .iter()
+        .find(|h| h.body["type"] == "message.received")
+        .expect("a message");
+    assert_eq!(sample.body["company"], "acme");
+    assert!(
+        sample.body["data"]["sender_phone"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("1555000")),
+        "{}",
+        sample.body
+    );
+    drop(log);
+
+    // The delivery log shows them (newest first, limited).
+    let (status, deliveries) = app
+        .api
+        .get("/v1/sessions/acme/deliveries?state=delivered&limit=5")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{deliveries}");
+    assert_eq!(deliveries["delivered"].as_array().map(Vec::len), Some(5));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_api_validates_retries_500s_and_replays() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    app.api.link_by_qr(&app.fake, "acme", OWN_PHONE).await;
+    let put = |body: Value| {
+        app.api
+            .call(Method::PUT, "/v1/sessions/acme/webhook", Some(body))
+    };
+    let (status, body) = put(json!({"url": "ftp://example.com/"})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_webhook_url"))
+    );
+    let (status, body) = put(json!({"url": "https://u:p@example.com/"})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_webhook_url"))
+    );
+    let (status, body) = put(json!({"url": receiver.url, "events": ["nope"]})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_event_type"))
+    );
+    // Only messages: no session.status events in this test's counts.
+    let (status, body) =
+        put(json!({"url": receiver.url, "secret": SECRET, "events": ["message.received"]})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // 500s are retried: the receiver fails until it has refused once, then recovers.
+    receiver.fail_for(Duration::from_secs(3600));
+    app.fake
+        .contact_send_text("15550002000", OWN_PHONE, "0")
+        .await
+        .expect("send");
+    receiver.wait_for("a refusal", |log| log.refused >= 1).await;
+    *receiver.fail_until.lock() = None;
+    receiver
+        .wait_for("the message", |log| distinct_message_ids(log).len() == 1)
+        .await;
+
+    // Retry of something that is not a dead letter.
+    let (status, body) = app
+        .api
+        .post("/v1/sessions/acme/deliveries/999-company/retry", None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_delivery"))
+    );
+
+    // Replay: the same event again, same id.
+    let (status, body) = app
+        .api
+        .post(
+            "/v1/sessions/acme/webhook/replay",
+            Some(json!({"since_ms": 0})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["queued"], 1);
+    receiver
+        .wait_for("the replay", |log| log.accepted.len() == 2)
+        .await;
+    {
+        let log = receiver.log.lock();
+        assert_eq!(log.accepted[0].id, log.accepted[1].id);
+    }
+    let (status, body) = app.api.get("/v1/sessions/acme/deliveries").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["dead"].as_array().is_some_and(Vec::is_empty), "{body}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_killed_mid_traffic_loses_no_message_and_keeps_event_ids() {
+    support::init_logging();
+    let fake = support::start_fake().await;
+    let dir = tempfile::tempdir().expect("a data directory");
+    let receiver = Receiver::start().await;
+    let gateway = GatewayProcess::start(&fake, dir.path()).await;
+    gateway.api.link_by_qr(&fake, "acme", OWN_PHONE).await;
+    set_webhook(&gateway.api, "acme", &receiver.url).await;
+
+    let (contacts, per_contact) = (2, 200);
+    let sending = {
+        let fake = fake.clone();
+        tokio::spawn(async move { send_from_contacts(&fake, contacts, per_contact).await })
+    };
+    receiver
+        .wait_for("some traffic", |log| distinct_message_ids(log).len() >= 50)
+        .await;
+    gateway.kill().await;
+    sending
+        .await
+        .expect("the contacts finish sending (queued while the gateway is down)");
+
+    let _restarted = GatewayProcess::start(&fake, dir.path()).await;
+    receiver
+        .wait_for("every message after the restart", |log| {
+            distinct_message_ids(log).len() >= contacts * per_contact
+        })
+        .await;
+    let log = receiver.log.lock();
+    assert_eq!(
+        distinct_message_ids(&log).len(),
+        contacts * per_contact,
+        "none missing, no new ids"
+    );
+    assert_one_id_per_message(&log);
+    assert_eq!(log.bad_signatures, 0);
+    for (chat, numbers) in numbers_per_chat(&log) {
+        let mut sorted = numbers.clone();
+        sorted.sort_unstable();
+        assert_eq!(
+            sorted,
+            (0..per_contact).collect::<Vec<_>>(),
+            "every message of {chat}"
+        );
+    }
+}
