@@ -1,0 +1,229 @@
+//! Inbound messages end to end: fake contacts → fake WhatsApp server →
+//! gateway (whatsapp-rust decrypts, the durability hook commits each message
+//! to the sled outbox and waits for the group flush before the ack) →
+//! dispatcher → signed webhook POST → a local receiver that answers 204.
+//! Everything runs in this one process on this machine (fake server,
+//! gateway, receiver), so the figures include the fake's own encryption work.
+//!
+//! Two scenarios, each on a fresh gateway:
+//! - `throughput`: `CONTACTS` contacts send as fast as the fake takes them;
+//!   msg/s = messages / (first send → last receiver ack).
+//! - `latency`: paced at `RATE` msg/s for `SECONDS`; per message, the time
+//!   from the contact's send call to the receiver's ack: p50/p99/max.
+//!
+//! Run: `cargo bench --bench inbound --features test-server`
+//! (optional: `WAGATE_BENCH_MESSAGES`, `WAGATE_BENCH_CONTACTS`,
+//! `WAGATE_BENCH_RATE`, `WAGATE_BENCH_SECONDS`).
+
+#[path = "../tests/e2e/support.rs"]
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use parking_lot::Mutex;
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use support::spawn_app;
+
+const OWN_PHONE: &str = "15550001111";
+
+/// Receive time of every distinct message text.
+#[derive(Clone)]
+struct Sink {
+    received: Arc<Mutex<HashMap<String, Instant>>>,
+    count: watch::Sender<usize>,
+}
+
+async fn receive(State(sink): State<Sink>, body: Bytes) -> StatusCode {
+    let now = Instant::now();
+    let Ok(json) = serde_json::from_slice::<Value>(&body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    if let Some(text) = json["data"]["text"].as_str() {
+        let count = {
+            let mut received = sink.received.lock();
+            received.entry(text.to_owned()).or_insert(now);
+            received.len()
+        };
+        sink.count.send_replace(count);
+    }
+    StatusCode::NO_CONTENT
+}
+
+async fn start_sink() -> (Sink, String) {
+    let sink = Sink {
+        received: Arc::default(),
+        count: watch::Sender::new(0),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the receiver");
+    let url = format!("http://{}/hook", listener.local_addr().expect("an address"));
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(receive))
+        .with_state(sink.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (sink, url)
+}
+
+/// A fresh gateway with one linked company whose webhook is the sink.
+async fn setup() -> (support::TestApp, Sink) {
+    let app = spawn_app().await;
+    let (sink, url) = start_sink().await;
+    app.api.link_by_qr(&app.fake, "bench", OWN_PHONE).await;
+    let (status, body) = app
+        .api
+        .call(
+            Method::PUT,
+            "/v1/sessions/bench/webhook",
+            Some(json!({"url": url, "secret": "bench-secret", "events": ["message.received"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (app, sink)
+}
+
+fn contact(c: usize) -> String {
+    format!("1555000{:04}", 3000 + c)
+}
+
+async fn wait_for(sink: &Sink, count: usize, limit: Duration) {
+    let mut rx = sink.count.subscribe();
+    tokio::time::timeout(limit, rx.wait_for(|n| *n >= count))
+        .await
+        .unwrap_or_else(|_| panic!("only {} of {count} messages arrived", *sink.count.borrow()))
+        .expect("the sink is alive");
+}
+
+async fn throughput(messages: usize, contacts: usize) {
+    let (app, sink) = setup().await;
+    let per_contact = messages / contacts;
+    let total = per_contact * contacts;
+    let started = Instant::now();
+    let mut sends = tokio::task::JoinSet::new();
+    for c in 0..contacts {
+        let fake = app.fake.clone();
+        sends.spawn(async move {
+            for i in 0..per_contact {
+                fake.contact_send_text(&contact(c), OWN_PHONE, &format!("t{c}-{i}"))
+                    .await
+                    .expect("send");
+            }
+        });
+    }
+    sends.join_all().await;
+    let sent_in = started.elapsed();
+    wait_for(&sink, total, Duration::from_secs(600)).await;
+    let elapsed = started.elapsed();
+    println!(
+        "throughput  n={total} contacts={contacts}  {:.0} msg/s end to end ({:.2} s; the fake accepted them at {:.0} msg/s)",
+        total as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        total as f64 / sent_in.as_secs_f64(),
+    );
+    app.stop().await;
+}
+
+async fn latency(rate: usize, seconds: usize, contacts: usize) {
+    let (app, sink) = setup().await;
+    let total = rate * seconds;
+    let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut sends = tokio::task::JoinSet::new();
+    // One task per contact keeps each chat's messages in order; the ticker
+    // hands out the next message number.
+    let (tx, _) = tokio::sync::broadcast::channel::<usize>(total + 1);
+    for c in 0..contacts {
+        let (fake, sent_at, mut rx) = (app.fake.clone(), sent_at.clone(), tx.subscribe());
+        sends.spawn(async move {
+            while let Ok(n) = rx.recv().await {
+                if n % contacts != c {
+                    continue;
+                }
+                let text = format!("l{n}");
+                sent_at.lock().insert(text.clone(), Instant::now());
+                fake.contact_send_text(&contact(c), OWN_PHONE, &text)
+                    .await
+                    .expect("send");
+            }
+        });
+    }
+    for n in 0..total {
+        ticker.tick().await;
+        let _ = tx.send(n);
+    }
+    drop(tx);
+    sends.join_all().await;
+    let offered = total as f64 / started.elapsed().as_secs_f64();
+    wait_for(&sink, total, Duration::from_secs(600)).await;
+    let sent_at = sent_at.lock();
+    let received = sink.received.lock();
+    let mut samples: Vec<Duration> = sent_at
+        .iter()
+        .filter_map(|(text, sent)| {
+            received
+                .get(text)
+                .map(|got| got.saturating_duration_since(*sent))
+        })
+        .collect();
+    samples.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let pick = |p: f64| {
+        samples[(((p / 100.0) * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1]
+    };
+    println!(
+        "latency     n={} at {rate} msg/s (offered {offered:.0} msg/s)  p50={:.1} ms  p99={:.1} ms  max={:.1} ms",
+        samples.len(),
+        ms(pick(50.0)),
+        ms(pick(99.0)),
+        ms(samples[samples.len() - 1]),
+    );
+    drop((sent_at, received));
+    app.stop().await;
+}
+
+fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
+}
+
+fn main() {
+    // `cargo test --benches` runs a tiny smoke version.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let contacts = env_count("WAGATE_BENCH_CONTACTS", 8);
+    let (messages, rate, seconds) = if smoke {
+        (40, 20, 1)
+    } else {
+        (
+            env_count("WAGATE_BENCH_MESSAGES", 20_000),
+            env_count("WAGATE_BENCH_RATE", 500),
+            env_count("WAGATE_BENCH_SECONDS", 20),
+        )
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        throughput(messages, contacts).await;
+        latency(rate, seconds, contacts).await;
+    });
+}
