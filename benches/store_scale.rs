@@ -15,7 +15,8 @@ use bytes::Bytes;
 use wacore::appstate::hash::HashState;
 use wacore::store::Device;
 use wacore::store::traits::{
-    AppStateSyncKey, Backend, DeviceInfo, DeviceListRecord, LidPnMappingEntry,
+    AppStateSyncKey, Backend, DeviceInfo, DeviceListRecord, DeviceStore as _, LidPnMappingEntry,
+    SignalStore as _,
 };
 use wagate::domain::CompanyId;
 use wagate::store::Store;
