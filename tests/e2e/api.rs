@@ -417,8 +417,7 @@ async fn openapi_document_is_served() {
 }
 
 /// Graceful shutdown disconnects every session without logging out: open
-/// event streams end, the phone stays linked, and the next start reconnects
-/// without a QR code.
+/// event streams end and the phone stays linked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_keeps_phones_linked() {
     let app = spawn_app().await;
@@ -428,18 +427,14 @@ async fn graceful_shutdown_keeps_phones_linked() {
     let fake = app.fake.clone();
 
     let started = std::time::Instant::now();
-    let dir = app.stop().await;
+    app.stop().await;
     assert!(started.elapsed() < std::time::Duration::from_secs(5), "no stage waited for its timeout");
     assert!(events.ends().await, "open event streams end at shutdown");
     fake.wait_for_connection_count(ACME_PHONE, 0, support::WAIT).await.expect("the socket is closed");
     assert!(!fake.is_removed(&jid), "shutdown must not log out");
-
-    let pairings = pairing_connections(&fake);
-    let app = support::spawn_app_on(fake.clone(), dir).await;
-    let status = app.api.wait_for_state("acme", "connected").await;
-    assert_eq!(status["jid"], jid.as_str());
-    assert_eq!(pairing_connections(&fake), pairings, "no QR after a restart");
-    app.stop().await;
+    assert_eq!(fake.linked_devices().len(), 1, "the phone is still linked");
+    // Reconnecting without a QR after a restart is covered by
+    // `killed_gateway_restores_linked_sessions_without_a_qr` (the binary).
 }
 
 /// `replaced` waits for an explicit reconnect, which takes the number back;
