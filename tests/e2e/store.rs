@@ -195,7 +195,7 @@ async fn a_paired_client_reconnects_from_the_reopened_store_without_a_qr() {
     // Everything in memory is gone; only the files remain.
     let store = reopen(dir.path()).await;
     assert!(store.is_linked(&acme).unwrap());
-    assert_eq!(store.companies_with_credentials().unwrap(), [acme.clone()]);
+    assert_eq!(store.companies_with_credentials().unwrap(), std::slice::from_ref(&acme));
     let mut client = StoreClient::start(&srv, store.backend(&acme)).await;
     client.connected().await;
     assert!(!client.saw(|e| matches!(e, Event::PairingQrCode(_))), "stored credentials need no QR");
@@ -239,7 +239,7 @@ async fn companies_in_one_database_are_isolated_and_a_wipe_touches_only_its_comp
     assert!(!store.is_linked(&a).unwrap());
     assert!(!store.backend(&a).exists().await.unwrap(), "A's device is gone");
     assert!(store.is_linked(&b).unwrap());
-    assert_eq!(store.companies_with_credentials().unwrap(), [b.clone()]);
+    assert_eq!(store.companies_with_credentials().unwrap(), std::slice::from_ref(&b));
 
     // B stays connected and working on its existing sessions.
     srv.contact_send_text("15550004444", &phone_b, "b still works").await.unwrap();
