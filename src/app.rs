@@ -67,6 +67,9 @@ impl App {
 
     /// [`App::build`] over an already opened store.
     pub async fn build_with_store(config: &Config, store: Store) -> anyhow::Result<(App, Option<String>)> {
+        // Before anything records: counts made without a recorder are lost.
+        crate::metrics::handle();
+        crate::metrics::set_per_company_labels(config.ops.metrics_per_company);
         let (admin, generated) =
             AdminKey::load_or_generate(&store, config.admin_key.as_deref()).context("setting up the admin key")?;
         let tokens = TokenIndex::load(&store).context("reading the company registry")?;
@@ -168,6 +171,7 @@ fn wa_config(config: &Config) -> WaConfig {
         url: config.wa_url.clone(),
         version: config.wa_version,
         push_name: config.push_name.clone(),
+        watchdog: config.ops.watchdog(),
         ..WaConfig::default()
     }
 }

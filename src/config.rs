@@ -64,6 +64,71 @@ pub struct Config {
     /// Webhook delivery (global webhook, retries, URL policy).
     #[command(flatten)]
     pub webhooks: crate::webhook::WebhookOptions,
+
+    /// Metrics and the liveness watchdog.
+    #[command(flatten)]
+    pub ops: OpsOptions,
+}
+
+/// Metrics and the session liveness watchdog (`src/metrics.rs`,
+/// `src/pool/watchdog.rs`). Timings are in milliseconds so tests can run
+/// the watchdog in seconds.
+#[derive(Clone, Debug, clap::Args)]
+pub struct OpsOptions {
+    /// Label per-session metrics with the company id. Off by default: one
+    /// series per company multiplies the series count by the tenant count.
+    #[arg(long, env = "WAGATE_METRICS_PER_COMPANY", default_value_t = false)]
+    pub metrics_per_company: bool,
+
+    /// How often the watchdog checks each connected session (ms).
+    #[arg(long, env = "WAGATE_WATCHDOG_INTERVAL_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(50..=600_000))]
+    pub watchdog_interval_ms: u64,
+
+    /// Nothing received for this long → the watchdog sends a keepalive ping (ms).
+    #[arg(long, env = "WAGATE_WATCHDOG_IDLE_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub watchdog_idle_ms: u64,
+
+    /// How long a watchdog ping may take (ms).
+    #[arg(long, env = "WAGATE_WATCHDOG_PING_TIMEOUT_MS", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub watchdog_ping_timeout_ms: u64,
+
+    /// Consecutive failed pings that make a connected session reconnect
+    /// (reason `keepalive_timeout`).
+    #[arg(long, env = "WAGATE_WATCHDOG_MAX_FAILURES", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub watchdog_max_failures: u32,
+
+    /// Nothing received for this long makes a connected session reconnect
+    /// (reason `stalled`) (ms).
+    #[arg(long, env = "WAGATE_WATCHDOG_STALL_MS", default_value_t = 180_000, value_parser = clap::value_parser!(u64).range(500..=86_400_000))]
+    pub watchdog_stall_ms: u64,
+}
+
+impl Default for OpsOptions {
+    fn default() -> Self {
+        let watchdog = crate::pool::WatchdogConfig::default();
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Self {
+            metrics_per_company: false,
+            watchdog_interval_ms: ms(watchdog.interval),
+            watchdog_idle_ms: ms(watchdog.idle_after),
+            watchdog_ping_timeout_ms: ms(watchdog.ping_timeout),
+            watchdog_max_failures: watchdog.max_failures,
+            watchdog_stall_ms: ms(watchdog.stall_after),
+        }
+    }
+}
+
+impl OpsOptions {
+    /// The watchdog's timings.
+    pub fn watchdog(&self) -> crate::pool::WatchdogConfig {
+        crate::pool::WatchdogConfig {
+            interval: Duration::from_millis(self.watchdog_interval_ms),
+            idle_after: Duration::from_millis(self.watchdog_idle_ms),
+            ping_timeout: Duration::from_millis(self.watchdog_ping_timeout_ms),
+            max_failures: self.watchdog_max_failures,
+            stall_after: Duration::from_millis(self.watchdog_stall_ms),
+        }
+    }
 }
 
 /// How log lines are written (to stderr; stdout is reserved for the one-time
@@ -104,6 +169,7 @@ impl fmt::Debug for Config {
             .field("push_name", &self.push_name)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("webhooks", &self.webhooks)
+            .field("ops", &self.ops)
             .finish()
     }
 }
@@ -113,7 +179,9 @@ pub const MIN_ADMIN_KEY_LEN: usize = 16;
 
 fn parse_admin_key(raw: &str) -> Result<String, String> {
     if raw.len() < MIN_ADMIN_KEY_LEN {
-        return Err(format!("the admin key must be at least {MIN_ADMIN_KEY_LEN} characters long"));
+        return Err(format!(
+            "the admin key must be at least {MIN_ADMIN_KEY_LEN} characters long"
+        ));
     }
     if !raw.bytes().all(|b| b.is_ascii_graphic()) {
         return Err("the admin key may contain only visible ASCII characters".into());
@@ -146,7 +214,10 @@ fn parse_wa_version(raw: &str) -> Result<(u32, u32, u32), String> {
     let [major, minor, patch] = parts.as_slice() else {
         return Err("expected MAJOR.MINOR.PATCH, e.g. 2.3000.1023456789".into());
     };
-    let num = |s: &str| s.parse::<u32>().map_err(|_| format!("`{s}` is not a version number"));
+    let num = |s: &str| {
+        s.parse::<u32>()
+            .map_err(|_| format!("`{s}` is not a version number"))
+    };
     Ok((num(major)?, num(minor)?, num(patch)?))
 }
 
@@ -165,7 +236,15 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("sessions"));
         assert_eq!(config.log_format, LogFormat::Pretty);
         assert_eq!(config.public_url(), "http://127.0.0.1:8080");
-        assert!(config.admin_key.is_none() && config.wa_url.is_none() && config.wa_version.is_none());
+        assert!(
+            config.admin_key.is_none() && config.wa_url.is_none() && config.wa_version.is_none()
+        );
+        assert_eq!(
+            config.ops.watchdog(),
+            crate::pool::WatchdogConfig::default(),
+            "one source of defaults"
+        );
+        assert!(!config.ops.metrics_per_company);
     }
 
     #[test]
@@ -186,7 +265,10 @@ mod tests {
         assert_eq!(config.wa_version, Some((2, 3000, 7)));
         assert_eq!(config.public_url(), "https://wa.example.com");
         assert_eq!(config.log_format, LogFormat::Json);
-        assert!(!format!("{config:?}").contains("0123456789abcdef"), "Debug must redact the admin key");
+        assert!(
+            !format!("{config:?}").contains("0123456789abcdef"),
+            "Debug must redact the admin key"
+        );
 
         for bad in [
             &["--admin-key", "short"][..],

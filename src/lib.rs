@@ -7,6 +7,7 @@
 //! - [`domain`]: validated newtypes (`CompanyId`, `PhoneNumber`) parsed at the edge.
 //! - [`store`]: the sled database: registry, per-company credentials, transitions, idempotency keys.
 //! - [`http`]: the HTTP API v1 (axum router, one file per resource, the JSON error envelope, OpenAPI).
+//! - [`metrics`]: Prometheus metrics (`GET /metrics`) and the names wagate records.
 //! - [`pb`]: prost types generated from `proto/wagate.proto` (stored records, emitted events).
 //! - [`pool`]: the session pool: one actor per company owning its whatsapp-rust client, the state machine and stream-error policy.
 //! - [`token`]: company API tokens (generation, SHA-256 hashing).
@@ -18,6 +19,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod pb;
 pub mod pool;
 pub mod store;

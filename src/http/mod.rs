@@ -89,10 +89,14 @@ impl Lifecycle {
     }
 }
 
-/// The whole HTTP surface: `/v1/…`, `/healthz`, `/readyz`, `/openapi.json`.
+/// The whole HTTP surface: `/v1/…`, `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = openapi::api_router().merge(webhooks::routes()).split_for_parts();
     api.merge(openapi::router(&openapi))
+        .route("/metrics", axum::routing::get(crate::metrics::render))
+        // Route layer: runs after routing, so the matched route template (not
+        // the raw path with its company id) labels the request.
+        .route_layer(axum::middleware::from_fn(crate::metrics::track_http))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

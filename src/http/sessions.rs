@@ -48,6 +48,14 @@ pub struct SessionView {
     pub last_activity_ms: i64,
     /// Automatic reconnects since this gateway process started the session.
     pub reconnect_count: u64,
+    /// Reconnect attempts in the last 24 hours.
+    pub reconnects_24h: u64,
+    /// When a message was last received (unix ms; at the watchdog's tick granularity).
+    pub last_inbound_ms: Option<i64>,
+    /// When a message was last sent (unix ms; at the watchdog's tick granularity).
+    pub last_outbound_ms: Option<i64>,
+    /// Round trip of the last answered keepalive ping (ms).
+    pub keepalive_rtt_ms: Option<u64>,
     /// The last state transitions, oldest first.
     pub recent_transitions: Vec<TransitionView>,
 }
@@ -83,6 +91,10 @@ impl From<SessionStatus> for SessionView {
             connected_since_ms: s.connected_since_ms,
             last_activity_ms: s.last_activity_ms,
             reconnect_count: s.reconnect_count,
+            reconnects_24h: s.reconnects_24h,
+            last_inbound_ms: s.last_inbound_ms,
+            last_outbound_ms: s.last_outbound_ms,
+            keepalive_rtt_ms: s.keepalive_rtt_ms,
             recent_transitions: s.recent_transitions.into_iter().map(Into::into).collect(),
         }
     }

@@ -55,6 +55,7 @@ use super::state::{
     ExitCause, Qr, SessionEvent, SessionState, SessionStatus, Transition, Verdict, classify,
     is_lifecycle_event, merge_exit,
 };
+use super::watchdog::{self, Check};
 use super::{PoolEvent, WaConfig, now_ms};
 use crate::domain::{CompanyId, PhoneNumber};
 use crate::store::Store;
@@ -67,6 +68,11 @@ pub(crate) enum Signal {
     Event { generation: u64, event: Arc<Event> },
     /// The run loop of generation `generation` returned: its socket is gone.
     RunExited { generation: u64 },
+    /// A watchdog ping of generation `generation` finished.
+    Ping {
+        generation: u64,
+        result: Result<Duration, &'static str>,
+    },
     /// A send spawned by the actor finished.
     SendDone {
         key: String,
@@ -132,6 +138,14 @@ pub(crate) struct SessionActor {
     /// wait for the first one's result instead of sending again.
     in_flight: HashMap<String, Vec<oneshot::Sender<Result<Sent, PoolError>>>>,
     recent: Vec<Transition>,
+    /// Watchdog: consecutive unanswered pings on the current connection.
+    ping_failures: u32,
+    /// Watchdog: a ping is out (never two at once).
+    ping_in_flight: bool,
+    /// The client's message counters at the last tick (for deltas).
+    seen_messages: (u64, u64),
+    /// When reconnect attempts started, for `reconnects_24h`.
+    reconnect_times: std::collections::VecDeque<Instant>,
 }
 
 /// The channels a new actor is created with; the pool keeps the other ends in
@@ -176,15 +190,22 @@ impl SessionActor {
             connected_at: None,
             in_flight: HashMap::new(),
             recent,
+            ping_failures: 0,
+            ping_in_flight: false,
+            seen_messages: (0, 0),
+            reconnect_times: std::collections::VecDeque::new(),
         }
     }
 
     /// The actor's loop: runs until a `Delete` or `Shutdown` command, or until
     /// every handle is dropped (then it disconnects like a shutdown).
     pub(crate) async fn run(mut self) {
+        let mut watchdog = tokio::time::interval(self.config.watchdog.interval);
+        watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let retry_at = self.retry_at;
             tokio::select! {
+                _ = watchdog.tick() => self.watchdog_tick().await,
                 command = self.commands.recv() => {
                     let Some(command) = command else {
                         self.stop_client(StopMode::Disconnect).await;
@@ -198,7 +219,7 @@ impl SessionActor {
                 Some(signal) = self.signals.recv() => self.handle_signal(signal).await,
                 () = sleep_until_opt(retry_at), if retry_at.is_some() => {
                     self.retry_at = None;
-                    self.status.send_modify(|s| s.reconnect_count += 1);
+                    self.reconnect_attempt();
                     self.connect().await;
                 }
             }
@@ -288,7 +309,7 @@ impl SessionActor {
                 // Retry now instead of waiting out the backoff.
                 if self.conn.as_ref().is_some_and(|c| c.run.is_none()) {
                     self.retry_at = None;
-                    self.status.send_modify(|s| s.reconnect_count += 1);
+                    self.reconnect_attempt();
                     self.connect().await;
                 }
             }
@@ -467,6 +488,131 @@ impl SessionActor {
                 }
             }
             Signal::SendDone { key, result } => self.finish_send(key, result),
+            Signal::Ping { generation, result } => {
+                if self
+                    .conn
+                    .as_ref()
+                    .is_some_and(|c| c.generation == generation)
+                {
+                    self.ping_done(result).await;
+                }
+            }
+        }
+    }
+
+    // ----- watchdog (see `super::watchdog`) ----------------------------------
+
+    /// One watchdog tick: message counters, then the liveness check of a
+    /// `connected` session.
+    async fn watchdog_tick(&mut self) {
+        let Some(conn) = self.conn.as_ref().filter(|c| c.run.is_some()) else {
+            return;
+        };
+        let client = conn.client.clone();
+        let generation = conn.generation;
+        let stats = client.stats();
+        let (sent, received) = (stats.messages_sent, stats.messages_received);
+        let (seen_sent, seen_received) = self.seen_messages;
+        // A new client starts its counters at zero.
+        let (new_sent, new_received) = if sent < seen_sent || received < seen_received {
+            (sent, received)
+        } else {
+            (sent - seen_sent, received - seen_received)
+        };
+        self.seen_messages = (sent, received);
+        crate::metrics::messages(&self.company, new_sent, new_received);
+        if new_received > 0 || new_sent > 0 {
+            let now = now_ms();
+            self.status.send_if_modified(|s| {
+                if new_received > 0 {
+                    s.last_inbound_ms = Some(now);
+                }
+                if new_sent > 0 {
+                    s.last_outbound_ms = Some(now);
+                }
+                false
+            });
+        }
+
+        let Some(connected_at) = self
+            .connected_at
+            .filter(|_| self.state() == SessionState::Connected)
+        else {
+            return;
+        };
+        let config = self.config.watchdog;
+        let idle = watchdog::idle_for(&client);
+        match watchdog::check(
+            &config,
+            idle,
+            connected_at.elapsed(),
+            self.ping_failures,
+            self.ping_in_flight,
+        ) {
+            Check::Fine => {}
+            Check::Ping => {
+                self.ping_in_flight = true;
+                let signals = self.signals_tx.clone();
+                tokio::spawn(async move {
+                    let result = watchdog::ping(&client, config.ping_timeout).await;
+                    let _ = signals.send(Signal::Ping { generation, result });
+                });
+            }
+            Check::Reconnect(reason) => self.watchdog_reconnect(reason).await,
+        }
+    }
+
+    async fn ping_done(&mut self, result: Result<Duration, &'static str>) {
+        self.ping_in_flight = false;
+        crate::metrics::keepalive(&self.company, result);
+        match result {
+            Ok(rtt) => {
+                self.ping_failures = 0;
+                let rtt_ms = u64::try_from(rtt.as_millis()).unwrap_or(u64::MAX);
+                self.status.send_if_modified(|s| {
+                    s.keepalive_rtt_ms = Some(rtt_ms);
+                    false
+                });
+            }
+            Err(kind) => {
+                self.ping_failures += 1;
+                tracing::warn!(failures = self.ping_failures, kind, "keepalive ping failed");
+                if self.state() == SessionState::Connected
+                    && self.ping_failures >= self.config.watchdog.max_failures.max(1)
+                {
+                    self.watchdog_reconnect(watchdog::KEEPALIVE_TIMEOUT).await;
+                }
+            }
+        }
+    }
+
+    /// The connection failed a liveness check: close it with `reason` as the
+    /// exit cause; the run loop's exit then leads to `reconnecting` (backoff)
+    /// like any transient loss.
+    async fn watchdog_reconnect(&mut self, reason: &'static str) {
+        tracing::warn!(
+            reason,
+            "connected session failed its liveness check; reconnecting"
+        );
+        self.ping_failures = 0;
+        self.ping_in_flight = false;
+        self.exit = Some(ExitCause::Transient {
+            reason: reason.to_owned(),
+        });
+        let Some(client) = self.conn.as_ref().map(|c| c.client.clone()) else {
+            return;
+        };
+        if tokio::time::timeout(self.config.stop_timeout, client.disconnect())
+            .await
+            .is_err()
+        {
+            // The run loop may be wedged on the dead socket: abort it and
+            // treat the run as over (its `RunExited` will never come).
+            tracing::warn!("disconnect timed out; aborting the client's run loop");
+            if let Some(run) = self.conn.as_mut().and_then(|c| c.run.take()) {
+                run.abort();
+                self.run_exited().await;
+            }
         }
     }
 
@@ -537,6 +683,8 @@ impl SessionActor {
         self.restoring = false;
         self.linking = Linking::Qr;
         self.connected_at = Some(Instant::now());
+        self.ping_failures = 0;
+        self.ping_in_flight = false;
         self.clear_qr();
         let now = now_ms();
         self.status
@@ -772,6 +920,25 @@ impl SessionActor {
         });
     }
 
+    /// An automatic (or hurried) reconnect starts: count it.
+    fn reconnect_attempt(&mut self) {
+        let now = Instant::now();
+        self.reconnect_times.push_back(now);
+        while self
+            .reconnect_times
+            .front()
+            .is_some_and(|at| now.duration_since(*at) > DAY)
+        {
+            self.reconnect_times.pop_front();
+        }
+        let recent = self.reconnect_times.len() as u64;
+        self.status.send_modify(|s| {
+            s.reconnect_count += 1;
+            s.reconnects_24h = recent;
+        });
+        crate::metrics::reconnect_attempt(&self.company);
+    }
+
     fn clear_qr(&self) {
         self.qr.send_if_modified(|qr| qr.take().is_some());
     }
@@ -786,6 +953,7 @@ impl SessionActor {
             return;
         }
         tracing::info!(from = %from, to = %to, reason, "session state changed");
+        crate::metrics::transition(&self.company, from, to, reason);
         let record = crate::pb::StateTransition {
             from: from.as_str().to_owned(),
             to: to.as_str().to_owned(),
@@ -854,6 +1022,9 @@ async fn send_text(
         duplicate: false,
     })
 }
+
+/// The window of `SessionStatus::reconnects_24h`.
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
 async fn sleep_until_opt(at: Option<Instant>) {
     match at {

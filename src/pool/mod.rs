@@ -7,7 +7,8 @@
 //! - `actor` holds the [`SessionActor`](actor::SessionActor) task that owns
 //!   the whatsapp-rust client, the state machine and the stream-error policy.
 //! - [`state`] is the vocabulary (states, status, events) and the pure
-//!   classification of client events; [`backoff`] the reconnect delays.
+//!   classification of client events; [`backoff`] the reconnect delays;
+//!   [`watchdog`] the liveness checks of connected sessions.
 //!
 //! Invariants (DESIGN.md):
 //! 1. At most one actor per company in this process (the map's double-checked
@@ -21,6 +22,7 @@ pub mod backoff;
 mod error;
 mod handle;
 pub mod state;
+pub mod watchdog;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -35,6 +37,7 @@ pub use backoff::{Backoff, BackoffConfig, InvalidBackoff};
 pub use error::PoolError;
 pub use handle::{Sent, SessionHandle, StepOutcome};
 pub use state::{Qr, SessionEvent, SessionState, SessionStatus, Transition};
+pub use watchdog::WatchdogConfig;
 
 use crate::domain::CompanyId;
 use crate::store::Store;
@@ -61,6 +64,8 @@ pub struct WaConfig {
     pub stop_timeout: Duration,
     /// Upper bound of one send / pair-code request.
     pub op_timeout: Duration,
+    /// Liveness checks of connected sessions.
+    pub watchdog: WatchdogConfig,
     /// The inbound durability hook of each company's client (a later issue).
     pub inbound_hook: Option<Arc<dyn InboundHookFactory>>,
     /// HTTP client for version fetches and media; `None` = one shared
@@ -79,6 +84,7 @@ impl Default for WaConfig {
             transition_history: 20,
             stop_timeout: Duration::from_secs(10),
             op_timeout: Duration::from_secs(60),
+            watchdog: WatchdogConfig::default(),
             inbound_hook: None,
             http_client: None,
         }
@@ -95,6 +101,7 @@ impl std::fmt::Debug for WaConfig {
             .field("transition_history", &self.transition_history)
             .field("stop_timeout", &self.stop_timeout)
             .field("op_timeout", &self.op_timeout)
+            .field("watchdog", &self.watchdog)
             .field("inbound_hook", &self.inbound_hook.is_some())
             .field("http_client", &self.http_client.is_some())
             .finish()
@@ -560,6 +567,10 @@ impl SessionPool {
             connected_since_ms: None,
             last_activity_ms: now,
             reconnect_count: 0,
+            reconnects_24h: 0,
+            last_inbound_ms: None,
+            last_outbound_ms: None,
+            keepalive_rtt_ms: None,
             recent_transitions: recent.clone(),
         };
         let (status_tx, status_rx) = watch::channel(initial);

@@ -37,6 +37,19 @@ pub enum SessionState {
 }
 
 impl SessionState {
+    /// Every state, in declaration order.
+    pub const ALL: [SessionState; 9] = [
+        Self::Pairing,
+        Self::Connecting,
+        Self::Connected,
+        Self::Reconnecting,
+        Self::LoggedOut,
+        Self::Replaced,
+        Self::Banned,
+        Self::Outdated,
+        Self::Stopped,
+    ];
+
     /// The stable snake_case code (the same string serde emits).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -109,6 +122,15 @@ pub struct SessionStatus {
     pub last_activity_ms: i64,
     /// Automatic reconnects since the session was started in this process.
     pub reconnect_count: u64,
+    /// Reconnect attempts in the last 24 hours (this process).
+    pub reconnects_24h: u64,
+    /// When the session's client last received a message (unix ms; seen at
+    /// the watchdog's tick granularity).
+    pub last_inbound_ms: Option<i64>,
+    /// When a message was last sent through the session (unix ms).
+    pub last_outbound_ms: Option<i64>,
+    /// Round trip of the watchdog's last answered keepalive ping (ms).
+    pub keepalive_rtt_ms: Option<u64>,
     /// The last transitions, oldest first.
     pub recent_transitions: Vec<Transition>,
 }
@@ -537,17 +559,7 @@ mod tests {
 
     #[test]
     fn states_serialize_as_their_codes() {
-        for s in [
-            SessionState::Pairing,
-            SessionState::Connecting,
-            SessionState::Connected,
-            SessionState::Reconnecting,
-            SessionState::LoggedOut,
-            SessionState::Replaced,
-            SessionState::Banned,
-            SessionState::Outdated,
-            SessionState::Stopped,
-        ] {
+        for s in SessionState::ALL {
             assert_eq!(
                 serde_json::to_string(&s).unwrap(),
                 format!("\"{}\"", s.as_str())

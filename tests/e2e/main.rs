@@ -6,6 +6,7 @@
 mod support;
 
 mod api;
+mod ops;
 mod pool;
 mod store;
 mod webhooks;

@@ -64,6 +64,7 @@ pub fn config(fake: &FakeServer, data_dir: &Path) -> Config {
         push_name: "wagate-e2e".to_owned(),
         shutdown_timeout: 5,
         webhooks: Default::default(),
+        ops: Default::default(),
     }
 }
 

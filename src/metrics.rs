@@ -1,0 +1,242 @@
+//! Prometheus metrics: the process-wide recorder (the `metrics` facade with
+//! `metrics-exporter-prometheus`), the names wagate records, and
+//! `GET /metrics` in the Prometheus text format.
+//!
+//! # Invariants
+//!
+//! - One recorder per process, installed on first use ([`handle`]); every
+//!   [`crate::app::App`] in the process (the end-to-end tests start several)
+//!   shares it, so counters are process totals.
+//! - Labels have a bounded set of values: states and reason codes are stable
+//!   snake_case codes, routes are axum's *matched* route templates (never the
+//!   raw path, which carries company ids). A `company` label is added only
+//!   when [`set_per_company_labels`] enabled it (config
+//!   `--metrics-per-company`), because one series per company multiplies the
+//!   series count by the number of tenants.
+//! - Nothing recorded here carries a secret, a phone number or a message body.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::domain::CompanyId;
+use crate::http::AppState;
+use crate::pool::SessionState;
+
+/// Sessions by state (gauge, set at each scrape from the pool).
+pub const SESSIONS: &str = "wagate_sessions";
+/// State transitions by target state and reason code (counter).
+pub const TRANSITIONS: &str = "wagate_session_transitions_total";
+/// Automatic reconnect attempts (counter).
+pub const RECONNECT_ATTEMPTS: &str = "wagate_reconnect_attempts_total";
+/// Round trip of the watchdog's keepalive pings, seconds (histogram).
+pub const KEEPALIVE_RTT: &str = "wagate_keepalive_rtt_seconds";
+/// Watchdog keepalive pings by outcome (`ok`, `timeout`, `error`) (counter).
+pub const KEEPALIVE_PINGS: &str = "wagate_keepalive_pings_total";
+/// Messages sent by the gateway (counter).
+pub const MESSAGES_SENT: &str = "wagate_messages_sent_total";
+/// Messages received by the sessions' clients (counter).
+pub const MESSAGES_RECEIVED: &str = "wagate_messages_received_total";
+/// HTTP requests by route template, method and status (counter).
+pub const HTTP_REQUESTS: &str = "wagate_http_requests_total";
+/// HTTP request latency by route template, seconds (histogram).
+pub const HTTP_DURATION: &str = "wagate_http_request_duration_seconds";
+
+/// Every state, so `wagate_sessions` shows zeros instead of missing series.
+const ALL_STATES: [SessionState; 9] = SessionState::ALL;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+static PER_COMPANY: AtomicBool = AtomicBool::new(false);
+
+/// The process's Prometheus recorder, installed on first call.
+///
+/// If another global recorder was installed first (an embedding program),
+/// wagate renders from its own recorder, which then stays empty: metrics are
+/// an observation aid and must never stop the gateway.
+pub fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets(&[
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ])
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+        }
+        describe();
+        handle
+    })
+}
+
+/// Enables (or disables) the `company` label on per-session series.
+pub fn set_per_company_labels(enabled: bool) {
+    PER_COMPANY.store(enabled, Ordering::Relaxed);
+}
+
+fn describe() {
+    metrics::describe_gauge!(SESSIONS, "Sessions by state.");
+    metrics::describe_counter!(
+        TRANSITIONS,
+        "Session state transitions by target state and reason."
+    );
+    metrics::describe_counter!(RECONNECT_ATTEMPTS, "Automatic reconnect attempts.");
+    metrics::describe_histogram!(
+        KEEPALIVE_RTT,
+        metrics::Unit::Seconds,
+        "Watchdog keepalive round trip."
+    );
+    metrics::describe_counter!(KEEPALIVE_PINGS, "Watchdog keepalive pings by outcome.");
+    metrics::describe_counter!(MESSAGES_SENT, "Messages sent through the API.");
+    metrics::describe_counter!(
+        MESSAGES_RECEIVED,
+        "Messages received and decrypted by the sessions."
+    );
+    metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by route, method and status.");
+    metrics::describe_histogram!(
+        HTTP_DURATION,
+        metrics::Unit::Seconds,
+        "HTTP request latency by route."
+    );
+}
+
+/// Labels of a per-session series: `extra`, plus `company` when enabled.
+fn session_labels(company: &CompanyId, extra: &[(&'static str, String)]) -> Vec<metrics::Label> {
+    let mut labels: Vec<metrics::Label> = extra
+        .iter()
+        .map(|(k, v)| metrics::Label::new(*k, v.clone()))
+        .collect();
+    if PER_COMPANY.load(Ordering::Relaxed) {
+        labels.push(metrics::Label::new("company", company.to_string()));
+    }
+    labels
+}
+
+/// A session changed state.
+pub fn transition(company: &CompanyId, from: SessionState, to: SessionState, reason: &str) {
+    let labels = session_labels(
+        company,
+        &[
+            ("from", from.as_str().to_owned()),
+            ("to", to.as_str().to_owned()),
+            ("reason", reason.to_owned()),
+        ],
+    );
+    metrics::counter!(TRANSITIONS, labels).increment(1);
+}
+
+/// A session starts an automatic reconnect.
+pub fn reconnect_attempt(company: &CompanyId) {
+    metrics::counter!(RECONNECT_ATTEMPTS, session_labels(company, &[])).increment(1);
+}
+
+/// A watchdog ping finished: `rtt` when answered, else the failure kind.
+pub fn keepalive(company: &CompanyId, outcome: Result<Duration, &'static str>) {
+    let kind = match outcome {
+        Ok(rtt) => {
+            metrics::histogram!(KEEPALIVE_RTT, session_labels(company, &[]))
+                .record(rtt.as_secs_f64());
+            "ok"
+        }
+        Err(kind) => kind,
+    };
+    metrics::counter!(
+        KEEPALIVE_PINGS,
+        session_labels(company, &[("outcome", kind.to_owned())])
+    )
+    .increment(1);
+}
+
+/// Message counters, fed from the client's own statistics (deltas).
+pub fn messages(company: &CompanyId, sent: u64, received: u64) {
+    if sent > 0 {
+        metrics::counter!(MESSAGES_SENT, session_labels(company, &[])).increment(sent);
+    }
+    if received > 0 {
+        metrics::counter!(MESSAGES_RECEIVED, session_labels(company, &[])).increment(received);
+    }
+}
+
+/// Middleware: counts every request by matched route template, method and
+/// status, and times it. Unmatched requests count as route `unmatched`.
+pub async fn track_http(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!(HTTP_DURATION, "route" => route.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!(HTTP_REQUESTS, "route" => route, "method" => method, "status" => status)
+        .increment(1);
+    response
+}
+
+/// `GET /metrics`: the Prometheus text exposition format (0.0.4). No
+/// credentials, like the health endpoints: it carries counts only.
+pub async fn render(State(state): State<AppState>) -> Response {
+    let mut counts = [0u64; ALL_STATES.len()];
+    for status in state.pool.list() {
+        if let Some(i) = ALL_STATES.iter().position(|s| *s == status.state) {
+            counts[i] += 1;
+        }
+    }
+    for (state, count) in ALL_STATES.iter().zip(counts) {
+        metrics::gauge!(SESSIONS, "state" => state.as_str()).set(count as f64);
+    }
+    let handle = handle();
+    handle.run_upkeep();
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        handle.render(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_parses_and_carries_transitions_without_company_labels() {
+        let company = CompanyId::parse("acme-metrics").unwrap();
+        let handle = handle();
+        transition(
+            &company,
+            SessionState::Connected,
+            SessionState::Reconnecting,
+            "keepalive_timeout",
+        );
+        keepalive(&company, Ok(Duration::from_millis(12)));
+        let text = handle.render();
+        let scrape =
+            prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+        let sample = scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == TRANSITIONS && s.labels.get("reason") == Some("keepalive_timeout")
+            })
+            .expect("the transition is exported");
+        assert_eq!(sample.labels.get("to"), Some("reconnecting"));
+        assert!(matches!(sample.value, prometheus_parse::Value::Counter(v) if v >= 1.0));
+        assert!(
+            scrape
+                .samples
+                .iter()
+                .all(|s| s.labels.get("company").is_none()),
+            "no company label by default"
+        );
+        assert!(!text.contains("acme-metrics"));
+    }
+}

@@ -1,0 +1,173 @@
+//! Operations: `/metrics` (parsed with a Prometheus text-format parser),
+//! `/readyz`, and the liveness watchdog against a fake server that stops
+//! answering keepalive pings of a connected session.
+//!
+//! The watchdog runs with timings of about a second (config flags), so a
+//! dead connection is detected in seconds; every wait is on an event (the
+//! session's event stream) with the harness's generous limit.
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::support::{self, ADMIN_KEY, Api, WAIT};
+use fakewa::FakeServer;
+use wagate::app::App;
+
+/// A gateway with a fast watchdog: check every 200 ms, ping after 1 s idle,
+/// 1 s ping deadline; `max_failures` unanswered pings → `keepalive_timeout`;
+/// nothing received for `stall_ms` → `stalled`.
+struct FastApp {
+    api: Api,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn spawn_fast(fake: &FakeServer, max_failures: u32, stall_ms: u64) -> FastApp {
+    support::init_logging();
+    let dir = tempfile::tempdir().expect("a temporary data directory");
+    let mut config = support::config(fake, dir.path());
+    config.ops.watchdog_interval_ms = 200;
+    config.ops.watchdog_idle_ms = 1_000;
+    config.ops.watchdog_ping_timeout_ms = 1_000;
+    config.ops.watchdog_max_failures = max_failures;
+    config.ops.watchdog_stall_ms = stall_ms;
+    let (app, _) = App::build(&config).await.expect("build the gateway");
+    let api = Api::new(format!("http://{}", app.local_addr()), Some(ADMIN_KEY));
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run(async move {
+        let _ = stop.await;
+    }));
+    FastApp { api, shutdown: Some(shutdown), task, _dir: dir }
+}
+
+impl FastApp {
+    async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let _ = tokio::time::timeout(WAIT, self.task).await;
+    }
+}
+
+/// `GET /metrics`, parsed.
+async fn scrape(api: &Api) -> (String, prometheus_parse::Scrape) {
+    let response = api.without_key_get("/metrics").await;
+    assert_eq!(response.0, StatusCode::OK);
+    let text = response.1;
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .expect("/metrics is valid Prometheus text format");
+    (text, scrape)
+}
+
+fn counter(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+trait RawGet {
+    async fn without_key_get(&self, path: &str) -> (StatusCode, String);
+}
+
+impl RawGet for Api {
+    async fn without_key_get(&self, path: &str) -> (StatusCode, String) {
+        let response = reqwest::get(format!("{}{path}", self.base)).await.expect("the gateway answers");
+        let status = response.status();
+        (status, response.text().await.expect("a text body"))
+    }
+}
+
+/// Ready once restore finished; `/metrics` parses and has the HTTP and
+/// session series, without company ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_and_readyz_follows_restore() {
+    let fake: Arc<FakeServer> = support::start_fake().await;
+    let app = spawn_fast(&fake, 2, 600_000).await;
+    // Restore runs in the background: readyz is 503 until it finished, then 200.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, _) = app.api.without_key_get("/readyz").await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(tokio::time::Instant::now() < deadline, "ready within the time limit");
+        tokio::task::yield_now().await;
+    }
+    app.api.ensure("metrics-co").await;
+    let (_, _) = app.api.get("/v1/sessions/metrics-co").await;
+    let (text, scrape) = scrape(&app.api).await;
+    // The route label is the matched template, never the raw path.
+    assert!(counter(&scrape, "wagate_http_requests_total", &[("method", "GET"), ("status", "200")]) >= 1.0, "{text}");
+    assert!(text.contains(r#"route="/v1/sessions/{company}",method="GET",status="200""#), "{text}");
+    assert!(counter(&scrape, "wagate_session_transitions_total", &[("to", "connecting")]) >= 1.0, "{text}");
+    assert!(scrape.samples.iter().any(|s| s.metric == "wagate_sessions" && s.labels.get("state") == Some("connected")));
+    assert!(!text.contains("metrics-co"), "no per-company label by default");
+    app.stop().await;
+}
+
+/// The fake stops answering pings of a connected session: the watchdog
+/// moves it to `reconnecting` (`keepalive_timeout`), it comes back by itself,
+/// and `/metrics` shows the transition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_keepalives_reconnect_with_keepalive_timeout() {
+    let fake = support::start_fake().await;
+    let app = spawn_fast(&fake, 2, 600_000).await;
+    app.api.link_by_qr(&fake, "watchdog-ka", "15550007001").await;
+    let mut events = app.api.events("watchdog-ka").await;
+    fake.set_device_ping_replies("15550007001", false).expect("the device exists");
+    let reconnecting = events.wait_for_state("reconnecting").await;
+    assert_eq!(reconnecting["reason"], "keepalive_timeout", "{reconnecting}");
+    fake.set_device_ping_replies("15550007001", true).expect("the device exists");
+    let connected = events.wait_for_state("connected").await;
+    assert_eq!(connected["reason"], "reconnected", "{connected}");
+
+    let status: Value = app.api.status("watchdog-ka").await;
+    assert!(status["reconnects_24h"].as_u64() >= Some(1), "{status}");
+    let (text, scrape) = scrape(&app.api).await;
+    assert!(
+        counter(&scrape, "wagate_session_transitions_total", &[("to", "reconnecting"), ("reason", "keepalive_timeout")]) >= 1.0,
+        "{text}"
+    );
+    assert!(counter(&scrape, "wagate_keepalive_pings_total", &[("outcome", "timeout")]) >= 2.0, "{text}");
+    assert!(counter(&scrape, "wagate_reconnect_attempts_total", &[]) >= 1.0, "{text}");
+    assert!(fake.max_concurrent_connections("15550007001") <= 1, "never two sockets");
+    app.stop().await;
+}
+
+/// A session that silently stops receiving while its socket stays open is
+/// detected by the stall detector even when pings are not judged
+/// (`max_failures` high), and recovers by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_socket_is_detected_as_stalled() {
+    let fake = support::start_fake().await;
+    let app = spawn_fast(&fake, 100, 3_000).await;
+    app.api.link_by_qr(&fake, "watchdog-stall", "15550007002").await;
+    let mut events = app.api.events("watchdog-stall").await;
+    fake.set_device_ping_replies("15550007002", false).expect("the device exists");
+    let reconnecting = events.wait_for_state("reconnecting").await;
+    assert_eq!(reconnecting["reason"], "stalled", "{reconnecting}");
+    fake.set_device_ping_replies("15550007002", true).expect("the device exists");
+    events.wait_for_state("connected").await;
+    // Answered pings on the healthy connection report a round trip.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let status = app.api.status("watchdog-stall").await;
+        if status["keepalive_rtt_ms"].is_u64() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "a keepalive RTT within the time limit: {status}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    app.stop().await;
+}
