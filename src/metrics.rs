@@ -43,6 +43,10 @@ pub const KEEPALIVE_PINGS: &str = "wagate_keepalive_pings_total";
 pub const MESSAGES_SENT: &str = "wagate_messages_sent_total";
 /// Messages received by the sessions' clients (counter).
 pub const MESSAGES_RECEIVED: &str = "wagate_messages_received_total";
+/// Webhook delivery attempts by outcome (`delivered`, `retry`, `dead`) (counter).
+pub const WEBHOOK_DELIVERIES: &str = "wagate_webhook_deliveries_total";
+/// Webhook deliveries queued in the dispatcher (gauge).
+pub const OUTBOX_DEPTH: &str = "wagate_webhook_outbox_depth";
 /// HTTP requests by route template, method and status (counter).
 pub const HTTP_REQUESTS: &str = "wagate_http_requests_total";
 /// HTTP request latency by route template, seconds (histogram).
@@ -99,6 +103,8 @@ fn describe() {
         MESSAGES_RECEIVED,
         "Messages received and decrypted by the sessions."
     );
+    metrics::describe_counter!(WEBHOOK_DELIVERIES, "Webhook delivery attempts by outcome.");
+    metrics::describe_gauge!(OUTBOX_DEPTH, "Webhook deliveries queued in the dispatcher.");
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by route, method and status.");
     metrics::describe_histogram!(
         HTTP_DURATION,
@@ -162,6 +168,16 @@ pub fn messages(company: &CompanyId, sent: u64, received: u64) {
     if received > 0 {
         metrics::counter!(MESSAGES_RECEIVED, session_labels(company, &[])).increment(received);
     }
+}
+
+/// A webhook delivery attempt finished: `delivered`, `retry` or `dead`.
+pub fn webhook_delivery(outcome: &'static str) {
+    metrics::counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).increment(1);
+}
+
+/// The dispatcher's queue grew (`+1`) or shrank (`-1`).
+pub fn outbox_depth_change(delta: f64) {
+    metrics::gauge!(OUTBOX_DEPTH).increment(delta);
 }
 
 /// Middleware: counts every request by matched route template, method and

@@ -1,5 +1,6 @@
-//! `GET /healthz` (the process answers) and `GET /readyz` (sessions were
-//! restored after start and shutdown has not begun). No credentials: they
+//! `GET /healthz` (the process answers) and `GET /readyz` (the store is open,
+//! sessions were restored after start, the webhook dispatcher runs, and
+//! shutdown has not begun). No credentials: they
 //! reveal nothing but liveness.
 
 use axum::Json;
@@ -24,12 +25,18 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok".into() })
 }
 
-/// Readiness: 503 `not_ready` until every stored session was restored, and
-/// again once shutdown begins.
+/// Readiness: 503 `not_ready` until every stored session was restored, when
+/// the webhook dispatcher has stopped, and once shutdown begins. (The store is
+/// opened before the server starts, so serving implies it is open.)
 #[utoipa::path(
     get, path = "/readyz", tag = "health",
     responses((status = 200, body = Health), (status = 503, description = "`not_ready`", body = ErrorBody))
 )]
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    if state.lifecycle.is_ready() { Ok(Json(Health { status: "ready".into() })) } else { Err(ApiError::NotReady) }
+pub async fn readyz(
+    State(state): State<AppState>,
+    webhooks: Option<axum::Extension<crate::webhook::Webhooks>>,
+) -> Result<Json<Health>, ApiError> {
+    // Routers built without the webhook service (router tests) have nothing to check.
+    let dispatching = webhooks.is_none_or(|w| w.dispatcher_running());
+    if state.lifecycle.is_ready() && dispatching { Ok(Json(Health { status: "ready".into() })) } else { Err(ApiError::NotReady) }
 }

@@ -45,6 +45,7 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
+use tracing::Instrument as _;
 use wacore::types::events::Event;
 use whatsapp_rust::Client;
 
@@ -553,10 +554,14 @@ impl SessionActor {
             Check::Ping => {
                 self.ping_in_flight = true;
                 let signals = self.signals_tx.clone();
-                tokio::spawn(async move {
-                    let result = watchdog::ping(&client, config.ping_timeout).await;
-                    let _ = signals.send(Signal::Ping { generation, result });
-                });
+                // In the session's span, so its logs carry `company.id`.
+                tokio::spawn(
+                    async move {
+                        let result = watchdog::ping(&client, config.ping_timeout).await;
+                        let _ = signals.send(Signal::Ping { generation, result });
+                    }
+                    .in_current_span(),
+                );
             }
             Check::Reconnect(reason) => self.watchdog_reconnect(reason).await,
         }

@@ -212,7 +212,9 @@ impl Dispatcher {
         let lane_key: LaneKey = (key.company.clone(), key.target, chat.to_owned());
         let lane = self.lanes.entry(lane_key.clone()).or_default();
         let was_idle = lane.pending.is_empty() && !lane.busy && !lane.waiting;
-        lane.pending.insert(key);
+        if lane.pending.insert(key) {
+            crate::metrics::outbox_depth_change(1.0);
+        }
         if was_idle {
             self.ready.push_back(lane_key.clone());
         }
@@ -350,6 +352,12 @@ impl Dispatcher {
             l.busy = false;
         }
         delivery.attempts += 1;
+        crate::metrics::webhook_delivery(match &attempt {
+            Attempt::Delivered { .. } => "delivered",
+            Attempt::Fatal { .. } => "dead",
+            Attempt::Retry { .. } if delivery.attempts >= self.config.max_attempts.max(1) => "dead",
+            Attempt::Retry { .. } => "retry",
+        });
         match attempt {
             Attempt::Delivered { status } => {
                 self.settle(&lane, &key, delivery, status, "", DeliveryState::Delivered);
@@ -421,7 +429,9 @@ impl Dispatcher {
         let Some(lane) = self.lanes.get_mut(lane_key) else {
             return;
         };
-        lane.pending.remove(key);
+        if lane.pending.remove(key) {
+            crate::metrics::outbox_depth_change(-1.0);
+        }
         if lane.pending.is_empty() && !lane.busy && !lane.waiting {
             self.lanes.remove(lane_key);
         } else if !lane.busy && !lane.waiting {

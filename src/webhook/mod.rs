@@ -293,6 +293,12 @@ impl Webhooks {
         })
     }
 
+    /// Whether the dispatcher task is alive (it owns the receiving end of its
+    /// command channel until it ends). Part of `/readyz`.
+    pub fn dispatcher_running(&self) -> bool {
+        !self.inner.dispatcher.is_closed()
+    }
+
     /// Commits `events` of `company` durably (see the module invariants),
     /// hands the new deliveries to the dispatcher and the new events to SSE
     /// subscribers. All events must have the same type.
