@@ -50,23 +50,39 @@ fn report(name: &str, mut samples: Vec<Duration>) {
 }
 
 fn env_count(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
 }
 
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing
     // special: run a tiny smoke version there so the target stays exercised.
     let smoke = !std::env::args().any(|a| a == "--bench");
-    let (single_n, burst_n) =
-        if smoke { (2, 5) } else { (env_count("WAGATE_BENCH_SINGLE", 50), env_count("WAGATE_BENCH_BURST", 200)) };
+    let (single_n, burst_n) = if smoke {
+        (2, 5)
+    } else {
+        (
+            env_count("WAGATE_BENCH_SINGLE", 50),
+            env_count("WAGATE_BENCH_BURST", 200),
+        )
+    };
 
     // Warnings only (`RUST_LOG` overrides): per-session info lines would
     // drown the figures. Installed before the harness's own subscriber.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
     runtime.block_on(async {
         // Each scenario gets a fresh fake and gateway.
         let app = spawn_app().await;
@@ -88,6 +104,9 @@ fn main() {
         println!("create → QR available (HTTP API, in-process fake WhatsApp server)");
         report("single", single);
         report("burst", burst);
-        println!("burst    {burst_n} companies: last QR after {:.1} ms", wall.as_secs_f64() * 1000.0);
+        println!(
+            "burst    {burst_n} companies: last QR after {:.1} ms",
+            wall.as_secs_f64() * 1000.0
+        );
     });
 }

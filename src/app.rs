@@ -35,12 +35,19 @@ pub const DEFAULT_LOG_FILTER: &str = "warn,wagate=info";
 /// Installs the global `tracing` subscriber, writing to stderr (stdout is
 /// reserved for the one-time admin key announcement).
 pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // `try_init` fails only if a subscriber is already installed (tests).
     let _ = match format {
         LogFormat::Pretty => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
     };
 }
 
@@ -66,32 +73,49 @@ impl App {
     }
 
     /// [`App::build`] over an already opened store.
-    pub async fn build_with_store(config: &Config, store: Store) -> anyhow::Result<(App, Option<String>)> {
+    pub async fn build_with_store(
+        config: &Config,
+        store: Store,
+    ) -> anyhow::Result<(App, Option<String>)> {
         // Before anything records: counts made without a recorder are lost.
         crate::metrics::handle();
         crate::metrics::set_per_company_labels(config.ops.metrics_per_company);
-        let (admin, generated) =
-            AdminKey::load_or_generate(&store, config.admin_key.as_deref()).context("setting up the admin key")?;
+        let (admin, generated) = AdminKey::load_or_generate(&store, config.admin_key.as_deref())
+            .context("setting up the admin key")?;
         let tokens = TokenIndex::load(&store).context("reading the company registry")?;
         // Before the pool: inbound messages are committed to its outbox.
-        let webhooks = Webhooks::start(store.clone(), &config.webhooks).context("starting the webhook service")?;
+        let webhooks = Webhooks::start(store.clone(), &config.webhooks)
+            .context("starting the webhook service")?;
         let mut wa = wa_config(config);
         wa.inbound_hook = Some(webhooks.hook_factory());
         let pool = SessionPool::new(store.clone(), wa);
-        let listener =
-            TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
         let state = AppState {
             pool: pool.clone(),
             auth: std::sync::Arc::new(Authenticator::new(admin, store.clone(), tokens)),
             lifecycle: Lifecycle::default(),
         };
-        Ok((App { listener, store, pool, state, webhooks, shutdown_timeout: config.shutdown_timeout() }, generated))
+        Ok((
+            App {
+                listener,
+                store,
+                pool,
+                state,
+                webhooks,
+                shutdown_timeout: config.shutdown_timeout(),
+            },
+            generated,
+        ))
     }
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         // The listener is bound and owned by `self`; its address is known.
-        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     pub fn store(&self) -> &Store {
@@ -110,8 +134,18 @@ impl App {
     /// Serves until `shutdown` resolves (or the server fails), restoring the
     /// stored sessions in the background meanwhile, then shuts down as the
     /// module docs describe.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let App { listener, store, pool, state, webhooks, shutdown_timeout } = self;
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let App {
+            listener,
+            store,
+            pool,
+            state,
+            webhooks,
+            shutdown_timeout,
+        } = self;
         let status_events = webhooks.watch_sessions(pool.clone());
         let lifecycle = state.lifecycle.clone();
         tracing::info!(listen.addr = %listener.local_addr()?, "serving the HTTP API");
@@ -130,8 +164,14 @@ impl App {
             let lifecycle = lifecycle.clone();
             async move { lifecycle.stopped().await }
         };
-        let mut server =
-            tokio::spawn(axum::serve(listener, http::router(state).layer(axum::Extension(webhooks))).with_graceful_shutdown(drained).into_future());
+        let mut server = tokio::spawn(
+            axum::serve(
+                listener,
+                http::router(state).layer(axum::Extension(webhooks)),
+            )
+            .with_graceful_shutdown(drained)
+            .into_future(),
+        );
 
         let served = tokio::select! {
             served = &mut server => Some(served),
@@ -140,13 +180,22 @@ impl App {
         lifecycle.begin_stopping();
         restore.abort();
         let outcome = match served {
-            Some(served) => served.context("the HTTP server task failed")?.context("the HTTP server failed"),
+            Some(served) => served
+                .context("the HTTP server task failed")?
+                .context("the HTTP server failed"),
             None => {
-                tracing::info!(timeout_s = shutdown_timeout.as_secs(), "shutting down: draining HTTP");
+                tracing::info!(
+                    timeout_s = shutdown_timeout.as_secs(),
+                    "shutting down: draining HTTP"
+                );
                 match tokio::time::timeout(shutdown_timeout, &mut server).await {
-                    Ok(served) => served.context("the HTTP server task failed")?.context("the HTTP server failed"),
+                    Ok(served) => served
+                        .context("the HTTP server task failed")?
+                        .context("the HTTP server failed"),
                     Err(_) => {
-                        tracing::warn!("HTTP requests still open after the shutdown timeout; closing them");
+                        tracing::warn!(
+                            "HTTP requests still open after the shutdown timeout; closing them"
+                        );
                         server.abort();
                         Ok(())
                     }
@@ -157,7 +206,10 @@ impl App {
         status_events.abort();
         tracing::info!("disconnecting every session (credentials kept)");
         pool.shutdown(shutdown_timeout).await;
-        if let Err(err) = tokio::time::timeout(shutdown_timeout, store.flush()).await.unwrap_or(Ok(())) {
+        if let Err(err) = tokio::time::timeout(shutdown_timeout, store.flush())
+            .await
+            .unwrap_or(Ok(()))
+        {
             tracing::error!(error = %err, "flushing the store at shutdown failed");
         }
         tracing::info!("stopped");
@@ -184,7 +236,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(key) = generated_key {
         // Deliberately stdout and not the log: the key must not end up in log
         // collectors, and this is the only time it exists in plaintext.
-        println!("wagate: generated an admin API key (shown only this once; only its hash is stored):");
+        println!(
+            "wagate: generated an admin API key (shown only this once; only its hash is stored):"
+        );
         println!("{key}");
     }
     tracing::info!(public.url = %config.public_url(), data.dir = %config.data_dir.display(), "wagate starting");

@@ -53,7 +53,9 @@ const ADMIN_KEY_PREFIX: &str = "wga_";
 pub enum AuthSetupError {
     #[error("reading or writing the stored admin key failed")]
     Store(#[from] StoreError),
-    #[error("the stored admin key hash is damaged ({0} bytes instead of 32); remove the setting or pass --admin-key")]
+    #[error(
+        "the stored admin key hash is damaged ({0} bytes instead of 32); remove the setting or pass --admin-key"
+    )]
     CorruptAdminKey(usize),
     #[error("the system random number generator failed: {0}")]
     Random(String),
@@ -74,19 +76,26 @@ impl std::fmt::Debug for AdminKey {
 
 impl AdminKey {
     pub fn from_plaintext(key: &str) -> Self {
-        Self { hash: hash_token(key) }
+        Self {
+            hash: hash_token(key),
+        }
     }
 
     /// The admin key for this start: the configured one if given (nothing is
     /// stored then), else the stored hash, else a new random key whose hash is
     /// stored and whose plaintext is returned, the one time it exists.
-    pub fn load_or_generate(store: &Store, configured: Option<&str>) -> Result<(Self, Option<String>), AuthSetupError> {
+    pub fn load_or_generate(
+        store: &Store,
+        configured: Option<&str>,
+    ) -> Result<(Self, Option<String>), AuthSetupError> {
         if let Some(key) = configured {
             return Ok((Self::from_plaintext(key), None));
         }
         if let Some(stored) = store.get_setting(ADMIN_KEY_SETTING)? {
-            let hash: [u8; 32] =
-                stored.as_slice().try_into().map_err(|_| AuthSetupError::CorruptAdminKey(stored.len()))?;
+            let hash: [u8; 32] = stored
+                .as_slice()
+                .try_into()
+                .map_err(|_| AuthSetupError::CorruptAdminKey(stored.len()))?;
             return Ok((Self { hash }, None));
         }
         let mut random = [0u8; 32];
@@ -115,9 +124,10 @@ impl TokenIndex {
     pub fn load(store: &Store) -> Result<Self, StoreError> {
         let index = Self::default();
         for record in store.list_companies()? {
-            if let (Ok(hash), Ok(company)) =
-                (<[u8; 32]>::try_from(record.token_hash.as_slice()), CompanyId::parse(&record.company_id))
-            {
+            if let (Ok(hash), Ok(company)) = (
+                <[u8; 32]>::try_from(record.token_hash.as_slice()),
+                CompanyId::parse(&record.company_id),
+            ) {
                 index.by_hash.write().insert(hash, company);
             }
         }
@@ -126,7 +136,9 @@ impl TokenIndex {
 
     /// Records a token issued to `company`.
     pub fn insert(&self, token: &str, company: &CompanyId) {
-        self.by_hash.write().insert(hash_token(token), company.clone());
+        self.by_hash
+            .write()
+            .insert(hash_token(token), company.clone());
     }
 
     /// Forgets every token of a deleted company.
@@ -156,7 +168,11 @@ pub enum Caller {
 
 impl Authenticator {
     pub fn new(admin: AdminKey, store: Store, tokens: TokenIndex) -> Self {
-        Self { admin, store, tokens }
+        Self {
+            admin,
+            store,
+            tokens,
+        }
     }
 
     pub fn tokens(&self) -> &TokenIndex {
@@ -167,7 +183,11 @@ impl Authenticator {
     /// admin and `Ok(Some(hash))` for anything else that was presented.
     fn presented(&self, headers: &HeaderMap) -> Result<Option<[u8; 32]>, ApiError> {
         let hash = hash_token(bearer(headers)?);
-        Ok(if self.admin.matches(&hash) { None } else { Some(hash) })
+        Ok(if self.admin.matches(&hash) {
+            None
+        } else {
+            Some(hash)
+        })
     }
 
     /// The caller of an admin-only endpoint.
@@ -180,7 +200,11 @@ impl Authenticator {
 
     /// The caller of an endpoint of `company`: the admin, or `company`'s own
     /// token. `raw_company` is parsed only after credentials were presented.
-    pub fn company(&self, headers: &HeaderMap, raw_company: &str) -> Result<(CompanyId, Caller), ApiError> {
+    pub fn company(
+        &self,
+        headers: &HeaderMap,
+        raw_company: &str,
+    ) -> Result<(CompanyId, Caller), ApiError> {
         let presented = self.presented(headers)?;
         let company = CompanyId::parse(raw_company)?;
         let Some(hash) = presented else {
@@ -193,15 +217,22 @@ impl Authenticator {
     }
 
     fn token_belongs_to(&self, hash: &[u8; 32], company: &CompanyId) -> Result<bool, ApiError> {
-        let record = self.store.get_company(company).map_err(ApiError::internal)?;
-        Ok(record.is_some_and(|r| r.token_hash.len() == 32 && bool::from(r.token_hash.as_slice().ct_eq(hash))))
+        let record = self
+            .store
+            .get_company(company)
+            .map_err(ApiError::internal)?;
+        Ok(record.is_some_and(|r| {
+            r.token_hash.len() == 32 && bool::from(r.token_hash.as_slice().ct_eq(hash))
+        }))
     }
 
     /// 403 when `hash` is the valid token of another company than `target`
     /// (re-checked against the store), else 401.
     fn refusal(&self, hash: &[u8; 32], target: Option<&CompanyId>) -> Result<ApiError, ApiError> {
         match self.tokens.company_of(hash) {
-            Some(owner) if Some(&owner) != target && self.token_belongs_to(hash, &owner)? => Ok(ApiError::Forbidden),
+            Some(owner) if Some(&owner) != target && self.token_belongs_to(hash, &owner)? => {
+                Ok(ApiError::Forbidden)
+            }
             _ => Ok(ApiError::InvalidCredentials),
         }
     }
@@ -209,10 +240,14 @@ impl Authenticator {
 
 /// The bearer credential of a request.
 fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let value = headers.get(AUTHORIZATION).ok_or(ApiError::MissingCredentials)?;
+    let value = headers
+        .get(AUTHORIZATION)
+        .ok_or(ApiError::MissingCredentials)?;
     let value = value.to_str().map_err(|_| ApiError::InvalidCredentials)?;
     match value.split_once(' ') {
-        Some((scheme, credential)) if scheme.eq_ignore_ascii_case("bearer") && !credential.trim().is_empty() => {
+        Some((scheme, credential))
+            if scheme.eq_ignore_ascii_case("bearer") && !credential.trim().is_empty() =>
+        {
             Ok(credential.trim())
         }
         _ => Err(ApiError::InvalidCredentials),
@@ -244,8 +279,12 @@ impl FromRequestParts<AppState> for CompanyAccess {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state).await?;
-        let raw = params.get("company").map(String::as_str).unwrap_or_default();
+        let Path(params) =
+            Path::<HashMap<String, String>>::from_request_parts(parts, state).await?;
+        let raw = params
+            .get("company")
+            .map(String::as_str)
+            .unwrap_or_default();
         let (company, caller) = state.auth.company(&parts.headers, raw)?;
         Ok(Self { company, caller })
     }
@@ -283,17 +322,25 @@ mod tests {
         let plaintext = plaintext.expect("first start generates a key");
         assert!(plaintext.starts_with(ADMIN_KEY_PREFIX));
         let stored = store.get_setting(ADMIN_KEY_SETTING).unwrap().unwrap();
-        assert_eq!(stored, hash_token(&plaintext).to_vec(), "only the hash is stored");
+        assert_eq!(
+            stored,
+            hash_token(&plaintext).to_vec(),
+            "only the hash is stored"
+        );
         assert!(key.matches(&hash_token(&plaintext)));
 
         let (again, none) = AdminKey::load_or_generate(&store, None).unwrap();
         assert!(none.is_none(), "the key is printed on first start only");
         assert!(again.matches(&hash_token(&plaintext)));
 
-        let (configured, none) = AdminKey::load_or_generate(&store, Some("configured-key-0123")).unwrap();
+        let (configured, none) =
+            AdminKey::load_or_generate(&store, Some("configured-key-0123")).unwrap();
         assert!(none.is_none());
         assert!(configured.matches(&hash_token("configured-key-0123")));
-        assert!(!configured.matches(&hash_token(&plaintext)), "a configured key replaces the stored one");
+        assert!(
+            !configured.matches(&hash_token(&plaintext)),
+            "a configured key replaces the stored one"
+        );
     }
 
     #[test]
@@ -308,28 +355,60 @@ mod tests {
         );
 
         assert_eq!(
-            auth.company(&headers("Bearer admin-key-0123456789"), "acme").unwrap(),
+            auth.company(&headers("Bearer admin-key-0123456789"), "acme")
+                .unwrap(),
             (acme.clone(), Caller::Admin)
         );
         assert_eq!(
-            auth.company(&headers("bearer wgc_acme-token"), "acme").unwrap(),
+            auth.company(&headers("bearer wgc_acme-token"), "acme")
+                .unwrap(),
             (acme.clone(), Caller::Company(acme.clone()))
         );
-        assert_eq!(code(auth.company(&HeaderMap::new(), "acme")), "missing_credentials");
-        assert_eq!(code(auth.company(&headers("Bearer nope"), "acme")), "invalid_credentials");
-        assert_eq!(code(auth.company(&headers("Basic YWRtaW4="), "acme")), "invalid_credentials");
-        assert_eq!(code(auth.company(&headers("Bearer wgc_globex-token"), "acme")), "forbidden");
-        assert_eq!(code(auth.company(&headers("Bearer wgc_acme-token"), "initech")), "forbidden");
-        assert_eq!(code(auth.company(&headers("Bearer admin-key-0123456789"), "Bad Id")), "invalid_company_id");
-        assert_eq!(code(auth.company(&HeaderMap::new(), "Bad Id")), "missing_credentials");
+        assert_eq!(
+            code(auth.company(&HeaderMap::new(), "acme")),
+            "missing_credentials"
+        );
+        assert_eq!(
+            code(auth.company(&headers("Bearer nope"), "acme")),
+            "invalid_credentials"
+        );
+        assert_eq!(
+            code(auth.company(&headers("Basic YWRtaW4="), "acme")),
+            "invalid_credentials"
+        );
+        assert_eq!(
+            code(auth.company(&headers("Bearer wgc_globex-token"), "acme")),
+            "forbidden"
+        );
+        assert_eq!(
+            code(auth.company(&headers("Bearer wgc_acme-token"), "initech")),
+            "forbidden"
+        );
+        assert_eq!(
+            code(auth.company(&headers("Bearer admin-key-0123456789"), "Bad Id")),
+            "invalid_company_id"
+        );
+        assert_eq!(
+            code(auth.company(&HeaderMap::new(), "Bad Id")),
+            "missing_credentials"
+        );
 
         auth.admin(&headers("Bearer admin-key-0123456789")).unwrap();
-        assert_eq!(code(auth.admin(&headers("Bearer wgc_acme-token"))), "forbidden");
-        assert_eq!(code(auth.admin(&headers("Bearer wrong"))), "invalid_credentials");
+        assert_eq!(
+            code(auth.admin(&headers("Bearer wgc_acme-token"))),
+            "forbidden"
+        );
+        assert_eq!(
+            code(auth.admin(&headers("Bearer wrong"))),
+            "invalid_credentials"
+        );
 
         // A deleted company's token is no longer anyone's: 401, not 403.
         store.remove_company(&globex).unwrap();
         auth.tokens().remove_company(&globex);
-        assert_eq!(code(auth.company(&headers("Bearer wgc_globex-token"), "acme")), "invalid_credentials");
+        assert_eq!(
+            code(auth.company(&headers("Bearer wgc_globex-token"), "acme")),
+            "invalid_credentials"
+        );
     }
 }

@@ -17,7 +17,10 @@ pub struct InvalidInput {
 
 impl InvalidInput {
     fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -31,7 +34,8 @@ impl CompanyId {
     pub const MAX_LEN: usize = 64;
 
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
-        let valid_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+        let valid_char =
+            |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
         if raw.is_empty() || raw.len() > Self::MAX_LEN {
             return Err(InvalidInput::new(
                 "invalid_company_id",
@@ -85,9 +89,15 @@ impl PhoneNumber {
             None => raw,
         };
         let user = user.strip_prefix('+').unwrap_or(user);
-        let digits: String = user.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.')).collect();
+        let digits: String = user
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))
+            .collect();
         if !digits.chars().all(|c| c.is_ascii_digit()) {
-            return Err(InvalidInput::new("invalid_phone", "a phone number may contain only digits"));
+            return Err(InvalidInput::new(
+                "invalid_phone",
+                "a phone number may contain only digits",
+            ));
         }
         if !(8..=15).contains(&digits.len()) || digits.starts_with('0') {
             return Err(InvalidInput::new(
@@ -136,14 +146,20 @@ impl MessageText {
     pub fn parse(raw: impl Into<String>) -> Result<Self, InvalidInput> {
         let raw = raw.into();
         if raw.trim().is_empty() {
-            return Err(InvalidInput::new("invalid_text", "the message text must not be empty"));
+            return Err(InvalidInput::new(
+                "invalid_text",
+                "the message text must not be empty",
+            ));
         }
         // Count characters only when the byte length could exceed the limit:
         // a char is at least one byte, so fewer bytes than MAX_CHARS is always fine.
         if raw.len() > Self::MAX_CHARS && raw.chars().count() > Self::MAX_CHARS {
             return Err(InvalidInput::new(
                 "invalid_text",
-                format!("the message text must be at most {} characters long", Self::MAX_CHARS),
+                format!(
+                    "the message text must be at most {} characters long",
+                    Self::MAX_CHARS
+                ),
             ));
         }
         Ok(Self(raw))
@@ -175,7 +191,8 @@ impl IdempotencyKey {
     pub const MAX_LEN: usize = 255;
 
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
-        if raw.is_empty() || raw.len() > Self::MAX_LEN || !raw.bytes().all(|b| b.is_ascii_graphic()) {
+        if raw.is_empty() || raw.len() > Self::MAX_LEN || !raw.bytes().all(|b| b.is_ascii_graphic())
+        {
             return Err(InvalidInput::new(
                 "invalid_idempotency_key",
                 format!(
@@ -211,36 +228,79 @@ mod tests {
         assert!(CompanyId::parse("acme").is_ok());
         assert!(CompanyId::parse("clinic-42_b").is_ok());
         for bad in ["", "Acme", "-acme", "a b", "acme/x", "é", &"a".repeat(65)] {
-            assert_eq!(CompanyId::parse(bad).unwrap_err().code, "invalid_company_id", "{bad:?}");
+            assert_eq!(
+                CompanyId::parse(bad).unwrap_err().code,
+                "invalid_company_id",
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn phone_numbers() {
-        for ok in ["+15550001111", "15550001111", "+1 555-000-1111", "15550001111@s.whatsapp.net", "15550001111:7@s.whatsapp.net"] {
-            assert_eq!(PhoneNumber::parse(ok).unwrap().digits(), "15550001111", "{ok:?}");
+        for ok in [
+            "+15550001111",
+            "15550001111",
+            "+1 555-000-1111",
+            "15550001111@s.whatsapp.net",
+            "15550001111:7@s.whatsapp.net",
+        ] {
+            assert_eq!(
+                PhoneNumber::parse(ok).unwrap().digits(),
+                "15550001111",
+                "{ok:?}"
+            );
         }
-        for bad in ["", "123", "+0155500011", "1555abc0001", "1234567890123456", "1@g.us", "100000000000001@lid"] {
-            assert_eq!(PhoneNumber::parse(bad).unwrap_err().code, "invalid_phone", "{bad:?}");
+        for bad in [
+            "",
+            "123",
+            "+0155500011",
+            "1555abc0001",
+            "1234567890123456",
+            "1@g.us",
+            "100000000000001@lid",
+        ] {
+            assert_eq!(
+                PhoneNumber::parse(bad).unwrap_err().code,
+                "invalid_phone",
+                "{bad:?}"
+            );
         }
-        assert_eq!(format!("{:?}", PhoneNumber::parse("15550001111").unwrap()), "PhoneNumber(<redacted>)");
+        assert_eq!(
+            format!("{:?}", PhoneNumber::parse("15550001111").unwrap()),
+            "PhoneNumber(<redacted>)"
+        );
     }
 
     #[test]
     fn message_texts() {
         assert_eq!(MessageText::parse("hello").unwrap().as_str(), "hello");
-        assert!(MessageText::parse("é".repeat(MessageText::MAX_CHARS)).is_ok(), "the limit counts characters, not bytes");
-        for bad in [String::new(), " \n\t".to_owned(), "a".repeat(MessageText::MAX_CHARS + 1)] {
+        assert!(
+            MessageText::parse("é".repeat(MessageText::MAX_CHARS)).is_ok(),
+            "the limit counts characters, not bytes"
+        );
+        for bad in [
+            String::new(),
+            " \n\t".to_owned(),
+            "a".repeat(MessageText::MAX_CHARS + 1),
+        ] {
             assert_eq!(MessageText::parse(bad).unwrap_err().code, "invalid_text");
         }
-        assert_eq!(format!("{:?}", MessageText::parse("secret").unwrap()), "MessageText(<6 bytes>)");
+        assert_eq!(
+            format!("{:?}", MessageText::parse("secret").unwrap()),
+            "MessageText(<6 bytes>)"
+        );
     }
 
     #[test]
     fn idempotency_keys() {
         assert!(IdempotencyKey::parse("order-42/retry_1").is_ok());
         for bad in ["", "has space", "tab\t", "é", &"k".repeat(256)] {
-            assert_eq!(IdempotencyKey::parse(bad).unwrap_err().code, "invalid_idempotency_key", "{bad:?}");
+            assert_eq!(
+                IdempotencyKey::parse(bad).unwrap_err().code,
+                "invalid_idempotency_key",
+                "{bad:?}"
+            );
         }
     }
 }

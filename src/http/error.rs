@@ -43,7 +43,11 @@ pub enum ApiError {
     /// types), 415 `unsupported_media_type`, 400 `invalid_query`,
     /// 400 `invalid_path`: a request axum could not even parse.
     #[error("{message}")]
-    Malformed { status: StatusCode, code: &'static str, message: String },
+    Malformed {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
 
     /// 413 `payload_too_large`: the body is over the limit.
     #[error("the request body is too large (limit {limit} bytes)")]
@@ -172,7 +176,13 @@ impl ApiError {
             }
             _ => None,
         };
-        ErrorBody { error: ErrorDetail { code: self.code().to_owned(), message, state } }
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_owned(),
+                message,
+                state,
+            },
+        }
     }
 }
 
@@ -197,7 +207,11 @@ impl IntoResponse for ApiError {
             // The one place a 500's cause is logged (policy above).
             tracing::error!(error.code = self.code(), error.cause = ?self, "request failed");
         } else {
-            tracing::debug!(error.code = self.code(), http.status = status.as_u16(), "request refused");
+            tracing::debug!(
+                error.code = self.code(),
+                http.status = status.as_u16(),
+                "request refused"
+            );
         }
         (status, Json(self.body())).into_response()
     }
@@ -209,16 +223,20 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::JsonSyntaxError(err) => {
                 Self::malformed(StatusCode::BAD_REQUEST, "invalid_json", err.body_text())
             }
-            JsonRejection::JsonDataError(err) => {
-                Self::malformed(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", err.body_text())
-            }
+            JsonRejection::JsonDataError(err) => Self::malformed(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                err.body_text(),
+            ),
             JsonRejection::MissingJsonContentType(_) => Self::malformed(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "expected `Content-Type: application/json`",
             ),
             JsonRejection::BytesRejection(err) if err.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Self::PayloadTooLarge { limit: super::MAX_BODY_BYTES }
+                Self::PayloadTooLarge {
+                    limit: super::MAX_BODY_BYTES,
+                }
             }
             other => Self::malformed(other.status(), "invalid_body", other.body_text()),
         }
@@ -227,19 +245,31 @@ impl From<JsonRejection> for ApiError {
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
-        Self::malformed(StatusCode::BAD_REQUEST, "invalid_path", rejection.body_text())
+        Self::malformed(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            rejection.body_text(),
+        )
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
-        Self::malformed(StatusCode::BAD_REQUEST, "invalid_query", rejection.body_text())
+        Self::malformed(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            rejection.body_text(),
+        )
     }
 }
 
 impl ApiError {
     fn malformed(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self::Malformed { status, code, message: message.into() }
+        Self::Malformed {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -262,21 +292,34 @@ mod tests {
         let err = ApiError::internal(anyhow::anyhow!("sled: disk full at /secret/path"));
         let body = err.body();
         assert_eq!(body.error.code, "internal");
-        assert!(!body.error.message.contains("sled"), "{}", body.error.message);
+        assert!(
+            !body.error.message.contains("sled"),
+            "{}",
+            body.error.message
+        );
         assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]
     fn unknown_pool_codes_are_server_errors() {
-        assert_eq!(pool_error_status("something_new"), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            pool_error_status("something_new"),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
         assert_eq!(pool_error_status("not_connected"), StatusCode::CONFLICT);
-        assert_eq!(pool_error_status("store_error"), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            pool_error_status("store_error"),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
         assert_eq!(pool_error_status("unknown_company"), StatusCode::NOT_FOUND);
     }
 
     #[test]
     fn no_qr_carries_the_state() {
-        let body = ApiError::NoQr { state: "connected".into() }.body();
+        let body = ApiError::NoQr {
+            state: "connected".into(),
+        }
+        .body();
         let json = serde_json::to_value(&body).unwrap();
         assert_eq!(json["error"]["code"], "no_qr");
         assert_eq!(json["error"]["state"], "connected");

@@ -68,9 +68,11 @@ pub async fn events(
         .chain(updates.filter_map(|update| async move {
             match update {
                 Ok(event) => to_sse(event),
-                Err(BroadcastStreamRecvError::Lagged(missed)) => {
-                    Some(Event::default().event("stream.lagged").data(missed.to_string()))
-                }
+                Err(BroadcastStreamRecvError::Lagged(missed)) => Some(
+                    Event::default()
+                        .event("stream.lagged")
+                        .data(missed.to_string()),
+                ),
             }
         }))
         .map(Ok)
@@ -82,9 +84,10 @@ fn to_sse(event: SessionEvent) -> Option<Event> {
     match event {
         SessionEvent::StatusChanged(status) => Some(status_event(status.into())),
         SessionEvent::QrRotated(qr) => Some(qr_event(qr)),
-        SessionEvent::PairCodeIssued { expires_at_ms } => {
-            Some(json_event("session.pair_code", &PairCodeEvent { expires_at_ms }))
-        }
+        SessionEvent::PairCodeIssued { expires_at_ms } => Some(json_event(
+            "session.pair_code",
+            &PairCodeEvent { expires_at_ms },
+        )),
         // Kinds added later are not part of this stream's contract yet.
         #[allow(unreachable_patterns)]
         _ => None,
@@ -96,7 +99,13 @@ fn status_event(status: SessionView) -> Event {
 }
 
 fn qr_event(qr: Qr) -> Event {
-    json_event("session.qr", &QrEvent { code: qr.code, expires_at_ms: qr.expires_at_ms })
+    json_event(
+        "session.qr",
+        &QrEvent {
+            code: qr.code,
+            expires_at_ms: qr.expires_at_ms,
+        },
+    )
 }
 
 fn json_event(name: &str, data: &impl Serialize) -> Event {

@@ -22,7 +22,9 @@ pub struct Health {
 /// Liveness: 200 while the process serves HTTP.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok".into() })
+    Json(Health {
+        status: "ok".into(),
+    })
 }
 
 /// Readiness: 503 `not_ready` until every stored session was restored, when
@@ -38,5 +40,11 @@ pub async fn readyz(
 ) -> Result<Json<Health>, ApiError> {
     // Routers built without the webhook service (router tests) have nothing to check.
     let dispatching = webhooks.is_none_or(|w| w.dispatcher_running());
-    if state.lifecycle.is_ready() && dispatching { Ok(Json(Health { status: "ready".into() })) } else { Err(ApiError::NotReady) }
+    if state.lifecycle.is_ready() && dispatching {
+        Ok(Json(Health {
+            status: "ready".into(),
+        }))
+    } else {
+        Err(ApiError::NotReady)
+    }
 }

@@ -80,7 +80,20 @@ pub async fn send_text(
     let to = PhoneNumber::parse(&body.to)?;
     let text = MessageText::parse(body.text)?;
     let handle = session(&state, &access)?;
-    let sent = handle.send_text(to, text.into_string(), key.map(IdempotencyKey::into_string)).await?;
-    let status = if sent.duplicate { StatusCode::OK } else { StatusCode::CREATED };
-    Ok((status, Json(SendTextResponse { message_id: sent.message_id, to: sent.to, duplicate: sent.duplicate })))
+    let sent = handle
+        .send_text(to, text.into_string(), key.map(IdempotencyKey::into_string))
+        .await?;
+    let status = if sent.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((
+        status,
+        Json(SendTextResponse {
+            message_id: sent.message_id,
+            to: sent.to,
+            duplicate: sent.duplicate,
+        }),
+    ))
 }

@@ -58,7 +58,10 @@ pub struct Lifecycle {
 
 impl Default for Lifecycle {
     fn default() -> Self {
-        Self { ready: Arc::new(AtomicBool::new(false)), stopping: watch::Sender::new(false) }
+        Self {
+            ready: Arc::new(AtomicBool::new(false)),
+            stopping: watch::Sender::new(false),
+        }
     }
 }
 
@@ -91,7 +94,9 @@ impl Lifecycle {
 
 /// The whole HTTP surface: `/v1/…`, `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = openapi::api_router().merge(webhooks::routes()).split_for_parts();
+    let (api, openapi) = openapi::api_router()
+        .merge(webhooks::routes())
+        .split_for_parts();
     api.merge(openapi::router(&openapi))
         .route("/metrics", axum::routing::get(crate::metrics::render))
         // Route layer: runs after routing, so the matched route template (not

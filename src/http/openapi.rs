@@ -45,7 +45,9 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("The admin key, or a company token (acts on its own company only)"))
+                    .description(Some(
+                        "The admin key, or a company token (acts on its own company only)",
+                    ))
                     .build(),
             ),
         );
@@ -56,7 +58,11 @@ impl Modify for BearerAuth {
 pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(sessions::list))
-        .routes(routes!(sessions::ensure, sessions::status, sessions::delete))
+        .routes(routes!(
+            sessions::ensure,
+            sessions::status,
+            sessions::delete
+        ))
         .routes(routes!(sessions::pair_code))
         .routes(routes!(sessions::reconnect))
         .routes(routes!(sessions::logout))
@@ -76,7 +82,12 @@ pub fn router(document: &OpenApiDocument) -> Router<AppState> {
         "/openapi.json",
         get(move || {
             let json = json.clone();
-            async move { ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], json) }
+            async move {
+                (
+                    [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                    json,
+                )
+            }
         }),
     )
 }

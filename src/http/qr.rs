@@ -84,21 +84,44 @@ pub async fn current_qr(
 ) -> Result<Response, ApiError> {
     let handle = session(&state, &access)?;
     let Some(qr) = handle.current_qr() else {
-        return Err(ApiError::NoQr { state: handle.status().state.as_str().to_owned() });
+        return Err(ApiError::NoQr {
+            state: handle.status().state.as_str().to_owned(),
+        });
     };
     let code = QrCode::new(qr.code.as_bytes()).map_err(ApiError::internal)?;
     let response = match query.format {
         QrFormat::Json => {
             let png_base64 = STANDARD.encode(render_png(&code)?);
-            (no_store(), Json(QrView { code: qr.code, expires_at_ms: qr.expires_at_ms, png_base64 })).into_response()
+            (
+                no_store(),
+                Json(QrView {
+                    code: qr.code,
+                    expires_at_ms: qr.expires_at_ms,
+                    png_base64,
+                }),
+            )
+                .into_response()
         }
-        QrFormat::Png => {
-            (no_store(), [(CONTENT_TYPE, HeaderValue::from_static("image/png"))], render_png(&code)?).into_response()
-        }
-        QrFormat::Svg => {
-            (no_store(), [(CONTENT_TYPE, HeaderValue::from_static("image/svg+xml"))], render_svg(&code)).into_response()
-        }
-        QrFormat::Raw => (no_store(), [(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))], qr.code)
+        QrFormat::Png => (
+            no_store(),
+            [(CONTENT_TYPE, HeaderValue::from_static("image/png"))],
+            render_png(&code)?,
+        )
+            .into_response(),
+        QrFormat::Svg => (
+            no_store(),
+            [(CONTENT_TYPE, HeaderValue::from_static("image/svg+xml"))],
+            render_svg(&code),
+        )
+            .into_response(),
+        QrFormat::Raw => (
+            no_store(),
+            [(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            )],
+            qr.code,
+        )
             .into_response(),
     };
     Ok(response)
@@ -106,15 +129,22 @@ pub async fn current_qr(
 
 /// A black-on-white PNG of `code` with a quiet zone.
 pub fn render_png(code: &QrCode) -> Result<Vec<u8>, ApiError> {
-    let image = code.render::<image::Luma<u8>>().min_dimensions(IMAGE_SIZE, IMAGE_SIZE).build();
+    let image = code
+        .render::<image::Luma<u8>>()
+        .min_dimensions(IMAGE_SIZE, IMAGE_SIZE)
+        .build();
     let mut png = Vec::new();
-    image.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).map_err(ApiError::internal)?;
+    image
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(ApiError::internal)?;
     Ok(png)
 }
 
 /// An SVG document of `code` with a quiet zone.
 pub fn render_svg(code: &QrCode) -> String {
-    code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(IMAGE_SIZE, IMAGE_SIZE).build()
+    code.render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(IMAGE_SIZE, IMAGE_SIZE)
+        .build()
 }
 
 #[cfg(test)]
@@ -138,6 +168,8 @@ mod tests {
     #[test]
     fn svg_is_an_svg_document() {
         let svg = render_svg(&QrCode::new(SAMPLE.as_bytes()).unwrap());
-        assert!(svg.starts_with("<?xml") && svg.contains("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert!(
+            svg.starts_with("<?xml") && svg.contains("<svg") && svg.trim_end().ends_with("</svg>")
+        );
     }
 }

@@ -73,7 +73,12 @@ pub struct TransitionView {
 
 impl From<Transition> for TransitionView {
     fn from(t: Transition) -> Self {
-        Self { from: t.from.as_str().to_owned(), to: t.to.as_str().to_owned(), reason: t.reason, at_ms: t.at_ms }
+        Self {
+            from: t.from.as_str().to_owned(),
+            to: t.to.as_str().to_owned(),
+            reason: t.reason,
+            at_ms: t.at_ms,
+        }
     }
 }
 
@@ -164,24 +169,38 @@ pub struct DeleteStepView {
 
 impl DeleteResponse {
     fn from_report(report: DeleteReport) -> Self {
-        let steps = [("logout", report.logout), ("credentials", report.credentials), ("registry", report.registry)]
-            .into_iter()
-            .map(|(step, outcome)| {
-                let (outcome, detail) = match outcome {
-                    StepOutcome::Done => ("done", None),
-                    StepOutcome::Skipped { reason } => ("skipped", Some(reason)),
-                    StepOutcome::Failed { error } => ("failed", Some(error)),
-                };
-                DeleteStepView { step: step.to_owned(), outcome: outcome.to_owned(), detail }
-            })
-            .collect();
-        Self { company: report.company, steps }
+        let steps = [
+            ("logout", report.logout),
+            ("credentials", report.credentials),
+            ("registry", report.registry),
+        ]
+        .into_iter()
+        .map(|(step, outcome)| {
+            let (outcome, detail) = match outcome {
+                StepOutcome::Done => ("done", None),
+                StepOutcome::Skipped { reason } => ("skipped", Some(reason)),
+                StepOutcome::Failed { error } => ("failed", Some(error)),
+            };
+            DeleteStepView {
+                step: step.to_owned(),
+                outcome: outcome.to_owned(),
+                detail,
+            }
+        })
+        .collect();
+        Self {
+            company: report.company,
+            steps,
+        }
     }
 }
 
 /// The session of `company`, or 404 `unknown_company`.
 pub(super) fn session(state: &AppState, access: &CompanyAccess) -> Result<SessionHandle, ApiError> {
-    state.pool.get(&access.company).ok_or(ApiError::UnknownCompany)
+    state
+        .pool
+        .get(&access.company)
+        .ok_or(ApiError::UnknownCompany)
 }
 
 /// Ensure a session: create it if absent, else return the existing one.
@@ -198,14 +217,24 @@ pub(super) fn session(state: &AppState, access: &CompanyAccess) -> Result<Sessio
     ),
     security(("bearer" = []))
 )]
-pub async fn ensure(State(state): State<AppState>, access: CompanyAccess) -> Result<impl IntoResponse, ApiError> {
+pub async fn ensure(
+    State(state): State<AppState>,
+    access: CompanyAccess,
+) -> Result<impl IntoResponse, ApiError> {
     let ensured = state.pool.ensure(&access.company).await?;
     if let Some(token) = &ensured.token {
         state.auth.tokens().insert(token, &access.company);
     }
-    let status = if ensured.created { StatusCode::CREATED } else { StatusCode::OK };
-    let body =
-        EnsureResponse { created: ensured.created, token: ensured.token, session: ensured.handle.status().into() };
+    let status = if ensured.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let body = EnsureResponse {
+        created: ensured.created,
+        token: ensured.token,
+        session: ensured.handle.status().into(),
+    };
     Ok((status, no_store(), Json(body)))
 }
 
@@ -232,7 +261,10 @@ pub async fn list(State(state): State<AppState>, _admin: AdminAccess) -> Json<Se
     ),
     security(("bearer" = []))
 )]
-pub async fn status(State(state): State<AppState>, access: CompanyAccess) -> Result<Json<SessionView>, ApiError> {
+pub async fn status(
+    State(state): State<AppState>,
+    access: CompanyAccess,
+) -> Result<Json<SessionView>, ApiError> {
     Ok(Json(session(&state, &access)?.status().into()))
 }
 
@@ -272,7 +304,10 @@ pub async fn pair_code(
     ),
     security(("bearer" = []))
 )]
-pub async fn reconnect(State(state): State<AppState>, access: CompanyAccess) -> Result<impl IntoResponse, ApiError> {
+pub async fn reconnect(
+    State(state): State<AppState>,
+    access: CompanyAccess,
+) -> Result<impl IntoResponse, ApiError> {
     let status = session(&state, &access)?.reconnect().await?;
     Ok((StatusCode::ACCEPTED, Json(SessionView::from(status))))
 }
@@ -288,7 +323,10 @@ pub async fn reconnect(State(state): State<AppState>, access: CompanyAccess) -> 
     ),
     security(("bearer" = []))
 )]
-pub async fn logout(State(state): State<AppState>, access: CompanyAccess) -> Result<Json<SessionView>, ApiError> {
+pub async fn logout(
+    State(state): State<AppState>,
+    access: CompanyAccess,
+) -> Result<Json<SessionView>, ApiError> {
     let handle = session(&state, &access)?;
     handle.logout().await?;
     Ok(Json(handle.status().into()))
@@ -305,7 +343,10 @@ pub async fn logout(State(state): State<AppState>, access: CompanyAccess) -> Res
     ),
     security(("bearer" = []))
 )]
-pub async fn delete(State(state): State<AppState>, access: CompanyAccess) -> Result<Json<DeleteResponse>, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    access: CompanyAccess,
+) -> Result<Json<DeleteResponse>, ApiError> {
     let report = state.pool.delete(&access.company).await?;
     state.auth.tokens().remove_company(&access.company);
     Ok(Json(DeleteResponse::from_report(report)))

@@ -35,9 +35,21 @@ fn harness() -> Harness {
         ..WaConfig::default()
     };
     let pool = SessionPool::new(store.clone(), wa);
-    let auth = Authenticator::new(AdminKey::from_plaintext(ADMIN), store.clone(), TokenIndex::default());
-    let state = AppState { pool, auth: std::sync::Arc::new(auth), lifecycle: Lifecycle::default() };
-    Harness { router: router(state.clone()), state, store }
+    let auth = Authenticator::new(
+        AdminKey::from_plaintext(ADMIN),
+        store.clone(),
+        TokenIndex::default(),
+    );
+    let state = AppState {
+        pool,
+        auth: std::sync::Arc::new(auth),
+        lifecycle: Lifecycle::default(),
+    };
+    Harness {
+        router: router(state.clone()),
+        state,
+        store,
+    }
 }
 
 /// What a test request carries.
@@ -52,7 +64,14 @@ struct Req<'a> {
 
 impl<'a> Req<'a> {
     fn new(method: Method, uri: &'a str) -> Self {
-        Self { method, uri, key: Some(ADMIN), body: None, content_type: None, headers: Vec::new() }
+        Self {
+            method,
+            uri,
+            key: Some(ADMIN),
+            body: None,
+            content_type: None,
+            headers: Vec::new(),
+        }
     }
 
     fn key(mut self, key: Option<&'a str>) -> Self {
@@ -96,7 +115,11 @@ impl Harness {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let (parts, body) = response.into_parts();
         let bytes = body.collect().await.unwrap().to_bytes();
-        (parts.status, parts.headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            parts.status,
+            parts.headers,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     async fn call(&self, req: Req<'_>) -> (StatusCode, Value) {
@@ -115,8 +138,17 @@ impl Harness {
     async fn companies(&self) -> (Vec<String>, Vec<String>) {
         let (status, list) = self.call(Req::new(Method::GET, "/v1/sessions")).await;
         assert_eq!(status, StatusCode::OK);
-        let listed = list["sessions"].as_array().unwrap().iter().map(|s| s["company"].as_str().unwrap().to_owned());
-        let stored = self.store.list_companies().unwrap().into_iter().map(|r| r.company_id);
+        let listed = list["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["company"].as_str().unwrap().to_owned());
+        let stored = self
+            .store
+            .list_companies()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.company_id);
         (listed.collect(), stored.collect())
     }
 }
@@ -124,8 +156,13 @@ impl Harness {
 /// Every non-2xx answer must be the envelope with a snake_case code.
 fn status_and_envelope_checked(status: StatusCode, body: Value) -> (StatusCode, Value) {
     if !status.is_success() {
-        let code = body["error"]["code"].as_str().unwrap_or_else(|| panic!("{status}: not the envelope: {body}"));
-        assert!(code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{code}");
+        let code = body["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{status}: not the envelope: {body}"));
+        assert!(
+            code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+            "{code}"
+        );
         assert!(body["error"]["message"].is_string(), "{body}");
     }
     (status, body)
@@ -138,7 +175,10 @@ fn code(body: &Value) -> &str {
 #[tokio::test]
 async fn credentials_are_required_and_checked() {
     let h = harness();
-    for (key, want) in [(None, "missing_credentials"), (Some("wrong-key"), "invalid_credentials")] {
+    for (key, want) in [
+        (None, "missing_credentials"),
+        (Some("wrong-key"), "invalid_credentials"),
+    ] {
         for (method, uri) in [
             (Method::GET, "/v1/sessions"),
             (Method::POST, "/v1/sessions/acme"),
@@ -146,12 +186,21 @@ async fn credentials_are_required_and_checked() {
             (Method::DELETE, "/v1/sessions/acme"),
         ] {
             let (status, body) = h.call(Req::new(method.clone(), uri).key(key)).await;
-            assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, want), "{method} {uri}");
+            assert_eq!(
+                (status, code(&body)),
+                (StatusCode::UNAUTHORIZED, want),
+                "{method} {uri}"
+            );
         }
     }
     // A bad company id does not tell an unauthenticated caller anything.
-    let (status, body) = h.call(Req::new(Method::POST, "/v1/sessions/BAD").key(None)).await;
-    assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "missing_credentials"));
+    let (status, body) = h
+        .call(Req::new(Method::POST, "/v1/sessions/BAD").key(None))
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, "missing_credentials")
+    );
     assert_eq!(h.companies().await, (vec![], vec![]), "nothing was created");
 }
 
@@ -160,7 +209,11 @@ async fn ensure_creates_once_and_returns_the_token_once() {
     let h = harness();
     let (status, headers, first) = h.send(Req::new(Method::POST, "/v1/sessions/acme")).await;
     assert_eq!(status, StatusCode::CREATED, "{first}");
-    assert_eq!(headers[header::CACHE_CONTROL], "no-store", "the token must not be cached");
+    assert_eq!(
+        headers[header::CACHE_CONTROL],
+        "no-store",
+        "the token must not be cached"
+    );
     assert_eq!(first["created"], true);
     assert!(first["token"].as_str().unwrap().starts_with("wgc_"));
     assert_eq!(first["session"]["company"], "acme");
@@ -168,22 +221,50 @@ async fn ensure_creates_once_and_returns_the_token_once() {
     let (status, second) = h.call(Req::new(Method::POST, "/v1/sessions/acme")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(second["created"], false);
-    assert!(second.get("token").is_none(), "the token is shown only once: {second}");
-    assert_eq!(h.companies().await, (vec!["acme".to_owned()], vec!["acme".to_owned()]));
-    let stored = h.store.get_company(&CompanyId::parse("acme").unwrap()).unwrap().unwrap();
-    assert_eq!(stored.token_hash, crate::token::hash_token(first["token"].as_str().unwrap()).to_vec(), "stored hashed");
+    assert!(
+        second.get("token").is_none(),
+        "the token is shown only once: {second}"
+    );
+    assert_eq!(
+        h.companies().await,
+        (vec!["acme".to_owned()], vec!["acme".to_owned()])
+    );
+    let stored = h
+        .store
+        .get_company(&CompanyId::parse("acme").unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.token_hash,
+        crate::token::hash_token(first["token"].as_str().unwrap()).to_vec(),
+        "stored hashed"
+    );
 }
 
 #[tokio::test]
 async fn company_tokens_act_only_on_their_own_company() {
     let h = harness();
     let acme = h.ensure("acme").await["token"].as_str().unwrap().to_owned();
-    let globex = h.ensure("globex").await["token"].as_str().unwrap().to_owned();
+    let globex = h.ensure("globex").await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
-    let (status, body) = h.call(Req::new(Method::GET, "/v1/sessions/acme").key(Some(&acme))).await;
-    assert_eq!((status, body["company"].as_str()), (StatusCode::OK, Some("acme")));
-    let (status, _) = h.call(Req::new(Method::POST, "/v1/sessions/acme").key(Some(&acme))).await;
-    assert_eq!(status, StatusCode::OK, "a tenant may ensure its own session");
+    let (status, body) = h
+        .call(Req::new(Method::GET, "/v1/sessions/acme").key(Some(&acme)))
+        .await;
+    assert_eq!(
+        (status, body["company"].as_str()),
+        (StatusCode::OK, Some("acme"))
+    );
+    let (status, _) = h
+        .call(Req::new(Method::POST, "/v1/sessions/acme").key(Some(&acme)))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a tenant may ensure its own session"
+    );
 
     for (method, uri, key) in [
         (Method::GET, "/v1/sessions/globex", &acme),
@@ -193,19 +274,37 @@ async fn company_tokens_act_only_on_their_own_company() {
         (Method::GET, "/v1/sessions", &acme),
     ] {
         let (status, body) = h.call(Req::new(method.clone(), uri).key(Some(key))).await;
-        assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "forbidden"), "{method} {uri}");
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::FORBIDDEN, "forbidden"),
+            "{method} {uri}"
+        );
     }
     let both = vec!["acme".to_owned(), "globex".to_owned()];
-    assert_eq!(h.companies().await, (both.clone(), both), "nothing was created or deleted");
+    assert_eq!(
+        h.companies().await,
+        (both.clone(), both),
+        "nothing was created or deleted"
+    );
 }
 
 #[tokio::test]
 async fn invalid_company_ids_are_refused() {
     let h = harness();
     let long = format!("/v1/sessions/{}", "a".repeat(65));
-    for uri in ["/v1/sessions/Acme", "/v1/sessions/-acme", "/v1/sessions/a%20b", "/v1/sessions/%C3%A9", long.as_str()] {
+    for uri in [
+        "/v1/sessions/Acme",
+        "/v1/sessions/-acme",
+        "/v1/sessions/a%20b",
+        "/v1/sessions/%C3%A9",
+        long.as_str(),
+    ] {
         let (status, body) = h.call(Req::new(Method::POST, uri)).await;
-        assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "invalid_company_id"), "{uri}: {body}");
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::BAD_REQUEST, "invalid_company_id"),
+            "{uri}: {body}"
+        );
     }
     assert_eq!(h.companies().await, (vec![], vec![]));
 }
@@ -236,7 +335,8 @@ async fn malformed_requests_get_the_envelope_and_change_nothing() {
             "invalid_body",
         ),
         (
-            Req::new(Method::POST, messages).json(json!({"to": "15550002222", "text": "x", "extra": 1})),
+            Req::new(Method::POST, messages)
+                .json(json!({"to": "15550002222", "text": "x", "extra": 1})),
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_body",
         ),
@@ -245,7 +345,11 @@ async fn malformed_requests_get_the_envelope_and_change_nothing() {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
         ),
-        (Req::new(Method::POST, messages).json(huge), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        (
+            Req::new(Method::POST, messages).json(huge),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
         (
             Req::new(Method::POST, messages).json(json!({"to": "12345", "text": "x"})),
             StatusCode::BAD_REQUEST,
@@ -278,19 +382,44 @@ async fn malformed_requests_get_the_envelope_and_change_nothing() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_body",
         ),
-        (Req::new(Method::GET, "/v1/sessions/acme/qr?format=gif"), StatusCode::BAD_REQUEST, "invalid_query"),
-        (Req::new(Method::GET, "/v1/nope"), StatusCode::NOT_FOUND, "not_found"),
-        (Req::new(Method::PUT, "/v1/sessions/acme"), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        (
+            Req::new(Method::GET, "/v1/sessions/acme/qr?format=gif"),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            Req::new(Method::GET, "/v1/nope"),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Req::new(Method::PUT, "/v1/sessions/acme"),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
     ];
     for (req, want_status, want_code) in cases {
         let label = format!("{} {}", req.method, req.uri);
         let (status, body) = h.call(req).await;
-        assert_eq!((status, code(&body)), (want_status, want_code), "{label}: {body}");
+        assert_eq!(
+            (status, code(&body)),
+            (want_status, want_code),
+            "{label}: {body}"
+        );
     }
 
-    assert_eq!(h.companies().await, (vec!["acme".to_owned()], vec!["acme".to_owned()]));
-    assert_eq!(h.call(Req::new(Method::GET, "/v1/sessions/acme")).await.1["state"], before);
-    assert_eq!(h.store.idempotent_message_id(&acme, "has space").unwrap(), None);
+    assert_eq!(
+        h.companies().await,
+        (vec!["acme".to_owned()], vec!["acme".to_owned()])
+    );
+    assert_eq!(
+        h.call(Req::new(Method::GET, "/v1/sessions/acme")).await.1["state"],
+        before
+    );
+    assert_eq!(
+        h.store.idempotent_message_id(&acme, "has space").unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
@@ -305,13 +434,22 @@ async fn unknown_companies_are_404() {
         Req::new(Method::POST, "/v1/sessions/initech/logout"),
         Req::new(Method::DELETE, "/v1/sessions/initech"),
         Req::new(Method::POST, "/v1/sessions/initech/messages").json(send),
-        Req::new(Method::POST, "/v1/sessions/initech/pair-code").json(json!({"phone": "15550001111"})),
+        Req::new(Method::POST, "/v1/sessions/initech/pair-code")
+            .json(json!({"phone": "15550001111"})),
     ] {
         let label = format!("{} {}", req.method, req.uri);
         let (status, body) = h.call(req).await;
-        assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "unknown_company"), "{label}: {body}");
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::NOT_FOUND, "unknown_company"),
+            "{label}: {body}"
+        );
     }
-    assert_eq!(h.companies().await, (vec![], vec![]), "no request created the company");
+    assert_eq!(
+        h.companies().await,
+        (vec![], vec![]),
+        "no request created the company"
+    );
 }
 
 #[tokio::test]
@@ -323,18 +461,35 @@ async fn sending_while_not_connected_is_409_and_records_nothing() {
         .json(json!({"to": "+15550002222", "text": "hello"}))
         .header("Idempotency-Key", "order-1");
     let (status, body) = h.call(req).await;
-    assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "not_connected"), "{body}");
-    assert!(body["error"]["state"].is_string(), "the state is reported: {body}");
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "not_connected"),
+        "{body}"
+    );
+    assert!(
+        body["error"]["state"].is_string(),
+        "the state is reported: {body}"
+    );
     let acme = CompanyId::parse("acme").unwrap();
-    assert_eq!(h.store.idempotent_message_id(&acme, "order-1").unwrap(), None, "the key was not consumed");
+    assert_eq!(
+        h.store.idempotent_message_id(&acme, "order-1").unwrap(),
+        None,
+        "the key was not consumed"
+    );
 }
 
 #[tokio::test]
 async fn no_qr_is_409_with_the_state() {
     let h = harness();
     h.ensure("acme").await;
-    let (status, body) = h.call(Req::new(Method::GET, "/v1/sessions/acme/qr?format=png")).await;
-    assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "no_qr"), "{body}");
+    let (status, body) = h
+        .call(Req::new(Method::GET, "/v1/sessions/acme/qr?format=png"))
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "no_qr"),
+        "{body}"
+    );
     assert!(body["error"]["state"].is_string(), "{body}");
 }
 
@@ -342,16 +497,32 @@ async fn no_qr_is_409_with_the_state() {
 async fn delete_reports_each_step_and_revokes_the_token() {
     let h = harness();
     let token = h.ensure("acme").await["token"].as_str().unwrap().to_owned();
-    let (status, report) = h.call(Req::new(Method::DELETE, "/v1/sessions/acme").key(Some(&token))).await;
+    let (status, report) = h
+        .call(Req::new(Method::DELETE, "/v1/sessions/acme").key(Some(&token)))
+        .await;
     assert_eq!(status, StatusCode::OK, "{report}");
-    let steps: Vec<&str> = report["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    let steps: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
     assert_eq!(steps, ["logout", "credentials", "registry"]);
     assert_eq!(report["steps"][2]["outcome"], "done");
 
     let (status, body) = h.call(Req::new(Method::GET, "/v1/sessions/acme")).await;
-    assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "unknown_company"));
-    let (status, body) = h.call(Req::new(Method::GET, "/v1/sessions/acme").key(Some(&token))).await;
-    assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "invalid_credentials"), "the token died with it");
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::NOT_FOUND, "unknown_company")
+    );
+    let (status, body) = h
+        .call(Req::new(Method::GET, "/v1/sessions/acme").key(Some(&token)))
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+        "the token died with it"
+    );
     assert_eq!(h.companies().await, (vec![], vec![]));
 }
 
@@ -359,23 +530,39 @@ async fn delete_reports_each_step_and_revokes_the_token() {
 async fn health_and_readiness() {
     let h = harness();
     let (status, body) = h.call(Req::new(Method::GET, "/healthz").key(None)).await;
-    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ok")));
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
     let (status, body) = h.call(Req::new(Method::GET, "/readyz").key(None)).await;
-    assert_eq!((status, code(&body)), (StatusCode::SERVICE_UNAVAILABLE, "not_ready"));
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+    );
     h.state.lifecycle.set_ready();
     let (status, _) = h.call(Req::new(Method::GET, "/readyz").key(None)).await;
     assert_eq!(status, StatusCode::OK);
     h.state.lifecycle.begin_stopping();
     let (status, _) = h.call(Req::new(Method::GET, "/readyz").key(None)).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "not ready while stopping");
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not ready while stopping"
+    );
 }
 
 #[tokio::test]
 async fn openapi_document_describes_the_api() {
     let h = harness();
-    let (status, doc) = h.call(Req::new(Method::GET, "/openapi.json").key(None)).await;
+    let (status, doc) = h
+        .call(Req::new(Method::GET, "/openapi.json").key(None))
+        .await;
     assert_eq!(status, StatusCode::OK);
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1."), "{}", doc["openapi"]);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1."),
+        "{}",
+        doc["openapi"]
+    );
     for (path, method) in [
         ("/v1/sessions", "get"),
         ("/v1/sessions/{company}", "post"),
@@ -390,10 +577,26 @@ async fn openapi_document_describes_the_api() {
         ("/healthz", "get"),
         ("/readyz", "get"),
     ] {
-        assert!(doc["paths"][path][method].is_object(), "{method} {path} is documented");
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} is documented"
+        );
     }
-    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
-    for schema in ["ErrorBody", "SessionView", "SendTextRequest", "QrView", "EnsureResponse", "DeleteResponse"] {
-        assert!(doc["components"]["schemas"][schema].is_object(), "schema {schema}");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    for schema in [
+        "ErrorBody",
+        "SessionView",
+        "SendTextRequest",
+        "QrView",
+        "EnsureResponse",
+        "DeleteResponse",
+    ] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "schema {schema}"
+        );
     }
 }

@@ -273,7 +273,11 @@ impl Store {
     pub fn remove_company(&self, company: &CompanyId) -> Result<(), StoreError> {
         let outbox = self.outbox()?;
         let mut rows = self.credential_rows(company);
-        rows.extend(outbox.company_trees().map(|tree| (tree, Rows::Prefix(keys::company_prefix(company)))));
+        rows.extend(
+            outbox
+                .company_trees()
+                .map(|tree| (tree, Rows::Prefix(keys::company_prefix(company)))),
+        );
         rows.extend([
             (
                 &self.trees.registry,

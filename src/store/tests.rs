@@ -162,7 +162,10 @@ async fn linked_means_a_device_with_its_own_jid() {
         !store.is_linked(&acme).unwrap(),
         "a created, unpaired device is not linked"
     );
-    assert_eq!(store.companies_with_credentials().unwrap(), std::slice::from_ref(&acme));
+    assert_eq!(
+        store.companies_with_credentials().unwrap(),
+        std::slice::from_ref(&acme)
+    );
 
     backend.save(&paired_device("15550001111")).await.unwrap();
     assert!(store.is_linked(&acme).unwrap());
@@ -198,7 +201,10 @@ async fn wiping_one_company_leaves_the_others_untouched() {
         "a wipe keeps the registry record"
     );
     assert_eq!(store.recent_transitions(&a, 10).unwrap().len(), 1);
-    assert_eq!(store.companies_with_credentials().unwrap(), std::slice::from_ref(&ab));
+    assert_eq!(
+        store.companies_with_credentials().unwrap(),
+        std::slice::from_ref(&ab)
+    );
 
     let kept = store.backend(&ab);
     assert!(store.is_linked(&ab).unwrap());

@@ -41,7 +41,12 @@ async fn spawn_fast(fake: &FakeServer, max_failures: u32, stall_ms: u64) -> Fast
     let task = tokio::spawn(app.run(async move {
         let _ = stop.await;
     }));
-    FastApp { api, shutdown: Some(shutdown), task, _dir: dir }
+    FastApp {
+        api,
+        shutdown: Some(shutdown),
+        task,
+        _dir: dir,
+    }
 }
 
 impl FastApp {
@@ -69,7 +74,9 @@ fn counter(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &st
         .iter()
         .filter(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
         .map(|s| match s.value {
-            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
             _ => 0.0,
         })
         .sum()
@@ -81,7 +88,9 @@ trait RawGet {
 
 impl RawGet for Api {
     async fn without_key_get(&self, path: &str) -> (StatusCode, String) {
-        let response = reqwest::get(format!("{}{path}", self.base)).await.expect("the gateway answers");
+        let response = reqwest::get(format!("{}{path}", self.base))
+            .await
+            .expect("the gateway answers");
         let status = response.status();
         (status, response.text().await.expect("a text body"))
     }
@@ -101,18 +110,46 @@ async fn metrics_parse_and_readyz_follows_restore() {
             break;
         }
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(tokio::time::Instant::now() < deadline, "ready within the time limit");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ready within the time limit"
+        );
         tokio::task::yield_now().await;
     }
     app.api.ensure("metrics-co").await;
     let (_, _) = app.api.get("/v1/sessions/metrics-co").await;
     let (text, scrape) = scrape(&app.api).await;
     // The route label is the matched template, never the raw path.
-    assert!(counter(&scrape, "wagate_http_requests_total", &[("method", "GET"), ("status", "200")]) >= 1.0, "{text}");
-    assert!(text.contains(r#"route="/v1/sessions/{company}",method="GET",status="200""#), "{text}");
-    assert!(counter(&scrape, "wagate_session_transitions_total", &[("to", "connecting")]) >= 1.0, "{text}");
-    assert!(scrape.samples.iter().any(|s| s.metric == "wagate_sessions" && s.labels.get("state") == Some("connected")));
-    assert!(!text.contains("metrics-co"), "no per-company label by default");
+    assert!(
+        counter(
+            &scrape,
+            "wagate_http_requests_total",
+            &[("method", "GET"), ("status", "200")]
+        ) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"route="/v1/sessions/{company}",method="GET",status="200""#),
+        "{text}"
+    );
+    assert!(
+        counter(
+            &scrape,
+            "wagate_session_transitions_total",
+            &[("to", "connecting")]
+        ) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .any(|s| s.metric == "wagate_sessions" && s.labels.get("state") == Some("connected"))
+    );
+    assert!(
+        !text.contains("metrics-co"),
+        "no per-company label by default"
+    );
     app.stop().await;
 }
 
@@ -123,12 +160,19 @@ async fn metrics_parse_and_readyz_follows_restore() {
 async fn unanswered_keepalives_reconnect_with_keepalive_timeout() {
     let fake = support::start_fake().await;
     let app = spawn_fast(&fake, 2, 600_000).await;
-    app.api.link_by_qr(&fake, "watchdog-ka", "15550007001").await;
+    app.api
+        .link_by_qr(&fake, "watchdog-ka", "15550007001")
+        .await;
     let mut events = app.api.events("watchdog-ka").await;
-    fake.set_device_ping_replies("15550007001", false).expect("the device exists");
+    fake.set_device_ping_replies("15550007001", false)
+        .expect("the device exists");
     let reconnecting = events.wait_for_state("reconnecting").await;
-    assert_eq!(reconnecting["reason"], "keepalive_timeout", "{reconnecting}");
-    fake.set_device_ping_replies("15550007001", true).expect("the device exists");
+    assert_eq!(
+        reconnecting["reason"], "keepalive_timeout",
+        "{reconnecting}"
+    );
+    fake.set_device_ping_replies("15550007001", true)
+        .expect("the device exists");
     let connected = events.wait_for_state("connected").await;
     assert_eq!(connected["reason"], "reconnected", "{connected}");
 
@@ -136,12 +180,29 @@ async fn unanswered_keepalives_reconnect_with_keepalive_timeout() {
     assert!(status["reconnects_24h"].as_u64() >= Some(1), "{status}");
     let (text, scrape) = scrape(&app.api).await;
     assert!(
-        counter(&scrape, "wagate_session_transitions_total", &[("to", "reconnecting"), ("reason", "keepalive_timeout")]) >= 1.0,
+        counter(
+            &scrape,
+            "wagate_session_transitions_total",
+            &[("to", "reconnecting"), ("reason", "keepalive_timeout")]
+        ) >= 1.0,
         "{text}"
     );
-    assert!(counter(&scrape, "wagate_keepalive_pings_total", &[("outcome", "timeout")]) >= 2.0, "{text}");
-    assert!(counter(&scrape, "wagate_reconnect_attempts_total", &[]) >= 1.0, "{text}");
-    assert!(fake.max_concurrent_connections("15550007001") <= 1, "never two sockets");
+    assert!(
+        counter(
+            &scrape,
+            "wagate_keepalive_pings_total",
+            &[("outcome", "timeout")]
+        ) >= 2.0,
+        "{text}"
+    );
+    assert!(
+        counter(&scrape, "wagate_reconnect_attempts_total", &[]) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        fake.max_concurrent_connections("15550007001") <= 1,
+        "never two sockets"
+    );
     app.stop().await;
 }
 
@@ -152,12 +213,16 @@ async fn unanswered_keepalives_reconnect_with_keepalive_timeout() {
 async fn a_silent_socket_is_detected_as_stalled() {
     let fake = support::start_fake().await;
     let app = spawn_fast(&fake, 100, 3_000).await;
-    app.api.link_by_qr(&fake, "watchdog-stall", "15550007002").await;
+    app.api
+        .link_by_qr(&fake, "watchdog-stall", "15550007002")
+        .await;
     let mut events = app.api.events("watchdog-stall").await;
-    fake.set_device_ping_replies("15550007002", false).expect("the device exists");
+    fake.set_device_ping_replies("15550007002", false)
+        .expect("the device exists");
     let reconnecting = events.wait_for_state("reconnecting").await;
     assert_eq!(reconnecting["reason"], "stalled", "{reconnecting}");
-    fake.set_device_ping_replies("15550007002", true).expect("the device exists");
+    fake.set_device_ping_replies("15550007002", true)
+        .expect("the device exists");
     events.wait_for_state("connected").await;
     // Answered pings on the healthy connection report a round trip.
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -166,7 +231,10 @@ async fn a_silent_socket_is_detected_as_stalled() {
         if status["keepalive_rtt_ms"].is_u64() {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "a keepalive RTT within the time limit: {status}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a keepalive RTT within the time limit: {status}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     app.stop().await;

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
-use whatsapp_rust::prelude::*;
 use wacore::store::traits::{Backend, DeviceStore as _};
+use whatsapp_rust::prelude::*;
 use whatsapp_rust::transport::TokioWebSocketTransportFactory;
 use whatsapp_rust::wacore::net::{HttpClient, HttpRequest, HttpResponse};
 
@@ -68,7 +68,12 @@ impl StoreClient {
             .expect("bot builds");
         let client = bot.client();
         let handle = bot.spawn();
-        Self { handle: Some(handle), client, events, changed }
+        Self {
+            handle: Some(handle),
+            client,
+            events,
+            changed,
+        }
     }
 
     /// Waits for a recorded event matching `pick` (earlier events count).
@@ -79,14 +84,21 @@ impl StoreClient {
             if let Some(found) = self.events.lock().iter().find_map(|e| pick(e)) {
                 return found;
             }
-            if tokio::time::timeout_at(deadline, self.changed.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, self.changed.changed())
+                .await
+                .is_err()
+            {
                 panic!("timed out waiting for {what}; events: {:?}", self.names());
             }
         }
     }
 
     fn names(&self) -> Vec<String> {
-        self.events.lock().iter().map(|e| format!("{e:?}").chars().take(60).collect()).collect()
+        self.events
+            .lock()
+            .iter()
+            .map(|e| format!("{e:?}").chars().take(60).collect())
+            .collect()
     }
 
     fn saw(&self, pred: impl Fn(&Event) -> bool) -> bool {
@@ -102,14 +114,18 @@ impl StoreClient {
     }
 
     async fn connected(&mut self) {
-        self.wait_for("Connected", |e| matches!(e, Event::Connected(_)).then_some(())).await
+        self.wait_for("Connected", |e| {
+            matches!(e, Event::Connected(_)).then_some(())
+        })
+        .await
     }
 
     /// Waits for an inbound text message; returns its sender's user part.
     async fn received(&mut self, text: &str) -> String {
         self.wait_for(&format!("inbound {text:?}"), |e| match e {
             Event::Messages(batch) => batch.messages.iter().find_map(|m| {
-                (m.message.conversation.as_deref() == Some(text)).then(|| m.info.source.sender.user.to_string())
+                (m.message.conversation.as_deref() == Some(text))
+                    .then(|| m.info.source.sender.user.to_string())
             }),
             _ => None,
         })
@@ -118,14 +134,21 @@ impl StoreClient {
 
     /// Sends `text` to `to` and waits until the fake contact decrypted it.
     async fn send_and_check(&self, srv: &FakeServer, to: &str, text: &str) {
-        self.client.send_text(Jid::pn(to), text).await.expect("send");
-        srv.wait_for_sent_message(|m| m.text == text, T).await.expect("the contact decrypts the message");
+        self.client
+            .send_text(Jid::pn(to), text)
+            .await
+            .expect("send");
+        srv.wait_for_sent_message(|m| m.text == text, T)
+            .await
+            .expect("the contact decrypts the message");
     }
 
     /// Disconnects without logging out: the credentials stay in the store.
     async fn stop(mut self) {
         if let Some(handle) = self.handle.take() {
-            tokio::time::timeout(T, handle.shutdown()).await.expect("client shuts down");
+            tokio::time::timeout(T, handle.shutdown())
+                .await
+                .expect("client shuts down");
         }
     }
 }
@@ -143,7 +166,9 @@ fn company(id: &str) -> CompanyId {
 }
 
 async fn fake() -> FakeServer {
-    FakeServer::start(fakewa::Config::default()).await.expect("fake server starts")
+    FakeServer::start(fakewa::Config::default())
+        .await
+        .expect("fake server starts")
 }
 
 /// Pairs a fresh client for `company` by QR; returns it connected, with its phone.
@@ -181,31 +206,50 @@ async fn a_paired_client_reconnects_from_the_reopened_store_without_a_qr() {
     let phone = {
         let store = Store::open(dir.path()).unwrap();
         let (mut client, phone) = pair(&srv, &store, &acme).await;
-        assert!(store.is_linked(&acme).unwrap(), "pairing credentials are stored");
+        assert!(
+            store.is_linked(&acme).unwrap(),
+            "pairing credentials are stored"
+        );
         // Establish Signal sessions both ways.
-        srv.contact_send_text("15550002222", &phone, "before restart").await.unwrap();
+        srv.contact_send_text("15550002222", &phone, "before restart")
+            .await
+            .unwrap();
         client.received("before restart").await;
-        client.send_and_check(&srv, "15550002222", "reply before restart").await;
+        client
+            .send_and_check(&srv, "15550002222", "reply before restart")
+            .await;
         client.stop().await;
         store.flush().await.unwrap();
         phone
     };
-    srv.wait_for_connection_count(&phone, 0, T).await.expect("the old connection is gone");
+    srv.wait_for_connection_count(&phone, 0, T)
+        .await
+        .expect("the old connection is gone");
 
     // Everything in memory is gone; only the files remain.
     let store = reopen(dir.path()).await;
     assert!(store.is_linked(&acme).unwrap());
-    assert_eq!(store.companies_with_credentials().unwrap(), std::slice::from_ref(&acme));
+    assert_eq!(
+        store.companies_with_credentials().unwrap(),
+        std::slice::from_ref(&acme)
+    );
     let mut client = StoreClient::start(&srv, store.backend(&acme)).await;
     client.connected().await;
-    assert!(!client.saw(|e| matches!(e, Event::PairingQrCode(_))), "stored credentials need no QR");
+    assert!(
+        !client.saw(|e| matches!(e, Event::PairingQrCode(_))),
+        "stored credentials need no QR"
+    );
     assert_eq!(srv.login_count(&phone), 2);
 
     // The contact continues its existing session (a plain `msg`, not a new
     // `pkmsg`): decrypting it needs the ratchet state read back from disk.
-    srv.contact_send_text("15550002222", &phone, "after restart").await.unwrap();
+    srv.contact_send_text("15550002222", &phone, "after restart")
+        .await
+        .unwrap();
     client.received("after restart").await;
-    client.send_and_check(&srv, "15550002222", "reply after restart").await;
+    client
+        .send_and_check(&srv, "15550002222", "reply after restart")
+        .await;
     assert!(!client.saw(|e| matches!(e, Event::UndecryptableMessage(_))));
     client.stop().await;
 }
@@ -224,12 +268,19 @@ async fn companies_in_one_database_are_isolated_and_a_wipe_touches_only_its_comp
     let device_b = store.backend(&b).load().await.unwrap().unwrap();
     assert_eq!(device_a.pn.unwrap().user.to_string(), phone_a);
     assert_eq!(device_b.pn.unwrap().user.to_string(), phone_b);
-    assert_ne!(device_a.identity_key.public_key, device_b.identity_key.public_key);
+    assert_ne!(
+        device_a.identity_key.public_key,
+        device_b.identity_key.public_key
+    );
 
     // A message to A reaches only A; each talks to its own contacts.
-    srv.contact_send_text("15550003333", &phone_a, "for a only").await.unwrap();
+    srv.contact_send_text("15550003333", &phone_a, "for a only")
+        .await
+        .unwrap();
     client_a.received("for a only").await;
-    srv.contact_send_text("15550004444", &phone_b, "for b only").await.unwrap();
+    srv.contact_send_text("15550004444", &phone_b, "for b only")
+        .await
+        .unwrap();
     client_b.received("for b only").await;
     assert!(!client_b.saw(|e| format!("{e:?}").contains("for a only")));
     assert!(!client_a.saw(|e| format!("{e:?}").contains("for b only")));
@@ -237,20 +288,34 @@ async fn companies_in_one_database_are_isolated_and_a_wipe_touches_only_its_comp
     client_a.stop().await;
     store.wipe_credentials(&a).unwrap();
     assert!(!store.is_linked(&a).unwrap());
-    assert!(!store.backend(&a).exists().await.unwrap(), "A's device is gone");
+    assert!(
+        !store.backend(&a).exists().await.unwrap(),
+        "A's device is gone"
+    );
     assert!(store.is_linked(&b).unwrap());
-    assert_eq!(store.companies_with_credentials().unwrap(), std::slice::from_ref(&b));
+    assert_eq!(
+        store.companies_with_credentials().unwrap(),
+        std::slice::from_ref(&b)
+    );
 
     // B stays connected and working on its existing sessions.
-    srv.contact_send_text("15550004444", &phone_b, "b still works").await.unwrap();
+    srv.contact_send_text("15550004444", &phone_b, "b still works")
+        .await
+        .unwrap();
     client_b.received("b still works").await;
-    client_b.send_and_check(&srv, "15550004444", "b replies after the wipe").await;
+    client_b
+        .send_and_check(&srv, "15550004444", "b replies after the wipe")
+        .await;
     assert_eq!(srv.connection_count(&phone_b), 1);
 
     // A starts over: a fresh device shows a QR instead of logging in.
     let mut client_a = StoreClient::start(&srv, store.backend(&a)).await;
     client_a.qr().await;
-    assert_eq!(srv.login_count(&phone_a), 1, "A's wiped credentials never log in again");
+    assert_eq!(
+        srv.login_count(&phone_a),
+        1,
+        "A's wiped credentials never log in again"
+    );
     client_a.stop().await;
     client_b.stop().await;
 }

@@ -42,13 +42,20 @@ pub fn init_logging() {
     ONCE.call_once(|| {
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,wagate=info"));
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
     });
 }
 
 /// Starts a fake WhatsApp server with its default configuration.
 pub async fn start_fake() -> Arc<FakeServer> {
-    Arc::new(FakeServer::start(fakewa::Config::default()).await.expect("start the fake WhatsApp server"))
+    Arc::new(
+        FakeServer::start(fakewa::Config::default())
+            .await
+            .expect("start the fake WhatsApp server"),
+    )
 }
 
 /// The gateway's configuration for a test: loopback, port 0, the fake's URL.
@@ -78,12 +85,20 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: String, key: Option<&str>) -> Self {
-        Self { base, key: key.map(str::to_owned), http: reqwest::Client::new() }
+        Self {
+            base,
+            key: key.map(str::to_owned),
+            http: reqwest::Client::new(),
+        }
     }
 
     /// The same gateway with another credential (`None`: no header).
     pub fn with_key(&self, key: Option<&str>) -> Self {
-        Self { base: self.base.clone(), key: key.map(str::to_owned), http: self.http.clone() }
+        Self {
+            base: self.base.clone(),
+            key: key.map(str::to_owned),
+            http: self.http.clone(),
+        }
     }
 
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
@@ -96,7 +111,12 @@ impl Api {
 
     /// Sends a request and returns the status and the JSON body (`Null` when
     /// the body is empty or not JSON).
-    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut builder = self.request(method, path);
         if let Some(body) = body {
             builder = builder.json(&body);
@@ -119,7 +139,10 @@ impl Api {
     /// `POST /v1/sessions/{company}`, expecting 200 or 201.
     pub async fn ensure(&self, company: &str) -> Value {
         let (status, body) = self.post(&format!("/v1/sessions/{company}"), None).await;
-        assert!(status == StatusCode::CREATED || status == StatusCode::OK, "ensure {company}: {status} {body}");
+        assert!(
+            status == StatusCode::CREATED || status == StatusCode::OK,
+            "ensure {company}: {status} {body}"
+        );
         body
     }
 
@@ -130,7 +153,13 @@ impl Api {
     }
 
     /// Sends a text; returns the status and body.
-    pub async fn send_text(&self, company: &str, to: &str, text: &str, key: Option<&str>) -> (StatusCode, Value) {
+    pub async fn send_text(
+        &self,
+        company: &str,
+        to: &str,
+        text: &str,
+        key: Option<&str>,
+    ) -> (StatusCode, Value) {
         let mut builder = self
             .request(Method::POST, &format!("/v1/sessions/{company}/messages"))
             .json(&json!({"to": to, "text": text}));
@@ -147,8 +176,15 @@ impl Api {
             .send()
             .await
             .expect("open the event stream");
-        assert_eq!(response.status(), StatusCode::OK, "event stream of {company}");
-        Events { body: Box::pin(response.bytes_stream()), buffer: String::new() }
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "event stream of {company}"
+        );
+        Events {
+            body: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        }
     }
 
     /// Waits (on the event stream) until `company` is in `state`; returns the
@@ -166,7 +202,9 @@ impl Api {
         let ensured = self.ensure(company).await;
         let mut events = self.events(company).await;
         let qr = events.next_qr().await;
-        fake.scan_qr_as(phone, &qr).await.expect("the fake phone scans the QR code");
+        fake.scan_qr_as(phone, &qr)
+            .await
+            .expect("the fake phone scans the QR code");
         let status = events.wait_for_state("connected").await;
         assert_eq!(status["phone"], phone, "{status}");
         ensured
@@ -177,7 +215,10 @@ async fn send(builder: reqwest::RequestBuilder) -> (StatusCode, Value) {
     let response = builder.send().await.expect("the gateway answers");
     let status = response.status();
     let bytes = response.bytes().await.expect("read the body");
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 /// A Server-Sent Events stream of one session, parsed into `(event, data)`.
@@ -204,14 +245,18 @@ impl Events {
                 if data.is_empty() && name == "message" {
                     continue; // keep-alive comment
                 }
-                return (name, serde_json::from_str(&data).unwrap_or(Value::String(data)));
+                return (
+                    name,
+                    serde_json::from_str(&data).unwrap_or(Value::String(data)),
+                );
             }
             let chunk = tokio::time::timeout(WAIT, self.body.next())
                 .await
                 .expect("an event within the time limit")
                 .expect("the event stream is still open")
                 .expect("read the event stream");
-            self.buffer.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"));
+            self.buffer
+                .push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"));
         }
     }
 
@@ -289,7 +334,15 @@ pub async fn spawn_app_on(fake: Arc<FakeServer>, dir: Arc<tempfile::TempDir>) ->
     let task = tokio::spawn(app.run(async move {
         let _ = stop.await;
     }));
-    TestApp { api, fake, store, pool, shutdown: Some(shutdown), task: Some(task), dir }
+    TestApp {
+        api,
+        fake,
+        store,
+        pool,
+        shutdown: Some(shutdown),
+        task: Some(task),
+        dir,
+    }
 }
 
 impl TestApp {
@@ -327,10 +380,22 @@ impl GatewayProcess {
     pub async fn start(fake: &FakeServer, data_dir: &Path) -> Self {
         let (major, minor, patch) = WA_VERSION;
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wagate"))
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json", "--shutdown-timeout", "5"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--shutdown-timeout",
+                "5",
+            ])
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--wa-url", &fake.ws_url(), "--wa-version", &format!("{major}.{minor}.{patch}")])
+            .args([
+                "--wa-url",
+                &fake.ws_url(),
+                "--wa-version",
+                &format!("{major}.{minor}.{patch}"),
+            ])
             .env("WAGATE_ADMIN_KEY", ADMIN_KEY)
             .env("RUST_LOG", "warn,wagate=info")
             .stdin(std::process::Stdio::null())
@@ -348,9 +413,16 @@ impl GatewayProcess {
                 tx.send_modify(|logs| logs.push(entry));
             }
         });
-        let mut process = Self { api: Api::new(String::new(), Some(ADMIN_KEY)), child, logs };
+        let mut process = Self {
+            api: Api::new(String::new(), Some(ADMIN_KEY)),
+            child,
+            logs,
+        };
         let serving = process.wait_for_log("serving the HTTP API").await;
-        let addr = serving["listen.addr"].as_str().expect("the bound address in the log line").to_owned();
+        let addr = serving["listen.addr"]
+            .as_str()
+            .expect("the bound address in the log line")
+            .to_owned();
         process.api = Api::new(format!("http://{addr}"), Some(ADMIN_KEY));
         process.wait_for_log("ready").await;
         process
@@ -359,16 +431,28 @@ impl GatewayProcess {
     /// Waits for a JSON log line whose message is `message`.
     pub async fn wait_for_log(&mut self, message: &str) -> Value {
         let find = |logs: &Vec<Value>| logs.iter().find(|l| l["message"] == message).cloned();
-        let found = match tokio::time::timeout(WAIT, self.logs.wait_for(|logs| find(logs).is_some())).await {
-            Ok(Ok(logs)) => find(&logs),
-            _ => None,
-        };
-        found.unwrap_or_else(|| panic!("no log line {message:?} within the time limit; got {:?}", self.logs.borrow()))
+        let found =
+            match tokio::time::timeout(WAIT, self.logs.wait_for(|logs| find(logs).is_some())).await
+            {
+                Ok(Ok(logs)) => find(&logs),
+                _ => None,
+            };
+        found.unwrap_or_else(|| {
+            panic!(
+                "no log line {message:?} within the time limit; got {:?}",
+                self.logs.borrow()
+            )
+        })
     }
 
     /// Every log line so far, as text.
     pub fn log_text(&self) -> String {
-        self.logs.borrow().iter().map(Value::to_string).collect::<Vec<_>>().join("\n")
+        self.logs
+            .borrow()
+            .iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// `SIGKILL`: no shutdown code runs.
@@ -385,7 +469,10 @@ pub fn pairing_connections(fake: &FakeServer) -> usize {
     let mut conns: Vec<u64> = fake
         .stanzas()
         .iter()
-        .filter(|s| s.direction == fakewa::Direction::ToClient && s.node.get_optional_child("pair-device").is_some())
+        .filter(|s| {
+            s.direction == fakewa::Direction::ToClient
+                && s.node.get_optional_child("pair-device").is_some()
+        })
         .map(|s| s.conn)
         .collect();
     conns.sort_unstable();
