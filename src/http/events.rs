@@ -4,8 +4,9 @@
 //! The stream opens with the current status (and the current QR code, if
 //! any), so a client never has to race a separate status request. Event
 //! names: `session.status` (data: [`SessionView`]), `session.qr` (data:
-//! [`QrEvent`]), `session.pair_code` (data: [`PairCodeEvent`]) and
-//! `stream.lagged` (data: how many events this slow client missed; it should
+//! [`QrEvent`]), `session.pair_code` (data: [`PairCodeEvent`]),
+//! `message.received` (data: the same event JSON a webhook receives; the SSE
+//! id is the event id, stable across redeliveries) and `stream.lagged` (data: how many events this slow client missed; it should
 //! re-read the status). The stream ends when the company is deleted or the
 //! gateway shuts down; a comment is sent every 15 s to keep proxies from
 //! closing an idle stream.
@@ -55,6 +56,7 @@ pub struct PairCodeEvent {
 pub async fn events(
     State(state): State<AppState>,
     access: CompanyAccess,
+    webhooks: Option<axum::extract::Extension<crate::webhook::Webhooks>>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let handle = session(&state, &access)?;
     // Subscribe before reading the snapshot: a change in between is then
@@ -63,8 +65,43 @@ pub async fn events(
     let mut opening = vec![status_event(SessionView::from(handle.status()))];
     opening.extend(handle.current_qr().map(qr_event));
 
+    // Inbound messages: the committed events the webhooks deliver, so a
+    // consumer that pulls sees exactly what a webhook receiver would.
+    let company = access.company.to_string();
+    let messages = match webhooks {
+        Some(axum::extract::Extension(webhooks)) => {
+            BroadcastStream::new(webhooks.subscribe()).boxed()
+        }
+        None => stream::empty().boxed(),
+    }
+    .filter_map(move |committed| {
+        let company = company.clone();
+        async move {
+            match committed {
+                Ok(event)
+                    if event.company_id == company
+                        && event.r#type == crate::webhook::event::MESSAGE_RECEIVED =>
+                {
+                    let data = crate::webhook::event::to_json(&event);
+                    Some(
+                        Event::default()
+                            .event(event.r#type.as_str())
+                            .id(event.id.as_str())
+                            .data(data.to_string()),
+                    )
+                }
+                Ok(_) => None,
+                Err(BroadcastStreamRecvError::Lagged(missed)) => Some(
+                    Event::default()
+                        .event("stream.lagged")
+                        .data(missed.to_string()),
+                ),
+            }
+        }
+    });
+
     let lifecycle = state.lifecycle.clone();
-    let stream = stream::iter(opening)
+    let session_events = stream::iter(opening)
         .chain(updates.filter_map(|update| async move {
             match update {
                 Ok(event) => to_sse(event),
@@ -75,6 +112,14 @@ pub async fn events(
                 ),
             }
         }))
+        // `None` marks the end of the session's own stream (company deleted):
+        // the whole stream ends there, although the message feed never does.
+        .map(Some)
+        .chain(stream::once(async { None }))
+        .boxed();
+    let stream = stream::select(session_events, messages.map(Some))
+        .take_while(|event| std::future::ready(event.is_some()))
+        .filter_map(std::future::ready)
         .map(Ok)
         .take_until(async move { lifecycle.stopped().await });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))

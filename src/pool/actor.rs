@@ -478,7 +478,7 @@ impl SessionActor {
                     .as_ref()
                     .is_some_and(|c| c.generation == generation)
                 {
-                    self.handle_event(&event);
+                    self.handle_event(&event).await;
                 }
             }
             Signal::RunExited { generation } => {
@@ -621,7 +621,7 @@ impl SessionActor {
         }
     }
 
-    fn handle_event(&mut self, event: &Event) {
+    async fn handle_event(&mut self, event: &Event) {
         let verdict = classify(event);
         if verdict != Verdict::Ignore {
             self.status.send_if_modified(|s| {
@@ -630,7 +630,7 @@ impl SessionActor {
             });
         }
         match verdict {
-            Verdict::Ready => self.ready(),
+            Verdict::Ready => self.ready().await,
             Verdict::Qr { code, timeout_ms } => {
                 let qr = Qr {
                     code,
@@ -663,7 +663,12 @@ impl SessionActor {
 
     /// `Event::Connected`: connected only if the device has its own JID
     /// (invariant 2).
-    fn ready(&mut self) {
+    ///
+    /// Right after pairing, the new credentials are made durable before the
+    /// session is reported `connected`: whatsapp-rust saves the paired device
+    /// in the background, so without this a crash just after "connected"
+    /// could lose the link and force a new QR.
+    async fn ready(&mut self) {
         let Some(client) = self.conn.as_ref().map(|c| c.client.clone()) else {
             return;
         };
@@ -671,6 +676,14 @@ impl SessionActor {
         if client.pn().is_none() {
             self.transition(SessionState::Pairing, "not_linked");
             return;
+        }
+        if self.just_paired {
+            if let Err(error) = client.persistence_manager().flush().await {
+                tracing::error!(%error, "saving the paired device failed");
+            }
+            if let Err(error) = self.store.flush().await {
+                tracing::error!(%error, "flushing the store after pairing failed");
+            }
         }
         let reason = if self.just_paired {
             match self.linking {

@@ -384,3 +384,33 @@ async fn a_gateway_killed_mid_traffic_loses_no_message_and_keeps_event_ids() {
         );
     }
 }
+
+/// The SSE stream carries the same `message.received` events a webhook
+/// receiver gets (same event id), for consumers that prefer pulling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_carries_inbound_messages() {
+    let app = spawn_app().await;
+    let api = app.admin();
+    api.link_by_qr(&app.fake, "acme", OWN_PHONE).await;
+    let mut events = api.events("acme").await;
+
+    app.fake
+        .contact_send_text("15550003333", OWN_PHONE, "hello over sse")
+        .await
+        .expect("the contact sends");
+    let message = loop {
+        let (name, data) = events.next().await;
+        if name == "message.received" {
+            break data;
+        }
+    };
+    assert_eq!(message["type"], "message.received", "{message}");
+    assert_eq!(message["company"], "acme", "{message}");
+    assert_eq!(message["data"]["sender_phone"], "15550003333", "{message}");
+    assert_eq!(message["data"]["text"], "hello over sse", "{message}");
+    assert!(
+        message["id"].as_str().is_some_and(|id| !id.is_empty()),
+        "a stable event id: {message}"
+    );
+    app.stop().await;
+}
