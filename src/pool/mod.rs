@@ -603,55 +603,14 @@ impl SessionPool {
 
 fn transition_from_record(record: crate::pb::StateTransition) -> Option<Transition> {
     Some(Transition {
-        from: state_from_code(&record.from)?,
-        to: state_from_code(&record.to)?,
+        from: SessionState::from_code(&record.from)?,
+        to: SessionState::from_code(&record.to)?,
         reason: record.reason,
         at_ms: record.at_ms,
     })
 }
 
-fn state_from_code(code: &str) -> Option<SessionState> {
-    use SessionState::*;
-    [
-        Pairing,
-        Connecting,
-        Connected,
-        Reconnecting,
-        LoggedOut,
-        Replaced,
-        Banned,
-        Outdated,
-        Stopped,
-    ]
-    .into_iter()
-    .find(|s| s.as_str() == code)
-}
-
 /// Unix milliseconds now, from the clock whatsapp-rust uses too.
 pub(crate) fn now_ms() -> i64 {
     wacore::time::now_millis()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn state_codes_round_trip() {
-        use SessionState::*;
-        for s in [
-            Pairing,
-            Connecting,
-            Connected,
-            Reconnecting,
-            LoggedOut,
-            Replaced,
-            Banned,
-            Outdated,
-            Stopped,
-        ] {
-            assert_eq!(state_from_code(s.as_str()), Some(s));
-        }
-        assert_eq!(state_from_code("bogus"), None);
-    }
 }

@@ -65,6 +65,11 @@ impl SessionState {
         }
     }
 
+    /// The state whose [`as_str`](Self::as_str) code is `code`.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == code)
+    }
+
     /// States only an explicit reconnect leaves: not restarted by `ensure`,
     /// nor by a gateway restart.
     pub fn waits_for_reconnect(self) -> bool {
@@ -565,5 +570,13 @@ mod tests {
                 format!("\"{}\"", s.as_str())
             );
         }
+    }
+
+    #[test]
+    fn state_codes_round_trip() {
+        for s in SessionState::ALL {
+            assert_eq!(SessionState::from_code(s.as_str()), Some(s));
+        }
+        assert_eq!(SessionState::from_code("bogus"), None);
     }
 }
