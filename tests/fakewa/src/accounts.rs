@@ -96,6 +96,9 @@ pub(crate) struct Device {
     /// Messages not yet acknowledged by a receipt from this device.
     pub(crate) inbox: VecDeque<Inbound>,
     pub(crate) ping_replies: bool,
+    /// Nothing is sent to this device's connections (they stay open and
+    /// keep reading): a socket that silently stopped delivering.
+    pub(crate) muted: bool,
 }
 
 /// A phone account (the fake "phone" plus its linked devices).

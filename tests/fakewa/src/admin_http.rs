@@ -26,6 +26,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/admin/devices", get(devices))
         .route("/admin/devices/{jid}/stream-error", post(stream_error))
         .route("/admin/connections", get(connections))
+        .route("/admin/messages/{id}/redeliver", post(redeliver))
+        .route("/admin/devices/{jid}/mute", post(mute))
         .with_state(shared)
 }
 
@@ -146,4 +148,26 @@ async fn connections(State(shared): State<Arc<Shared>>) -> Json<Vec<ConnectionsI
             .map(|(jid, connections)| ConnectionsItem { jid, connections })
             .collect(),
     )
+}
+
+async fn redeliver(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    shared.redeliver(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct MuteBody {
+    muted: bool,
+}
+
+async fn mute(
+    State(shared): State<Arc<Shared>>,
+    Path(jid): Path<String>,
+    Json(body): Json<MuteBody>,
+) -> Result<StatusCode, ApiError> {
+    shared.set_device_muted(&jid, body.muted)?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -7,6 +7,7 @@
 //! (stanza recorded, message decrypted, connection opened/closed) bumps the
 //! `changed` watch so waiters re-check without polling.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -163,6 +164,17 @@ pub(crate) struct Journal {
     pub(crate) stanzas: Vec<Stanza>,
     pub(crate) sent: Vec<SentMessage>,
     pub(crate) handshakes: Vec<HandshakePattern>,
+    /// Every contact text queued, by message id, for [`FakeServer::redeliver`].
+    pub(crate) contact_texts: HashMap<String, ContactText>,
+}
+
+/// A contact text as first queued (what a redelivery sends again).
+#[derive(Clone)]
+pub(crate) struct ContactText {
+    from: String,
+    to: String,
+    text: String,
+    push_name: Option<String>,
 }
 
 /// State shared by the accept loop, every connection task and the control API.
@@ -387,6 +399,31 @@ impl Shared {
         undecryptable: bool,
     ) -> Result<String> {
         let id = codec::new_message_id();
+        self.journal.lock().contact_texts.insert(
+            id.clone(),
+            ContactText {
+                from: from.to_string(),
+                to: to.to_string(),
+                text: text.to_string(),
+                push_name: push_name.clone(),
+            },
+        );
+        self.queue_contact_text_as(&id, from, to, text, push_name, undecryptable)
+            .await?;
+        Ok(id)
+    }
+
+    /// Queues contact text `id` for every linked device of `to` (or the
+    /// one device `to` names) and delivers it to those online.
+    async fn queue_contact_text_as(
+        self: &Arc<Self>,
+        id: &str,
+        from: &str,
+        to: &str,
+        text: &str,
+        push_name: Option<String>,
+        undecryptable: bool,
+    ) -> Result<()> {
         let keys = {
             let mut reg = self.reg.lock();
             let (phone, device) = reg
@@ -401,8 +438,10 @@ impl Shared {
                 if dev.removed || device.is_some_and(|d| d != *dev_id) {
                     continue;
                 }
+                // A redelivered copy supersedes one still waiting for its receipt.
+                dev.inbox.retain(|m| m.id != id);
                 dev.inbox.push_back(Inbound {
-                    id: id.clone(),
+                    id: id.to_string(),
                     from: from.to_string(),
                     text: text.to_string(),
                     push_name: push_name.clone(),
@@ -425,7 +464,32 @@ impl Shared {
         for key in keys {
             crate::messaging::deliver_inbox(self, &key, None).await?;
         }
-        Ok(id)
+        Ok(())
+    }
+
+    /// See [`FakeServer::redeliver`].
+    pub(crate) async fn redeliver(self: &Arc<Self>, id: &str) -> Result<()> {
+        let original = self.journal.lock().contact_texts.get(id).cloned();
+        let Some(m) = original else {
+            return Err(FakeError::InvalidInput("unknown message id".into()));
+        };
+        self.queue_contact_text_as(id, &m.from, &m.to, &m.text, m.push_name, false)
+            .await
+    }
+
+    /// See [`FakeServer::set_device_muted`].
+    pub(crate) fn set_device_muted(&self, target: &str, muted: bool) -> Result<()> {
+        let mut reg = self.reg.lock();
+        let devices = reg.devices_of(target);
+        if devices.is_empty() {
+            return Err(FakeError::UnknownDevice("target".into()));
+        }
+        for key in devices {
+            if let Some(dev) = reg.device_mut(&key) {
+                dev.muted = muted;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -541,6 +605,20 @@ impl FakeServer {
         self.shared
             .queue_contact_text(&from, to_phone, text, None, true)
             .await
+    }
+
+    /// WhatsApp delivers contact message `id` again, with the same id (as it
+    /// does when it did not see the ack, or after a reconnect): queued anew
+    /// for every linked device of its recipient, freshly encrypted.
+    pub async fn redeliver(&self, id: &str) -> Result<()> {
+        self.shared.redeliver(id).await
+    }
+
+    /// Mutes (or unmutes) `target`'s devices: their sockets stay open and the
+    /// server keeps reading them, but sends nothing (no pongs, no IQ results,
+    /// no messages) — a connection that silently stopped delivering.
+    pub fn set_device_muted(&self, target: &str, muted: bool) -> Result<()> {
+        self.shared.set_device_muted(target, muted)
     }
 
     /// Contact `from_phone` reports that it read the message `id` the linked

@@ -39,6 +39,8 @@
 //! | `login_count(t)`, `is_removed(t)`, `linked_devices()`, `handshakes()` | logins (assert "no reconnect"), removal, devices, Noise patterns used |
 //! | `stanzas()`, `wait_for_stanza(pred, t)` | transcript of every stanza both ways (waits also match stanzas recorded before the call) |
 //! | `set_ping_replies(bool)`, `set_device_ping_replies(t, bool)` | stop answering keepalives (watchdog tests) |
+//! | `redeliver(id)` | deliver a contact message again with the same id (deduplication tests) |
+//! | `set_device_muted(t, bool)` | the socket stays open but nothing more is sent to it (zombie-session tests) |
 //!
 //! A `target` is a phone number (all its devices), a device JID
 //! (`PHONE:DEV@s.whatsapp.net`) or a LID JID. A second login of a device
@@ -51,6 +53,7 @@
 //! `POST /admin/contacts/{phone}/messages` `{"to","text"}` → `{"id"}`,
 //! `GET /admin/messages` → `[{"from","to","id","text"}]`,
 //! `POST /admin/devices/{jid}/stream-error` `{"kind"}` → 204,
+//! `POST /admin/devices/{jid}/mute` `{"muted"}` → 204, `POST /admin/messages/{id}/redeliver` → 204,
 //! `GET /admin/connections` → `[{"jid","connections"}]`, `GET /admin/devices` → `[Linked]`.
 //! Errors: `{"error":{"code","message"}}` (`invalid_input` 400,
 //! `no_pending_pairing`/`unknown_device` 404, `not_connected`/`pairing_failed` 409, `timeout` 504).

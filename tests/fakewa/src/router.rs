@@ -269,6 +269,15 @@ async fn handle_iq(shared: &Arc<Shared>, ctx: &mut ConnCtx, iq: &Node) -> Result
     Ok(())
 }
 
+/// Whether the device behind `ctx` is muted (see `FakeServer::set_device_muted`).
+pub(crate) fn is_muted(shared: &Shared, ctx: &ConnCtx) -> bool {
+    let reg = shared.reg.lock();
+    ctx.device
+        .as_ref()
+        .and_then(|k| reg.device(k))
+        .is_some_and(|d| d.muted)
+}
+
 fn ping_replies_enabled(shared: &Shared, ctx: &ConnCtx) -> bool {
     let reg = shared.reg.lock();
     if reg.ping_replies_off {
@@ -321,6 +330,7 @@ fn handle_iq_reply(
                 logins: 0,
                 inbox: Default::default(),
                 ping_replies: true,
+                muted: false,
             },
         );
         let linked = linked(&account.phone, &account.lid, pending.device);

@@ -258,7 +258,11 @@ async fn run_connection(
             biased;
             out = rx.recv() => match out {
                 Some(Outbound::Node(node)) => {
-                    Box::pin(send_node(shared, ctx, ws, &mut cipher, &node)).await?
+                    // A muted device's socket swallows everything: the
+                    // "connected but nothing arrives" zombie.
+                    if !router::is_muted(shared, ctx) {
+                        Box::pin(send_node(shared, ctx, ws, &mut cipher, &node)).await?
+                    }
                 }
                 Some(Outbound::Fatal(node)) => {
                     Box::pin(send_node(shared, ctx, ws, &mut cipher, &node)).await?;

@@ -548,6 +548,20 @@ async fn admin_http_api_drives_the_fake() {
     .await;
     assert_eq!(status, 200, "{body}");
     c.message_text("via admin", T).await;
+    let id = serde_json::from_str::<serde_json::Value>(&body).expect("json")["id"]
+        .as_str()
+        .expect("a message id")
+        .to_string();
+    let (status, _) = http(&srv, "POST", &format!("/admin/messages/{id}/redeliver"), "").await;
+    assert_eq!(status, 204);
+    wait_for_copies(&c, &id, 2).await;
+    let (status, _) = http(&srv, "POST", "/admin/messages/nope/redeliver", "").await;
+    assert_eq!(status, 400);
+    let mute = format!("/admin/devices/{}/mute", linked.jid);
+    let (status, _) = http(&srv, "POST", &mute, r#"{"muted":true}"#).await;
+    assert_eq!(status, 204);
+    let (status, _) = http(&srv, "POST", &mute, r#"{"muted":false}"#).await;
+    assert_eq!(status, 204);
 
     send_and_decrypt(&srv, &c, "15550002222", "to the admin log").await;
     let (_, body) = http(&srv, "GET", "/admin/messages", "").await;
@@ -752,4 +766,55 @@ async fn contacts_acknowledge_delivery_and_reading() {
         receipt_type(e).filter(|t| t == "Read")
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_redelivered_message_arrives_again_with_the_same_id() {
+    let srv = server().await;
+    let (mut c, linked) = paired(&srv).await;
+    let id = srv
+        .contact_send_text("15550004545", &linked.phone, "say it twice")
+        .await
+        .expect("queued");
+    c.message_text("say it twice", T).await;
+    srv.redeliver(&id).await.expect("a known message id");
+    wait_for_copies(&c, &id, 2).await;
+    assert!(srv.redeliver("no-such-id").await.is_err());
+}
+
+/// Waits until the client has received `n` copies of message `id`.
+async fn wait_for_copies(c: &TestClient, id: &str, n: usize) {
+    let has_copy = |e: &Event| match e {
+        Event::Messages(batch) => batch.messages.iter().any(|m| m.info.id == id),
+        _ => false,
+    };
+    let deadline = Instant::now() + T;
+    while c.count(has_copy) < n {
+        assert!(Instant::now() < deadline, "{n} copies never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_muted_device_keeps_its_socket_but_receives_nothing() {
+    let srv = server().await;
+    let (c, linked) = paired(&srv).await;
+    srv.set_device_muted(&linked.phone, true)
+        .expect("known device");
+    c.client.send_node(iq("mute-1", "w:p")).await.expect("sent");
+    assert!(
+        reply_to(&srv, "mute-1", Duration::from_millis(500))
+            .await
+            .is_none(),
+        "a muted device gets no replies"
+    );
+    assert_eq!(
+        srv.connection_count(&linked.phone),
+        1,
+        "the socket stays open"
+    );
+    srv.set_device_muted(&linked.phone, false)
+        .expect("known device");
+    c.client.send_node(iq("mute-2", "w:p")).await.expect("sent");
+    assert!(reply_to(&srv, "mute-2", T).await.is_some());
 }
