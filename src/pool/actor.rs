@@ -262,7 +262,7 @@ impl SessionActor {
                     }
                 };
                 self.clear_identity();
-                self.transition(SessionState::Stopped, "deleted");
+                self.transition(SessionState::Stopped, super::state::DELETED);
                 let _ = reply.send(ActorDeleteOutcome {
                     logout,
                     credentials,

@@ -91,6 +91,9 @@ impl std::fmt::Display for SessionState {
     }
 }
 
+/// Reason code of the last transition of a deleted session (to `stopped`).
+pub const DELETED: &str = "deleted";
+
 /// One recorded state change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Transition {

@@ -28,9 +28,9 @@
 //! - Deliveries are queued in the same transaction as the event, for the
 //!   endpoints configured at that moment; [`Webhooks::replay`] queues stored
 //!   events again.
-//! - Session status events go through the same outbox; they are discovered
-//!   by polling the pool for new sessions every [`STATUS_POLL`], so a
-//!   transition in a session's first moments may be missed.
+//! - Session status events go through the same outbox, taken from the pool's
+//!   event stream (subscribed before restore starts), so every transition of
+//!   every session is recorded, in order per company.
 
 pub mod dispatcher;
 pub mod endpoint;
@@ -47,15 +47,15 @@ use whatsapp_rust::{Client, InboundDurabilityHook};
 
 use crate::domain::CompanyId;
 use crate::pb;
-use crate::pool::{InboundHookFactory, SessionEvent, SessionPool, SessionStatus};
+use crate::pool::{InboundHookFactory, PoolEvent, SessionEvent, SessionPool, SessionStatus, state};
 use crate::store::outbox::{Committed, DeliveryKey, DeliveryState, NewEvent, Outbox, Target};
 use crate::store::{Store, StoreError};
 
 pub use dispatcher::DispatcherConfig;
 pub use endpoint::{Endpoint, UrlPolicy};
 
-/// How often the status watcher looks for new sessions.
-pub const STATUS_POLL: Duration = Duration::from_millis(250);
+/// Most pool events the status watcher commits in one batch.
+const STATUS_BATCH: usize = 256;
 
 /// Why a webhook operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -459,56 +459,64 @@ impl Webhooks {
         Ok(count)
     }
 
-    /// Follows every session of `pool` and commits its status changes as
-    /// `session.status` events. Runs until the returned task is aborted.
+    /// Follows every session of `pool` (including those created later) and
+    /// commits its status changes as `session.status` events. Subscribes
+    /// before returning, so no transition after this call is missed unless
+    /// the watcher falls [`crate::pool::SessionPool::subscribe`]'s capacity
+    /// behind (logged). Runs until the returned task is aborted.
     pub fn watch_sessions(&self, pool: SessionPool) -> JoinHandle<()> {
         let webhooks = self.clone();
+        let mut events = pool.subscribe();
         tokio::spawn(async move {
-            let mut followed: HashMap<String, JoinHandle<()>> = HashMap::new();
-            let mut ticker = tokio::time::interval(STATUS_POLL);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                ticker.tick().await;
-                followed.retain(|company, task| {
-                    let keep = !task.is_finished();
-                    if !keep && let Ok(company) = CompanyId::parse(company) {
-                        webhooks.inner.endpoints.forget(&company);
-                    }
-                    keep
-                });
-                for status in pool.list() {
-                    if followed.contains_key(&status.company) {
+                let first = match events.recv().await {
+                    Ok(first) => first,
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "session.status events were missed");
                         continue;
                     }
-                    let Ok(company) = CompanyId::parse(&status.company) else {
-                        continue;
-                    };
-                    let Some(handle) = pool.get(&company) else {
-                        continue;
-                    };
-                    let mut events = handle.subscribe();
-                    let webhooks = webhooks.clone();
-                    let task = tokio::spawn(async move {
-                        loop {
-                            match events.recv().await {
-                                Ok(SessionEvent::StatusChanged(status)) => {
-                                    let new = event::status_event(&company, status_change(&status));
-                                    if let Err(error) = webhooks.commit(&company, vec![new]).await {
-                                        tracing::error!(company.id = %company, %error, "cannot record a session.status event");
-                                    }
-                                }
-                                Ok(_) => {}
-                                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                                    tracing::warn!(company.id = %company, missed, "session.status events were missed");
-                                }
-                                Err(broadcast::error::RecvError::Closed) => break,
-                            }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                };
+                // Drain what is already queued so a burst (a restore of
+                // thousands of sessions) costs one flush per company, not
+                // one per transition.
+                let mut batch = vec![first];
+                while batch.len() < STATUS_BATCH {
+                    match events.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+                            tracing::warn!(missed, "session.status events were missed");
                         }
-                    });
-                    followed.insert(status.company.clone(), task);
+                        Err(_) => break,
+                    }
                 }
+                webhooks.commit_status_batch(batch).await;
             }
         })
+    }
+
+    /// Commits the status changes among `batch` (in order per company);
+    /// forgets the cached endpoint of deleted companies.
+    async fn commit_status_batch(&self, batch: Vec<PoolEvent>) {
+        let mut by_company: Vec<(CompanyId, Vec<NewEvent>)> = Vec::new();
+        for PoolEvent { company, event } in batch {
+            let SessionEvent::StatusChanged(status) = event else {
+                continue;
+            };
+            if status.reason == state::DELETED {
+                self.inner.endpoints.forget(&company);
+            }
+            let new = event::status_event(&company, status_change(&status));
+            match by_company.iter_mut().find(|(c, _)| *c == company) {
+                Some((_, events)) => events.push(new),
+                None => by_company.push((company, vec![new])),
+            }
+        }
+        for (company, events) in by_company {
+            if let Err(error) = self.commit(&company, events).await {
+                tracing::error!(company.id = %company, %error, "cannot record session.status events");
+            }
+        }
     }
 }
 

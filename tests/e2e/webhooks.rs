@@ -172,12 +172,18 @@ fn assert_one_id_per_message(log: &Log) {
     }
 }
 
-async fn set_webhook(api: &support::Api, company: &str, url: &str) {
+/// Points `company`'s webhook at `url` with the test secret, for every
+/// event type or only `events`.
+async fn set_webhook(api: &support::Api, company: &str, url: &str, events: Option<&[&str]>) {
+    let mut body = json!({"url": url, "secret": SECRET});
+    if let Some(events) = events {
+        body["events"] = json!(events);
+    }
     let (status, body) = api
         .call(
             Method::PUT,
             &format!("/v1/sessions/{company}/webhook"),
-            Some(json!({"url": url, "secret": SECRET})),
+            Some(body),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -210,7 +216,7 @@ async fn a_thousand_messages_reach_a_recovering_receiver_once_each_in_order_sign
     let app = spawn_app().await;
     let receiver = Receiver::start().await;
     app.api.link_by_qr(&app.fake, "acme", OWN_PHONE).await;
-    set_webhook(&app.api, "acme", &receiver.url).await;
+    set_webhook(&app.api, "acme", &receiver.url, None).await;
     receiver.fail_for(Duration::from_secs(3));
 
     let (contacts, per_contact) = (4, 250);
@@ -345,7 +351,7 @@ async fn a_gateway_killed_mid_traffic_loses_no_message_and_keeps_event_ids() {
     let receiver = Receiver::start().await;
     let gateway = GatewayProcess::start(&fake, dir.path()).await;
     gateway.api.link_by_qr(&fake, "acme", OWN_PHONE).await;
-    set_webhook(&gateway.api, "acme", &receiver.url).await;
+    set_webhook(&gateway.api, "acme", &receiver.url, None).await;
 
     let (contacts, per_contact) = (2, 200);
     let sending = {
@@ -411,6 +417,102 @@ async fn the_event_stream_carries_inbound_messages() {
     assert!(
         message["id"].as_str().is_some_and(|id| !id.is_empty()),
         "a stable event id: {message}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_whatsapp_redelivers_is_one_event() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    app.api.link_by_qr(&app.fake, "acme", OWN_PHONE).await;
+    set_webhook(&app.api, "acme", &receiver.url, Some(&["message.received"])).await;
+    let contact = "15550002000";
+    let id = app
+        .fake
+        .contact_send_text(contact, OWN_PHONE, "0")
+        .await
+        .expect("send");
+    receiver
+        .wait_for("the message", |log| distinct_message_ids(log).len() == 1)
+        .await;
+    // WhatsApp delivers the same message id again, three times (each copy
+    // decrypts: the client itself does not deduplicate).
+    for _ in 0..3 {
+        app.fake.redeliver(&id).await.expect("a known message id");
+    }
+    // A later message in the same chat: once it has arrived, the copies
+    // before it have been through the pipeline (order is kept per chat).
+    app.fake
+        .contact_send_text(contact, OWN_PHONE, "1")
+        .await
+        .expect("send");
+    receiver
+        .wait_for("the later message", |log| {
+            distinct_message_ids(log).len() == 2
+        })
+        .await;
+    let log = receiver.log.lock();
+    let messages: Vec<_> = log
+        .accepted
+        .iter()
+        .filter(|h| h.body["type"] == "message.received")
+        .collect();
+    assert_eq!(messages.len(), 2, "one event per message id: {messages:?}");
+    assert_eq!(messages[0].body["data"]["message_id"], id.as_str());
+    assert_eq!(
+        numbers_per_chat(&log).into_values().collect::<Vec<_>>(),
+        [vec![0, 1]]
+    );
+    drop(log);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_status_change_from_the_first_is_a_webhook_event() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    app.api.ensure("acme").await;
+    set_webhook(&app.api, "acme", &receiver.url, Some(&["session.status"])).await;
+    let mut events = app.api.events("acme").await;
+    let qr = events.next_qr().await;
+    app.fake
+        .scan_qr_as(OWN_PHONE, &qr)
+        .await
+        .expect("the fake phone scans the QR code");
+    receiver
+        .wait_for("connected", |log| {
+            log.accepted
+                .iter()
+                .any(|h| h.body["data"]["to"] == "connected")
+        })
+        .await;
+    let states: Vec<String> = receiver
+        .log
+        .lock()
+        .accepted
+        .iter()
+        .map(|h| {
+            assert_eq!(h.body["type"], "session.status", "{}", h.body);
+            format!(
+                "{}→{}",
+                h.body["data"]["from"].as_str().unwrap_or(""),
+                h.body["data"]["to"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    // The session may have entered `pairing` before the webhook was set,
+    // or just after (then that event is delivered too).
+    let states: Vec<String> = states
+        .into_iter()
+        .skip_while(|s| s.ends_with("→pairing"))
+        .collect();
+    // Pairing → connecting (the 515 after the scan) → connected, nothing
+    // missed in between, nothing twice.
+    assert_eq!(
+        states,
+        ["pairing→connecting", "connecting→connected"],
+        "{states:?}"
     );
     app.stop().await;
 }
