@@ -1,6 +1,7 @@
 //! Operations: `/metrics` (parsed with a Prometheus text-format parser),
 //! `/readyz`, and the liveness watchdog against a fake server that stops
-//! answering keepalive pings of a connected session.
+//! answering keepalive pings of a connected session, or stops sending it
+//! anything while its socket stays open.
 //!
 //! The watchdog runs with timings of about a second (config flags), so a
 //! dead connection is detected in seconds; every wait is on an event (the
@@ -59,7 +60,7 @@ impl FastApp {
 }
 
 /// `GET /metrics`, parsed.
-async fn scrape(api: &Api) -> (String, prometheus_parse::Scrape) {
+pub(crate) async fn scrape(api: &Api) -> (String, prometheus_parse::Scrape) {
     let response = api.without_key_get("/metrics").await;
     assert_eq!(response.0, StatusCode::OK);
     let text = response.1;
@@ -68,7 +69,12 @@ async fn scrape(api: &Api) -> (String, prometheus_parse::Scrape) {
     (text, scrape)
 }
 
-fn counter(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
+/// The sum of `metric`'s samples (counter or gauge) with these labels.
+pub(crate) fn counter(
+    scrape: &prometheus_parse::Scrape,
+    metric: &str,
+    labels: &[(&str, &str)],
+) -> f64 {
     scrape
         .samples
         .iter()
@@ -82,7 +88,7 @@ fn counter(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &st
         .sum()
 }
 
-trait RawGet {
+pub(crate) trait RawGet {
     async fn without_key_get(&self, path: &str) -> (StatusCode, String);
 }
 
@@ -206,9 +212,10 @@ async fn unanswered_keepalives_reconnect_with_keepalive_timeout() {
     app.stop().await;
 }
 
-/// A session that silently stops receiving while its socket stays open is
+/// A session whose socket stays open but silently stops delivering anything
+/// (the fake mutes the device: no messages, no pongs, no IQ results) is
 /// detected by the stall detector even when pings are not judged
-/// (`max_failures` high), and recovers by itself.
+/// (`max_failures` high), and recovers by itself once the server delivers again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_socket_is_detected_as_stalled() {
     let fake = support::start_fake().await;
@@ -217,11 +224,15 @@ async fn a_silent_socket_is_detected_as_stalled() {
         .link_by_qr(&fake, "watchdog-stall", "15550007002")
         .await;
     let mut events = app.api.events("watchdog-stall").await;
-    fake.set_device_ping_replies("15550007002", false)
+    fake.set_device_muted("15550007002", true)
         .expect("the device exists");
     let reconnecting = events.wait_for_state("reconnecting").await;
     assert_eq!(reconnecting["reason"], "stalled", "{reconnecting}");
-    fake.set_device_ping_replies("15550007002", true)
+    assert!(
+        fake.max_concurrent_connections("15550007002") <= 1,
+        "the stalled socket is closed before a new one opens"
+    );
+    fake.set_device_muted("15550007002", false)
         .expect("the device exists");
     events.wait_for_state("connected").await;
     // Answered pings on the healthy connection report a round trip.

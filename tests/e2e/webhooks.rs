@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use wagate::webhook::sign;
 
+use crate::ops;
 use crate::support::{self, GatewayProcess, spawn_app};
 
 /// The receiver's signing key, as given to the gateway.
@@ -305,10 +306,38 @@ async fn webhook_api_validates_retries_500s_and_replays() {
         .await
         .expect("send");
     receiver.wait_for("a refusal", |log| log.refused >= 1).await;
+    // `/metrics` shows the failed attempt and the queued delivery (process
+    // totals: other tests' gateways add to them, never subtract).
+    let (text, metrics) = ops::scrape(&app.api).await;
+    assert!(
+        ops::counter(
+            &metrics,
+            "wagate_webhook_deliveries_total",
+            &[("outcome", "retry")]
+        ) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        ops::counter(&metrics, "wagate_webhook_outbox_depth", &[]) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        ops::counter(&metrics, "wagate_messages_received_total", &[]) >= 1.0,
+        "{text}"
+    );
     *receiver.fail_until.lock() = None;
     receiver
         .wait_for("the message", |log| distinct_message_ids(log).len() == 1)
         .await;
+    let (text, metrics) = ops::scrape(&app.api).await;
+    assert!(
+        ops::counter(
+            &metrics,
+            "wagate_webhook_deliveries_total",
+            &[("outcome", "delivered")]
+        ) >= 1.0,
+        "{text}"
+    );
 
     // Retry of something that is not a dead letter.
     let (status, body) = app
