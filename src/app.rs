@@ -96,6 +96,14 @@ impl App {
             pool: pool.clone(),
             auth: std::sync::Arc::new(Authenticator::new(admin, store.clone(), tokens)),
             lifecycle: Lifecycle::default(),
+            pairing: std::sync::Arc::new(
+                crate::pairing::PairingLinks::load(
+                    &store,
+                    &config.pairing,
+                    config.public_url.as_deref(),
+                )
+                .context("setting up pairing links")?,
+            ),
         };
         Ok((
             App {

@@ -32,8 +32,8 @@ pub struct Config {
     #[arg(long, env = "WAGATE_ADMIN_KEY", hide_env_values = true, value_parser = parse_admin_key)]
     pub admin_key: Option<String>,
 
-    /// Public base URL of this gateway (base of pairing links); defaults to
-    /// `http://<listen>`.
+    /// Public base URL of this gateway (base of pairing links). When absent,
+    /// a pairing link is based on `http://` and the `Host` its request used.
     #[arg(long, env = "WAGATE_PUBLIC_URL", value_parser = parse_public_url)]
     pub public_url: Option<String>,
 
@@ -68,6 +68,10 @@ pub struct Config {
     /// Metrics and the liveness watchdog.
     #[command(flatten)]
     pub ops: OpsOptions,
+
+    /// Pairing links (lifetimes).
+    #[command(flatten)]
+    pub pairing: crate::pairing::PairingOptions,
 }
 
 /// Metrics and the session liveness watchdog (`src/metrics.rs`,
@@ -170,6 +174,7 @@ impl fmt::Debug for Config {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("webhooks", &self.webhooks)
             .field("ops", &self.ops)
+            .field("pairing", &self.pairing)
             .finish()
     }
 }

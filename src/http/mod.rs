@@ -9,7 +9,8 @@
 //!   changes nothing (DESIGN.md invariant 6).
 //! - Every response that is not a success is the JSON envelope of
 //!   [`error::ApiError`], including unknown routes, wrong methods, malformed
-//!   JSON and over-large bodies.
+//!   JSON and over-large bodies. The exception is the pairing page under
+//!   `/pair/` (`pair`), which answers people with HTML pages.
 //! - Request bodies are capped at [`MAX_BODY_BYTES`].
 //! - Responses carrying a secret (a company token, a QR code, a pair code) are
 //!   marked `Cache-Control: no-store`; handlers never log them.
@@ -20,6 +21,7 @@ mod extract;
 mod health;
 mod messages;
 pub mod openapi;
+mod pair;
 mod qr;
 mod sessions;
 mod webhooks;
@@ -46,6 +48,8 @@ pub struct AppState {
     pub pool: SessionPool,
     pub auth: Arc<Authenticator>,
     pub lifecycle: Lifecycle,
+    /// Signs and checks pairing links (`pair`).
+    pub pairing: Arc<crate::pairing::PairingLinks>,
 }
 
 /// The process's phase as the HTTP layer sees it: ready once sessions were
@@ -96,6 +100,7 @@ impl Lifecycle {
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = openapi::api_router()
         .merge(webhooks::routes())
+        .merge(pair::routes())
         .split_for_parts();
     api.merge(openapi::router(&openapi))
         .route("/metrics", axum::routing::get(crate::metrics::render))

@@ -44,6 +44,9 @@ fn harness() -> Harness {
         pool,
         auth: std::sync::Arc::new(auth),
         lifecycle: Lifecycle::default(),
+        pairing: std::sync::Arc::new(
+            crate::pairing::PairingLinks::load(&store, &Default::default(), None).unwrap(),
+        ),
     };
     Harness {
         router: router(state.clone()),

@@ -7,6 +7,7 @@ mod support;
 
 mod api;
 mod ops;
+mod pairing;
 mod pool;
 mod store;
 mod webhooks;

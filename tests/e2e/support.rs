@@ -72,6 +72,7 @@ pub fn config(fake: &FakeServer, data_dir: &Path) -> Config {
         shutdown_timeout: 5,
         webhooks: Default::default(),
         ops: Default::default(),
+        pairing: Default::default(),
     }
 }
 
@@ -228,6 +229,14 @@ pub struct Events {
 }
 
 impl Events {
+    /// The events of any Server-Sent Events response (e.g. the pairing page's).
+    pub fn from_response(response: reqwest::Response) -> Self {
+        Self {
+            body: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        }
+    }
+
     /// The next event: its name and its JSON data.
     pub async fn next(&mut self) -> (String, Value) {
         loop {

@@ -1,0 +1,591 @@
+//! The pairing page end to end: links issued through the API, the page in a
+//! real headless Chromium (driven over WebDriver by `chromedriver`), the QR
+//! code read from the rendered page and scanned by the fake phone, the pair
+//! code read from the page and typed on the fake phone; the page's event
+//! stream through logout and delete; and the link's refusals.
+//!
+//! The browser test needs Debian's `chromium` and `chromium-driver` (`.ci/run`
+//! installs them). Without them it prints a loud notice and passes, unless
+//! `WAGATE_REQUIRE_BROWSER` is set (CI sets it), in which case it fails.
+//! Screenshots of each state are saved under `$CARGO_TARGET_TMPDIR/pairing-screenshots/`.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+use crate::support::{Api, Events, TestApp, WAIT, spawn_app};
+use wagate::domain::CompanyId;
+use wagate::pairing::strings::EN;
+use wagate::pairing::token::Claims;
+use wagate::pairing::{PairingLinks, PairingOptions};
+
+const ACME_PHONE: &str = "15550001111";
+const GLOBEX_PHONE: &str = "15550001122";
+
+/// How long the browser test waits for something to appear on the page.
+const PAGE_WAIT: Duration = Duration::from_secs(20);
+
+/// `POST /v1/sessions/{company}/pairing-links` with `api`'s credential.
+async fn create_link(api: &Api, company: &str, body: Option<Value>) -> (StatusCode, Value) {
+    api.post(&format!("/v1/sessions/{company}/pairing-links"), body)
+        .await
+}
+
+/// A link to `company`'s page (201 expected); returns `(url, token)`.
+async fn link(api: &Api, company: &str) -> (String, String) {
+    let (status, body) = create_link(api, company, None).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    (
+        body["url"].as_str().expect("url").to_owned(),
+        body["token"].as_str().expect("token").to_owned(),
+    )
+}
+
+/// A token for `company` that expired a minute ago, signed with the
+/// gateway's own key (read from its store, as a restarted gateway would).
+fn expired_token(app: &TestApp, company: &str) -> String {
+    let links = PairingLinks::load(&app.store, &PairingOptions::default(), None).expect("the key");
+    let company = CompanyId::parse(company).expect("company id");
+    let record = app
+        .store
+        .get_company(&company)
+        .expect("read the registry")
+        .expect("the company exists");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64;
+    links.sign(&Claims {
+        company,
+        company_created_ms: record.created_at_ms,
+        expires_at_ms: now - 60_000,
+    })
+}
+
+/// `token` with one character of its signature changed.
+fn tampered(token: &str) -> String {
+    let mut chars: Vec<char> = token.chars().collect();
+    let last = chars.len() - 2;
+    chars[last] = if chars[last] == 'A' { 'B' } else { 'A' };
+    chars.into_iter().collect()
+}
+
+/// A plain GET of a page (no credential): status, content type and body.
+async fn fetch_page(url: &str) -> (StatusCode, String, String) {
+    let response = reqwest::get(url).await.expect("the gateway answers");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (status, content_type, response.text().await.expect("a body"))
+}
+
+/// Opens the page's event stream.
+async fn page_events(api: &Api, token: &str) -> Events {
+    let response = reqwest::get(format!("{}/pair/{token}/events", api.base))
+        .await
+        .expect("open the page's event stream");
+    assert_eq!(response.status(), StatusCode::OK);
+    Events::from_response(response)
+}
+
+/// Waits for the page's `state` event with `state`; returns its data.
+async fn wait_for_page_state(events: &mut Events, state: &str) -> Value {
+    loop {
+        let (name, data) = events.next().await;
+        if name == "state" && data["state"] == state {
+            return data;
+        }
+    }
+}
+
+/// Issuing links: who may, lifetimes, the answer's shape; and what a link
+/// is not: an API credential.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairing_links_are_issued_to_the_company_and_open_nothing_else() {
+    let app = spawn_app().await;
+    let api = &app.api;
+    let acme_token = api.ensure("acme").await["token"]
+        .as_str()
+        .expect("a new company's token")
+        .to_owned();
+    let globex_token = api.ensure("globex").await["token"]
+        .as_str()
+        .expect("a new company's token")
+        .to_owned();
+
+    // The admin: default lifetime, absolute URL on the Host the request used.
+    let before = now_ms();
+    let response = api
+        .request(Method::POST, "/v1/sessions/acme/pairing-links")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: Value = response.json().await.unwrap();
+    let token = body["token"].as_str().unwrap().to_owned();
+    assert_eq!(body["url"], format!("{}/pair/{token}", api.base));
+    let expires = body["expires_at_ms"].as_i64().unwrap();
+    assert!(
+        (before + 899_000..=now_ms() + 900_000).contains(&expires),
+        "15 minutes by default: {body}"
+    );
+    assert!(
+        body["expires_at"].as_str().unwrap().ends_with('Z'),
+        "{body}"
+    );
+
+    // The company's own token may; another company's may not; nobody else.
+    let (status, body) = create_link(&api.with_key(Some(&acme_token)), "acme", None).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = create_link(&api.with_key(Some(&globex_token)), "acme", None).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (StatusCode::FORBIDDEN, &json!("forbidden"))
+    );
+    let (status, _) = create_link(&api.with_key(None), "acme", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = create_link(api, "initech", None).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (StatusCode::NOT_FOUND, &json!("unknown_company"))
+    );
+
+    // Lifetimes: asked for within bounds, refused outside.
+    let (status, body) = create_link(api, "acme", Some(json!({"ttl_seconds": 120}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(body["expires_at_ms"].as_i64().unwrap() <= now_ms() + 120_000);
+    for bad in [
+        json!({"ttl_seconds": 5}),
+        json!({"ttl_seconds": 100_000_000}),
+    ] {
+        let (status, body) = create_link(api, "acme", Some(bad)).await;
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (StatusCode::BAD_REQUEST, &json!("invalid_ttl"))
+        );
+    }
+    let (status, body) = create_link(api, "acme", Some(json!({"ttl": 60}))).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("invalid_body"))
+    );
+
+    // The link's token is not an API credential, anywhere under /v1.
+    let as_bearer = api.with_key(Some(&token));
+    for (method, path) in [
+        (Method::GET, "/v1/sessions/acme"),
+        (Method::GET, "/v1/sessions/acme/qr"),
+        (Method::GET, "/v1/sessions/acme/events"),
+        (Method::POST, "/v1/sessions/acme/pairing-links"),
+        (Method::POST, "/v1/sessions/acme/logout"),
+        (Method::GET, "/v1/sessions"),
+    ] {
+        let (status, body) = as_bearer.call(method.clone(), path, None).await;
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (StatusCode::UNAUTHORIZED, &json!("invalid_credentials")),
+            "{method} {path}"
+        );
+    }
+    assert_eq!(
+        api.status("acme").await["state"],
+        "pairing",
+        "nothing changed"
+    );
+
+    // The page and its refusals: human HTML pages with distinct statuses.
+    let page = |token: &str| format!("{}/pair/{token}", api.base);
+    let (status, content_type, html) = fetch_page(&page(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert!(html.contains(EN.title) && html.contains("acme"));
+    for (url, expected, words) in [
+        (
+            page(&expired_token(&app, "acme")),
+            StatusCode::GONE,
+            EN.expired_title,
+        ),
+        (
+            page(&tampered(&token)),
+            StatusCode::FORBIDDEN,
+            EN.invalid_title,
+        ),
+        (page("not-a-token"), StatusCode::FORBIDDEN, EN.invalid_title),
+        (
+            page(&"A".repeat(5000)),
+            StatusCode::FORBIDDEN,
+            EN.invalid_title,
+        ),
+    ] {
+        let (status, content_type, html) = fetch_page(&url).await;
+        assert_eq!(status, expected, "{html}");
+        assert!(content_type.starts_with("text/html"), "{content_type}");
+        assert!(html.contains(words), "{html}");
+        assert!(serde_json::from_str::<Value>(&html).is_err(), "never JSON");
+    }
+    let response = reqwest::get(format!("{}/pair/{token}/events", api.base))
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    drop(response);
+    for (path, content_type) in [
+        ("/assets/pairing/pair.css", "text/css"),
+        ("/assets/pairing/pair.js", "text/javascript"),
+    ] {
+        let (status, actual, _) = fetch_page(&format!("{}{path}", api.base)).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(actual.starts_with(content_type), "{path}: {actual}");
+    }
+
+    // Deleting the company kills its links, also once the id is reused.
+    let (status, _) = api.delete("/v1/sessions/acme").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, html) = fetch_page(&page(&token)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(html.contains(EN.unknown_title), "{html}");
+    api.ensure("acme").await;
+    let (status, _, _) = fetch_page(&page(&token)).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a new company of the same id"
+    );
+    app.stop().await;
+}
+
+/// The page's live stream: a session that is already connected (done at
+/// once), logged out while the page is open (a new attempt from the page),
+/// and deleted while the page is open (done).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_stream_follows_the_session_through_logout_and_delete() {
+    let app = spawn_app().await;
+    let api = &app.api;
+    api.link_by_qr(&app.fake, "acme", ACME_PHONE).await;
+    let (_, token) = link(api, "acme").await;
+
+    // Already connected when opened: says so, and the stream ends.
+    let mut events = page_events(api, &token).await;
+    let (name, view) = events.next().await;
+    assert_eq!(name, "state");
+    assert_eq!(view["state"], "connected", "{view}");
+    assert_eq!(view["done"], true);
+    assert!(
+        view["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("+{ACME_PHONE}"))
+    );
+    assert!(
+        events.ends().await,
+        "the page stops updating once connected"
+    );
+
+    // Logged out while the page is open (here: by the administrator, while
+    // a new QR code is shown): the page offers a new attempt, which works.
+    let (status, _) = api.post("/v1/sessions/acme/logout", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut events = page_events(api, &token).await;
+    // The QR code and the state that shows it, in whichever order they come.
+    let (mut view, mut qr) = (Value::Null, Value::Null);
+    while view.is_null() || qr.is_null() {
+        match events.next().await {
+            (name, data) if name == "state" && data["state"] == "waiting_for_scan" => view = data,
+            (name, data) if name == "qr" => qr = data,
+            _ => {}
+        }
+    }
+    assert_eq!(view["show_qr"], true);
+    assert!(qr["svg"].as_str().unwrap().starts_with("<svg"), "{qr}");
+    let (status, _) = api.post("/v1/sessions/acme/logout", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let view = wait_for_page_state(&mut events, "logged_out").await;
+    assert_eq!(
+        (view["can_restart"].as_bool(), view["done"].as_bool()),
+        (Some(true), Some(false))
+    );
+    let response = reqwest::Client::new()
+        .post(format!("{}/pair/{token}/start", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    wait_for_page_state(&mut events, "waiting_for_scan").await;
+
+    // Deleted while the page is open: the page is told, the stream ends, the
+    // link is dead.
+    let (status, _) = api.delete("/v1/sessions/acme").await;
+    assert_eq!(status, StatusCode::OK);
+    let view = wait_for_page_state(&mut events, "deleted").await;
+    assert_eq!(view["done"], true);
+    assert!(events.ends().await);
+    let (status, _, _) = fetch_page(&format!("{}/pair/{token}", api.base)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
+/// The whole flow in headless Chromium: QR read from the rendered page and
+/// scanned; pair code read from the page and typed; expired and tampered
+/// links refused. A screenshot of each state is saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairing_page_in_a_real_browser() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let shots = screenshot_dir();
+    let app = spawn_app().await;
+    let api = &app.api;
+    api.ensure("acme").await;
+    api.ensure("globex").await;
+    let page = &browser.client;
+
+    // QR path.
+    let (url, _) = link(api, "acme").await;
+    page.goto(&url).await.expect("open the link");
+    let qr = wait_for(page, "#qr svg").await;
+    // Marks this document: a reload would lose the mark.
+    page.execute("window.__pairingTest = 'same document';", vec![])
+        .await
+        .unwrap();
+    let state = page.find(Locator::Css("#state")).await.unwrap();
+    assert_eq!(state.text().await.unwrap(), EN.state_waiting_for_scan);
+    save(
+        &shots,
+        "1-waiting-for-scan",
+        &page.screenshot().await.unwrap(),
+    );
+    let png = qr.screenshot().await.expect("a screenshot of the QR code");
+    let code = decode_qr(&png);
+    assert!(code.starts_with("2@"), "a WhatsApp QR string");
+    app.fake
+        .scan_qr_as(ACME_PHONE, &code)
+        .await
+        .expect("the fake phone scans the code read from the page");
+    wait_for(page, "main[data-state='connected']").await;
+    let text = state.text().await.unwrap();
+    assert!(text.contains(&format!("+{ACME_PHONE}")), "{text}");
+    let mark = page
+        .execute("return window.__pairingTest || null;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(mark, json!("same document"), "no reload happened");
+    assert!(
+        !page
+            .find(Locator::Css("#scan"))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap()
+    );
+    save(&shots, "2-connected", &page.screenshot().await.unwrap());
+    assert_eq!(api.status("acme").await["phone"], ACME_PHONE);
+
+    // Pair-code path.
+    let (url, token) = link(api, "globex").await;
+    page.goto(&url).await.expect("open the link");
+    wait_for(page, "main[data-state='waiting_for_scan']").await;
+    let input = page.find(Locator::Css("#phone-input")).await.unwrap();
+    input.send_keys("+1 555 000 1122").await.unwrap();
+    page.find(Locator::Css("#phone-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let shown = wait_for(page, "#pair-code:not([hidden]) #pair-code-value").await;
+    let display = shown.text().await.unwrap();
+    let pair_code: String = display.chars().filter(|c| *c != '-').collect();
+    assert_eq!(pair_code.len(), 8, "{display}");
+    save(&shots, "3-pair-code", &page.screenshot().await.unwrap());
+    app.fake
+        .enter_pair_code(GLOBEX_PHONE, &pair_code)
+        .await
+        .expect("the fake phone types the code read from the page");
+    wait_for(page, "main[data-state='connected']").await;
+    let text = page
+        .find(Locator::Css("#state"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains(&format!("+{GLOBEX_PHONE}")), "{text}");
+
+    // Expired and tampered links.
+    page.goto(&format!(
+        "{}/pair/{}",
+        api.base,
+        expired_token(&app, "globex")
+    ))
+    .await
+    .unwrap();
+    let heading = wait_for(page, "#message h1").await.text().await.unwrap();
+    assert_eq!(heading, EN.expired_title);
+    save(&shots, "4-expired", &page.screenshot().await.unwrap());
+    page.goto(&format!("{}/pair/{}", api.base, tampered(&token)))
+        .await
+        .unwrap();
+    let heading = wait_for(page, "#message h1").await.text().await.unwrap();
+    assert_eq!(heading, EN.invalid_title);
+    save(&shots, "5-tampered", &page.screenshot().await.unwrap());
+
+    browser.close().await;
+    app.stop().await;
+    println!("pairing page screenshots: {}", shots.display());
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64
+}
+
+/// Waits until an element matching `css` exists on the page.
+async fn wait_for(page: &Client, css: &str) -> fantoccini::elements::Element {
+    page.wait()
+        .at_most(PAGE_WAIT)
+        .every(Duration::from_millis(50))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|err| panic!("`{css}` did not appear on the page: {err}"))
+}
+
+/// The text of the QR code in a PNG screenshot.
+fn decode_qr(png: &[u8]) -> String {
+    let image = image::load_from_memory(png)
+        .expect("a PNG screenshot")
+        .to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare(image);
+    let grids = prepared.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in the screenshot");
+    let (_, content) = grids[0].decode().expect("a readable QR code");
+    content
+}
+
+fn screenshot_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pairing-screenshots");
+    std::fs::create_dir_all(&dir).expect("create the screenshot directory");
+    dir
+}
+
+fn save(dir: &Path, name: &str, png: &[u8]) {
+    std::fs::write(dir.join(format!("{name}.png")), png).expect("save a screenshot");
+}
+
+/// Headless Chromium behind `chromedriver`, with a fresh profile.
+struct Browser {
+    client: Client,
+    _driver: tokio::process::Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// `None` (after a loud notice) when Chromium or chromedriver is missing
+    /// and `WAGATE_REQUIRE_BROWSER` is not set.
+    async fn start() -> Option<Self> {
+        let chromium = find_program(&["chromium", "chromium-browser", "google-chrome"]);
+        let driver = find_program(&["chromedriver"]);
+        let (Some(chromium), Some(driver)) = (chromium, driver) else {
+            let message = "chromium and chromedriver are needed for the pairing page browser test \
+                           (apt-get install -y chromium chromium-driver)";
+            if std::env::var_os("WAGATE_REQUIRE_BROWSER").is_some() {
+                panic!("WAGATE_REQUIRE_BROWSER is set: {message}");
+            }
+            eprintln!(
+                "\n{}\nSKIPPED: {message}\n{}\n",
+                "!".repeat(78),
+                "!".repeat(78)
+            );
+            return None;
+        };
+
+        // A free port for chromedriver; it reports readiness on stdout.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut child = tokio::process::Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start chromedriver");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("started successfully") {
+                    return true;
+                }
+            }
+            false
+        };
+        assert!(
+            tokio::time::timeout(WAIT, ready).await.unwrap_or(false),
+            "chromedriver did not start"
+        );
+        // Keep draining its output so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+        let profile = tempfile::tempdir().expect("a browser profile directory");
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_owned(),
+            json!({
+                "binary": chromium,
+                "args": [
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--disable-dev-shm-usage",
+                    // A phone-sized window: the page must work there.
+                    "--window-size=412,1000",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            }),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a WebDriver session in headless Chromium");
+        Some(Self {
+            client,
+            _driver: child,
+            _profile: profile,
+        })
+    }
+
+    async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}
+
+/// The first of `names` found on `PATH`.
+fn find_program(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    names.iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    })
+}
