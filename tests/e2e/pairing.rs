@@ -49,6 +49,13 @@ async fn link(api: &Api, company: &str) -> (String, String) {
 /// A token for `company` that expired a minute ago, signed with the
 /// gateway's own key (read from its store, as a restarted gateway would).
 fn expired_token(app: &TestApp, company: &str) -> String {
+    token_expiring_in(app, company, -60_000)
+}
+
+/// A token for `company` expiring `in_ms` from now (negative: in the past),
+/// signed with the gateway's own key. Links cannot be issued for less than a
+/// minute through the API; this is how tests see one expire.
+fn token_expiring_in(app: &TestApp, company: &str, in_ms: i64) -> String {
     let links = PairingLinks::load(&app.store, &PairingOptions::default(), None).expect("the key");
     let company = CompanyId::parse(company).expect("company id");
     let record = app
@@ -63,7 +70,7 @@ fn expired_token(app: &TestApp, company: &str) -> String {
     links.sign(&Claims {
         company,
         company_created_ms: record.created_at_ms,
-        expires_at_ms: now - 60_000,
+        expires_at_ms: now + in_ms,
     })
 }
 
@@ -203,6 +210,16 @@ async fn pairing_links_are_issued_to_the_company_and_open_nothing_else() {
         "nothing changed"
     );
 
+    // Documented in the OpenAPI document, the page's routes without a bearer.
+    let (_, doc) = api.get("/openapi.json").await;
+    let issue = &doc["paths"]["/v1/sessions/{company}/pairing-links"]["post"];
+    assert!(issue["security"].is_array(), "{issue}");
+    let page_doc = &doc["paths"]["/pair/{token}"]["get"];
+    assert!(
+        page_doc.is_object() && page_doc["security"].is_null(),
+        "{page_doc}"
+    );
+
     // The page and its refusals: human HTML pages with distinct statuses.
     let page = |token: &str| format!("{}/pair/{token}", api.base);
     let (status, content_type, html) = fetch_page(&page(&token)).await;
@@ -321,6 +338,16 @@ async fn the_page_stream_follows_the_session_through_logout_and_delete() {
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     wait_for_page_state(&mut events, "waiting_for_scan").await;
 
+    // The link expires while the page is open: the page is told, the stream ends.
+    let mut expiring = page_events(api, &token_expiring_in(&app, "acme", 1_500)).await;
+    loop {
+        let (name, _) = expiring.next().await;
+        if name == "expired" {
+            break;
+        }
+    }
+    assert!(expiring.ends().await, "nothing follows the expiry");
+
     // Deleted while the page is open: the page is told, the stream ends, the
     // link is dead.
     let (status, _) = api.delete("/v1/sessions/acme").await;
@@ -438,6 +465,53 @@ async fn pairing_page_in_a_real_browser() {
     let heading = wait_for(page, "#message h1").await.text().await.unwrap();
     assert_eq!(heading, EN.invalid_title);
     save(&shots, "5-tampered", &page.screenshot().await.unwrap());
+
+    // Logged out while open: the page offers a new QR code, which comes;
+    // then deleted while open: the page says so and stops.
+    api.ensure("initech").await;
+    let (url, _) = link(api, "initech").await;
+    page.goto(&url).await.expect("open the link");
+    let first = wait_for(page, "#qr svg").await.html(false).await.unwrap();
+    let (status, _) = api.post("/v1/sessions/initech/logout", None).await;
+    assert_eq!(status, StatusCode::OK);
+    wait_for(page, "main[data-state='logged_out']").await;
+    let restart = wait_for(page, "#restart:not([hidden])").await;
+    restart.click().await.expect("click \"Show a new QR code\"");
+    wait_for(page, "main[data-state='waiting_for_scan']").await;
+    let second = wait_for(page, "#qr svg").await.html(false).await.unwrap();
+    assert_ne!(first, second, "a new QR code after the logout");
+    let (status, _) = api.delete("/v1/sessions/initech").await;
+    assert_eq!(status, StatusCode::OK);
+    wait_for(page, "main[data-state='deleted']").await;
+    let text = page
+        .find(Locator::Css("#state"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text, EN.state_deleted);
+    save(&shots, "6-deleted", &page.screenshot().await.unwrap());
+
+    // The link expires while open: the countdown ends and the page says so
+    // (a company still waiting for its scan: a linked one is done at once).
+    api.ensure("umbrella").await;
+    let url = format!(
+        "{}/pair/{}",
+        api.base,
+        token_expiring_in(&app, "umbrella", 2_500)
+    );
+    page.goto(&url).await.expect("open the link");
+    wait_for(page, "#countdown:not([hidden])").await;
+    wait_for(page, "main[data-state='expired']").await;
+    let text = page
+        .find(Locator::Css("#state"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.starts_with(EN.expired_title), "{text}");
 
     browser.close().await;
     app.stop().await;
