@@ -10,6 +10,7 @@
 //! | `wh_queue`     | company prefix + delivery seq + target byte | [`pb::OutboxDelivery`]     |
 //! | `wh_delivered` | same as `wh_queue`                          | [`pb::OutboxDelivery`]     |
 //! | `wh_dead`      | same as `wh_queue`                          | [`pb::OutboxDelivery`]     |
+//! | `wh_marks`     | unix ms (u64 BE)                            | sequence number (u64 BE)   |
 //!
 //! Sequence numbers come from sled's monotonic `generate_id`, so within one
 //! company key order is commit order; a delivery's ordering lane is
@@ -25,6 +26,18 @@
 //!   `wh_dead`: every move between them is one transaction.
 //! - Nothing here flushes: the caller decides the durability point (the
 //!   inbound hook flushes before it lets whatsapp-rust ack).
+//!
+//! # Retention
+//!
+//! Events, their dedup keys and delivered rows are kept for a retention
+//! period *measured from their commit*, not from the message's own
+//! timestamp (a message delivered after a week offline must still be
+//! deduplicated). Sequence numbers carry no time, so [`Outbox::mark_time`]
+//! records "every sequence number below N was generated before time T" in
+//! `wh_marks`, and [`Outbox::prune_before`] turns a time into a sequence
+//! cutoff through the newest mark at or before it. An event some queued or
+//! dead delivery still points at is never pruned (nor its dedup key): it may
+//! still be sent or retried.
 
 use prost::Message as _;
 use sled::Transactional as _;
@@ -211,6 +224,15 @@ pub struct Outbox {
     queue: sled::Tree,
     delivered: sled::Tree,
     dead: sled::Tree,
+    marks: sled::Tree,
+}
+
+/// What [`Outbox::prune_before`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub events: usize,
+    pub dedup_keys: usize,
+    pub delivered: usize,
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -224,6 +246,7 @@ impl Outbox {
             queue: db.open_tree("wh_queue")?,
             delivered: db.open_tree("wh_delivered")?,
             dead: db.open_tree("wh_dead")?,
+            marks: db.open_tree("wh_marks")?,
         })
     }
 
@@ -474,6 +497,86 @@ impl Outbox {
         Ok(removed)
     }
 
+    /// Records that every sequence number generated so far was generated
+    /// before `now_ms` (see the module's retention notes).
+    pub fn mark_time(&self, now_ms: i64) -> Result<(), StoreError> {
+        let seq = self.db.generate_id()?;
+        let at = u64::try_from(now_ms).unwrap_or(0);
+        self.marks.insert(at.to_be_bytes(), &seq.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// Removes the events (with their dedup keys) and delivered rows
+    /// committed before `before_ms`, as far as the marks tell, except events
+    /// a queued or dead delivery still points at; drops marks no longer
+    /// needed. Each tree is changed in one batch; a crash between them leaves
+    /// rows that the next call removes.
+    pub fn prune_before(&self, before_ms: i64) -> Result<Pruned, StoreError> {
+        let before = u64::try_from(before_ms).unwrap_or(0);
+        let Some(mark) = self.marks.range(..=before.to_be_bytes()).next_back() else {
+            return Ok(Pruned::default());
+        };
+        let (mark_key, cutoff) = mark?;
+        let cutoff = u64_at(&cutoff, 0)
+            .ok_or_else(|| StoreError::corrupt("?", "webhook retention mark", "not 8 bytes"))?;
+
+        // Events still referenced by a delivery that may be sent again.
+        let mut referenced = std::collections::HashSet::new();
+        for tree in [&self.queue, &self.dead] {
+            for row in tree.iter() {
+                let (key, value) = row?;
+                let delivery: pb::OutboxDelivery = decode("?", "webhook delivery", &value)?;
+                referenced.insert((key_prefix(&key).to_vec(), delivery.event_seq));
+            }
+        }
+        let old_unreferenced = |key: &[u8], seq: u64| {
+            seq < cutoff && !referenced.contains(&(key_prefix(key).to_vec(), seq))
+        };
+
+        let mut pruned = Pruned::default();
+        let mut batch = sled::Batch::default();
+        for key in self.events.iter().keys() {
+            let key = key?;
+            if let Some(seq) = u64_at(&key, key_prefix(&key).len())
+                && old_unreferenced(&key, seq)
+            {
+                batch.remove(key);
+                pruned.events += 1;
+            }
+        }
+        self.events.apply_batch(batch)?;
+
+        let mut batch = sled::Batch::default();
+        for row in self.dedup.iter() {
+            let (key, value) = row?;
+            if let Some(seq) = u64_at(&value, 0)
+                && old_unreferenced(&key, seq)
+            {
+                batch.remove(key);
+                pruned.dedup_keys += 1;
+            }
+        }
+        self.dedup.apply_batch(batch)?;
+
+        let mut batch = sled::Batch::default();
+        for key in self.delivered.iter().keys() {
+            let key = key?;
+            if u64_at(&key, key_prefix(&key).len()).is_some_and(|seq| seq < cutoff) {
+                batch.remove(key);
+                pruned.delivered += 1;
+            }
+        }
+        self.delivered.apply_batch(batch)?;
+
+        // The mark used stays: it is the cutoff until a newer one qualifies.
+        let mut batch = sled::Batch::default();
+        for key in self.marks.range(..mark_key).keys() {
+            batch.remove(key?);
+        }
+        self.marks.apply_batch(batch)?;
+        Ok(pruned)
+    }
+
     /// How many events of `company` are stored (tests, metrics).
     pub fn event_count(&self, company: &CompanyId) -> usize {
         self.events
@@ -529,6 +632,18 @@ fn event_key(company: &CompanyId, seq: u64) -> Vec<u8> {
     key
 }
 
+/// The company prefix at the start of an outbox key (length byte + id).
+fn key_prefix(key: &[u8]) -> &[u8] {
+    let len = usize::from(key.first().copied().unwrap_or(0)) + 1;
+    key.get(..len).unwrap_or(key)
+}
+
+/// The big-endian u64 at `at` in `bytes`, if there are 8 bytes there.
+fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
+    let end = at.checked_add(8)?;
+    bytes.get(at..end)?.try_into().ok().map(u64::from_be_bytes)
+}
+
 fn seq_from(company: &CompanyId, bytes: &[u8]) -> Result<u64, StoreError> {
     bytes
         .try_into()
@@ -547,10 +662,7 @@ fn decode_delivery(
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    crate::pool::now_ms()
 }
 
 #[cfg(test)]
@@ -714,6 +826,80 @@ mod tests {
             .unwrap();
         assert_eq!(kept.len(), 2);
         assert_eq!(kept[0].1.event_id, "evt_M4");
+    }
+
+    #[test]
+    fn retention_prunes_by_commit_time_and_keeps_what_may_still_be_sent() {
+        let store = Store::open_temporary().unwrap();
+        let outbox = store.outbox().unwrap();
+        let acme = company("acme");
+        let deliver = |committed: &Committed, to| {
+            let key = &committed.queued[0];
+            let d = outbox.get_queued(key).unwrap().unwrap();
+            if to != DeliveryState::Queued {
+                outbox.finish(key, &d, to).unwrap();
+            }
+        };
+        // Before any mark nothing can be dated, so nothing is pruned.
+        let old = outbox
+            .commit(
+                &acme,
+                &[
+                    message("OLD-DELIVERED", "c"),
+                    message("OLD-DEAD", "c"),
+                    message("OLD-QUEUED", "c"),
+                ],
+                &[Target::Company],
+            )
+            .unwrap();
+        assert_eq!(outbox.prune_before(i64::MAX).unwrap(), Pruned::default());
+        deliver(&old[0], DeliveryState::Delivered);
+        deliver(&old[1], DeliveryState::Dead);
+        deliver(&old[2], DeliveryState::Queued);
+        outbox.mark_time(1_000).unwrap();
+        let new = outbox
+            .commit(&acme, &[message("NEW", "c")], &[Target::Company])
+            .unwrap();
+        deliver(&new[0], DeliveryState::Delivered);
+        outbox.mark_time(2_000).unwrap();
+
+        // Cutoff = the mark at 1 000: only rows committed before it go, and
+        // of those only the event nothing may send again.
+        let pruned = outbox.prune_before(1_500).unwrap();
+        assert_eq!(
+            pruned,
+            Pruned {
+                events: 1,
+                dedup_keys: 1,
+                delivered: 1
+            }
+        );
+        assert_eq!(outbox.event_count(&acme), 3);
+        assert!(
+            outbox.list(&acme, DeliveryState::Delivered, 10).unwrap()[0]
+                .1
+                .event_id
+                == "evt_NEW"
+        );
+        // The pruned message is forgotten (a redelivery now would be new),
+        // the dead and queued ones are still deduplicated.
+        let again = outbox
+            .commit(
+                &acme,
+                &[
+                    message("OLD-DELIVERED", "c"),
+                    message("OLD-DEAD", "c"),
+                    message("OLD-QUEUED", "c"),
+                    message("NEW", "c"),
+                ],
+                &[],
+            )
+            .unwrap();
+        let duplicates: Vec<bool> = again.iter().map(|c| c.duplicate).collect();
+        assert_eq!(duplicates, [false, true, true, true]);
+        // Marks older than the cutoff mark are gone; running again is a no-op.
+        assert_eq!(outbox.marks.len(), 2);
+        assert_eq!(outbox.prune_before(1_500).unwrap(), Pruned::default());
     }
 
     #[test]

@@ -46,8 +46,6 @@ pub struct DispatcherConfig {
     pub backoff_max: Duration,
     /// Requests in flight per endpoint URL (at least 1).
     pub concurrency: usize,
-    /// Delivered-log rows kept per company.
-    pub delivered_kept: usize,
     /// Refuse to connect to non-public addresses (see `endpoint`).
     pub refuse_private: bool,
 }
@@ -60,7 +58,6 @@ impl Default for DispatcherConfig {
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
             concurrency: 16,
-            delivered_kept: 10_000,
             refuse_private: false,
         }
     }
@@ -119,7 +116,6 @@ pub(crate) struct Dispatcher {
     timers: BinaryHeap<Reverse<(Instant, LaneKey)>>,
     in_flight: JoinSet<Finished>,
     per_endpoint: HashMap<String, usize>,
-    finished_since_prune: usize,
 }
 
 impl Dispatcher {
@@ -148,7 +144,6 @@ impl Dispatcher {
             timers: BinaryHeap::new(),
             in_flight: JoinSet::new(),
             per_endpoint: HashMap::new(),
-            finished_since_prune: 0,
         })
     }
 
@@ -412,17 +407,6 @@ impl Dispatcher {
             tracing::error!(company.id = %key.company, %error, "cannot record a finished webhook delivery");
         }
         self.drop_head(lane, key);
-        self.finished_since_prune += 1;
-        if self.finished_since_prune >= self.config.delivered_kept.max(1000) {
-            self.finished_since_prune = 0;
-            match self.outbox.prune_delivered(self.config.delivered_kept) {
-                Ok(removed) if removed > 0 => {
-                    tracing::debug!(removed, "pruned the webhook delivery log")
-                }
-                Ok(_) => {}
-                Err(error) => tracing::error!(%error, "cannot prune the webhook delivery log"),
-            }
-        }
     }
 
     fn drop_head(&mut self, lane_key: &LaneKey, key: &DeliveryKey) {

@@ -35,9 +35,9 @@
 pub mod dispatcher;
 pub mod endpoint;
 pub mod event;
+pub mod retention;
 pub mod sign;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,6 +53,7 @@ use crate::store::{Store, StoreError};
 
 pub use dispatcher::DispatcherConfig;
 pub use endpoint::{Endpoint, UrlPolicy};
+pub use retention::Retention;
 
 /// Most pool events the status watcher commits in one batch.
 const STATUS_BATCH: usize = 256;
@@ -148,6 +149,10 @@ pub struct WebhookOptions {
     /// (recommended for multi-tenant deployments).
     #[arg(long, env = "WAGATE_WEBHOOK_REFUSE_PRIVATE")]
     pub webhook_refuse_private: bool,
+    /// Hours the outbox keeps delivered events and their dedup keys (a
+    /// message redelivered later than this after its commit is a new event).
+    #[arg(long, env = "WAGATE_WEBHOOK_RETENTION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u64).range(1..=8_760))]
+    pub webhook_retention_hours: u64,
 }
 
 /// Redacts the global secret and the global URL's path (it may carry a token).
@@ -166,6 +171,7 @@ impl std::fmt::Debug for WebhookOptions {
             .field("webhook_backoff_max_ms", &self.webhook_backoff_max_ms)
             .field("webhook_concurrency", &self.webhook_concurrency)
             .field("webhook_refuse_private", &self.webhook_refuse_private)
+            .field("webhook_retention_hours", &self.webhook_retention_hours)
             .finish()
     }
 }
@@ -183,6 +189,7 @@ impl Default for WebhookOptions {
             webhook_backoff_max_ms: config.backoff_max.as_millis() as u64,
             webhook_concurrency: config.concurrency as u64,
             webhook_refuse_private: false,
+            webhook_retention_hours: Retention::default().keep_for.as_secs() / 3600,
         }
     }
 }
@@ -199,6 +206,13 @@ impl WebhookOptions {
             concurrency: usize::try_from(self.webhook_concurrency).unwrap_or(16),
             refuse_private: self.webhook_refuse_private,
             ..DispatcherConfig::default()
+        }
+    }
+
+    fn retention(&self) -> Retention {
+        Retention {
+            keep_for: Duration::from_secs(self.webhook_retention_hours.saturating_mul(3600)),
+            ..Retention::default()
         }
     }
 
@@ -262,6 +276,8 @@ struct Inner {
     dispatcher: mpsc::UnboundedSender<dispatcher::Command>,
     events: broadcast::Sender<Arc<pb::WebhookEvent>>,
     policy: UrlPolicy,
+    /// The retention sweep; it holds the store open, so it ends with us.
+    _retention: retention::Sweeper,
 }
 
 impl Webhooks {
@@ -280,6 +296,7 @@ impl Webhooks {
         )?;
         let (commands, rx) = mpsc::unbounded_channel();
         tokio::spawn(dispatcher.run(rx));
+        let retention = retention::Sweeper::spawn(outbox.clone(), options.retention());
         Ok(Self {
             inner: Arc::new(Inner {
                 flusher: GroupFlusher::spawn(store.clone()),
@@ -289,6 +306,7 @@ impl Webhooks {
                 dispatcher: commands,
                 events: broadcast::channel(1024).0,
                 policy: options.policy(),
+                _retention: retention,
             }),
         })
     }
