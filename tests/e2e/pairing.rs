@@ -383,8 +383,10 @@ async fn pairing_page_in_a_real_browser() {
     page.execute("window.__pairingTest = 'same document';", vec![])
         .await
         .unwrap();
-    let state = page.find(Locator::Css("#state")).await.unwrap();
-    assert_eq!(state.text().await.unwrap(), EN.state_waiting_for_scan);
+    assert_eq!(
+        wait_for_state(page, "waiting_for_scan").await,
+        EN.state_waiting_for_scan
+    );
     save(
         &shots,
         "1-waiting-for-scan",
@@ -397,8 +399,7 @@ async fn pairing_page_in_a_real_browser() {
         .scan_qr_as(ACME_PHONE, &code)
         .await
         .expect("the fake phone scans the code read from the page");
-    wait_for(page, "main[data-state='connected']").await;
-    let text = state.text().await.unwrap();
+    let text = wait_for_state(page, "connected").await;
     assert!(text.contains(&format!("+{ACME_PHONE}")), "{text}");
     let mark = page
         .execute("return window.__pairingTest || null;", vec![])
@@ -420,7 +421,7 @@ async fn pairing_page_in_a_real_browser() {
     // Pair-code path.
     let (url, token) = link(api, "globex").await;
     page.goto(&url).await.expect("open the link");
-    wait_for(page, "main[data-state='waiting_for_scan']").await;
+    wait_for_state(page, "waiting_for_scan").await;
     let input = page.find(Locator::Css("#phone-input")).await.unwrap();
     input.send_keys("+1 555 000 1122").await.unwrap();
     page.find(Locator::Css("#phone-submit"))
@@ -438,14 +439,7 @@ async fn pairing_page_in_a_real_browser() {
         .enter_pair_code(GLOBEX_PHONE, &pair_code)
         .await
         .expect("the fake phone types the code read from the page");
-    wait_for(page, "main[data-state='connected']").await;
-    let text = page
-        .find(Locator::Css("#state"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = wait_for_state(page, "connected").await;
     assert!(text.contains(&format!("+{GLOBEX_PHONE}")), "{text}");
 
     // Expired and tampered links.
@@ -474,22 +468,15 @@ async fn pairing_page_in_a_real_browser() {
     let first = wait_for(page, "#qr svg").await.html(false).await.unwrap();
     let (status, _) = api.post("/v1/sessions/initech/logout", None).await;
     assert_eq!(status, StatusCode::OK);
-    wait_for(page, "main[data-state='logged_out']").await;
+    wait_for_state(page, "logged_out").await;
     let restart = wait_for(page, "#restart:not([hidden])").await;
     restart.click().await.expect("click \"Show a new QR code\"");
-    wait_for(page, "main[data-state='waiting_for_scan']").await;
+    wait_for_state(page, "waiting_for_scan").await;
     let second = wait_for(page, "#qr svg").await.html(false).await.unwrap();
     assert_ne!(first, second, "a new QR code after the logout");
     let (status, _) = api.delete("/v1/sessions/initech").await;
     assert_eq!(status, StatusCode::OK);
-    wait_for(page, "main[data-state='deleted']").await;
-    let text = page
-        .find(Locator::Css("#state"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = wait_for_state(page, "deleted").await;
     assert_eq!(text, EN.state_deleted);
     save(&shots, "6-deleted", &page.screenshot().await.unwrap());
 
@@ -503,14 +490,7 @@ async fn pairing_page_in_a_real_browser() {
     );
     page.goto(&url).await.expect("open the link");
     wait_for(page, "#countdown:not([hidden])").await;
-    wait_for(page, "main[data-state='expired']").await;
-    let text = page
-        .find(Locator::Css("#state"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = wait_for_state(page, "expired").await;
     assert!(text.starts_with(EN.expired_title), "{text}");
 
     browser.close().await;
@@ -533,6 +513,17 @@ async fn wait_for(page: &Client, css: &str) -> fantoccini::elements::Element {
         .for_element(Locator::Css(css))
         .await
         .unwrap_or_else(|err| panic!("`{css}` did not appear on the page: {err}"))
+}
+
+/// Waits until the page shows `state` (its `data-state`); returns the state's
+/// words as the page shows them.
+async fn wait_for_state(page: &Client, state: &str) -> String {
+    wait_for(page, &format!("main[data-state='{state}']")).await;
+    wait_for(page, "#state")
+        .await
+        .text()
+        .await
+        .expect("the state's text")
 }
 
 /// The text of the QR code in a PNG screenshot.
