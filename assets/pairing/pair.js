@@ -148,7 +148,8 @@
         show(codeBox, true);
         codeBox.focus();
       } else {
-        errorEl.textContent = (result.data && result.data.message) || strings.error_pair_code;
+        var error = result.data && result.data.error;
+        errorEl.textContent = (error && error.message) || strings.error_pair_code;
         show(errorEl, true);
       }
     }, function () {

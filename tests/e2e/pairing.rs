@@ -264,6 +264,46 @@ async fn pairing_links_are_issued_to_the_company_and_open_nothing_else() {
         assert!(actual.starts_with(content_type), "{path}: {actual}");
     }
 
+    // The pair-code form: JSON for the page's script, HTML without it, and a
+    // clear answer for a bad number.
+    let (_, globex_link) = link(api, "globex").await;
+    let form = |accept: &'static str, phone: &'static str| {
+        reqwest::Client::new()
+            .post(format!("{}/pair/{token}/pair-code", api.base))
+            .header("accept", accept)
+            .form(&[("phone", phone)])
+            .send()
+    };
+    let response = form("application/json", "not a number").await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_phone");
+    assert_eq!(body["error"]["message"], EN.error_phone);
+    let response = form("text/html", "+1 555").await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.text().await.unwrap().contains(EN.error_phone));
+    let response = form("application/json", "+15550001111").await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    let code = body["code"].as_str().unwrap().to_owned();
+    assert_eq!(code.len(), 8, "{body}");
+    assert_eq!(body["display"], format!("{}-{}", &code[..4], &code[4..]));
+    // Without script (one code per session here: a second request on the
+    // same pairing socket is refused upstream).
+    let response = reqwest::Client::new()
+        .post(format!("{}/pair/{globex_link}/pair-code", api.base))
+        .form(&[("phone", "+15550001122")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("id=\"pair-code-value\""), "{html}");
+    assert!(
+        html.contains(&format!("href=\"/pair/{globex_link}\"")),
+        "a way back"
+    );
+
     // Deleting the company kills its links, also once the id is reused.
     let (status, _) = api.delete("/v1/sessions/acme").await;
     assert_eq!(status, StatusCode::OK);
@@ -306,6 +346,16 @@ async fn the_page_stream_follows_the_session_through_logout_and_delete() {
         events.ends().await,
         "the page stops updating once connected"
     );
+    let response = reqwest::Client::new()
+        .post(format!("{}/pair/{token}/pair-code", api.base))
+        .header("accept", "application/json")
+        .form(&[("phone", ACME_PHONE)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["message"], EN.error_already_linked);
 
     // Logged out while the page is open (here: by the administrator, while
     // a new QR code is shown): the page offers a new attempt, which works.
@@ -423,13 +473,14 @@ async fn pairing_page_in_a_real_browser() {
     page.goto(&url).await.expect("open the link");
     wait_for_state(page, "waiting_for_scan").await;
     let input = page.find(Locator::Css("#phone-input")).await.unwrap();
+    let submit = page.find(Locator::Css("#phone-submit")).await.unwrap();
+    input.send_keys("12").await.unwrap();
+    submit.click().await.unwrap();
+    let error = wait_for(page, "#phone-error:not([hidden])").await;
+    assert_eq!(error.text().await.unwrap(), EN.error_phone);
+    input.clear().await.unwrap();
     input.send_keys("+1 555 000 1122").await.unwrap();
-    page.find(Locator::Css("#phone-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit.click().await.unwrap();
     let shown = wait_for(page, "#pair-code:not([hidden]) #pair-code-value").await;
     let display = shown.text().await.unwrap();
     let pair_code: String = display.chars().filter(|c| *c != '-').collect();
