@@ -44,6 +44,8 @@ import { readFileSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { performance } from 'node:perf_hooks'
+import v8 from 'node:v8'
+import vm from 'node:vm'
 
 // ---------------------------------------------------------------- plumbing
 
@@ -102,11 +104,33 @@ function quantile(xs, q) {
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]
 }
-/** RssAnon and RssFile of this process in KiB (Linux). */
-function memKib() {
+/** RssAnon and VmRSS of this process in KiB (Linux). */
+function rssKib() {
   const status = readFileSync('/proc/self/status', 'utf8')
   const field = (k) => Number(status.match(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm'))?.[1] ?? NaN)
-  return { rss_anon_kib: field('RssAnon'), rss_kib: field('VmRSS') }
+  return { anon: field('RssAnon'), total: field('VmRSS') }
+}
+/**
+ * Memory as found (what an operator's `ps` shows after the work so far:
+ * V8 keeps heap it grew into), then after a forced full GC (the live
+ * steady-state cost, which V8 converges to when idle). Both are reported.
+ */
+async function memReport() {
+  const before = rssKib()
+  v8.setFlagsFromString('--expose-gc')
+  const gc = vm.runInNewContext('gc')
+  gc()
+  await sleep(100)
+  gc()
+  const after = rssKib()
+  const { heapUsed, external } = process.memoryUsage()
+  return {
+    rss_anon_kib: before.anon,
+    rss_kib: before.total,
+    rss_anon_after_gc_kib: after.anon,
+    heap_used_kib: Math.round(heapUsed / 1024),
+    external_kib: Math.round(external / 1024),
+  }
 }
 /** Run `fn` over `items` with at most `limit` in flight (0 = all at once). */
 async function pool(items, limit, fn) {
@@ -339,7 +363,9 @@ async function link() {
     open: N - failed,
     failed,
     elapsed_s: round(elapsed),
-    ...memKib(),
+    // sockets that closed after opening (keepalive lost, …) and were reopened
+    reconnects: tenants.reduce((a, t) => a + t.reconnects, 0),
+    ...(await memReport()),
   })
   idleUntilSignal(tenants, failed)
 }
@@ -366,7 +392,7 @@ async function restore() {
     t90_s: at(0.9),
     t100_s: at(1),
     cpu_s: round((cpu.user + cpu.system) / 1e6),
-    ...memKib(),
+    ...(await memReport()),
   })
   idleUntilSignal(tenants, failed)
 }
