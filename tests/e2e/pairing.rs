@@ -602,7 +602,7 @@ fn save(dir: &Path, name: &str, png: &[u8]) {
 /// Headless Chromium behind `chromedriver`, with a fresh profile.
 struct Browser {
     client: Client,
-    _driver: tokio::process::Child,
+    driver: tokio::process::Child,
     _profile: tempfile::TempDir,
 }
 
@@ -631,8 +631,11 @@ impl Browser {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
+        // Its own process group, which the Chromium it starts joins: dropping
+        // the `Browser` ends them all, also when a test fails half-way.
         let mut child = tokio::process::Command::new(driver)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -672,6 +675,8 @@ impl Browser {
                     "--disable-component-update",
                     "--disable-sync",
                     "--disable-dev-shm-usage",
+                    "--disable-crash-reporter",
+                    "--disable-breakpad",
                     // A phone-sized window: the page must work there.
                     "--window-size=412,1000",
                     format!("--user-data-dir={}", profile.path().display()),
@@ -686,13 +691,25 @@ impl Browser {
             .expect("a WebDriver session in headless Chromium");
         Some(Self {
             client,
-            _driver: child,
+            driver: child,
             _profile: profile,
         })
     }
 
     async fn close(self) {
-        let _ = self.client.close().await;
+        let _ = self.client.clone().close().await;
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(pid) = self.driver.id() {
+            // The whole group: chromedriver and the browser it started.
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 
