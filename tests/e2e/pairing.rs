@@ -546,7 +546,7 @@ async fn pairing_page_in_a_real_browser() {
 
     browser.close().await;
     app.stop().await;
-    println!("pairing page screenshots: {}", shots.display());
+    uncaptured(&format!("pairing page screenshots: {}\n", shots.display()));
 }
 
 fn now_ms() -> i64 {
@@ -589,6 +589,13 @@ fn decode_qr(png: &[u8]) -> String {
     content
 }
 
+/// Writes to stderr past libtest's capture (which only catches `print!` and
+/// `eprint!`), so the line shows in a normal `cargo test` run.
+fn uncaptured(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
 fn screenshot_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pairing-screenshots");
     std::fs::create_dir_all(&dir).expect("create the screenshot directory");
@@ -618,11 +625,8 @@ impl Browser {
             if std::env::var_os("WAGATE_REQUIRE_BROWSER").is_some() {
                 panic!("WAGATE_REQUIRE_BROWSER is set: {message}");
             }
-            eprintln!(
-                "\n{}\nSKIPPED: {message}\n{}\n",
-                "!".repeat(78),
-                "!".repeat(78)
-            );
+            let bar = "!".repeat(78);
+            uncaptured(&format!("\n{bar}\nSKIPPED: {message}\n{bar}\n"));
             return None;
         };
 
