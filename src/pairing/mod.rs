@@ -51,11 +51,11 @@ pub const PAGE_PREFIX: &str = "/pair/";
 #[derive(Clone, Debug, clap::Args)]
 pub struct PairingOptions {
     /// How long a pairing link works when its request does not say (seconds).
-    #[arg(long = "pairing-link-ttl", env = "WAGATE_PAIRING_LINK_TTL", default_value_t = 900, value_parser = clap::value_parser!(u64).range(60..=604_800))]
+    #[arg(long = "pairing-link-ttl", value_name = "SECONDS", env = "WAGATE_PAIRING_LINK_TTL", default_value_t = 900, value_parser = clap::value_parser!(u64).range(60..=604_800))]
     pub link_ttl_s: u64,
 
     /// The longest lifetime a request may ask for (`ttl_seconds`), in seconds.
-    #[arg(long = "pairing-link-max-ttl", env = "WAGATE_PAIRING_LINK_MAX_TTL", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(60..=604_800))]
+    #[arg(long = "pairing-link-max-ttl", value_name = "SECONDS", env = "WAGATE_PAIRING_LINK_MAX_TTL", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(60..=604_800))]
     pub link_max_ttl_s: u64,
 }
 

@@ -485,6 +485,11 @@ async fn pairing_page_in_a_real_browser() {
     let display = shown.text().await.unwrap();
     let pair_code: String = display.chars().filter(|c| *c != '-').collect();
     assert_eq!(pair_code.len(), 8, "{display}");
+    let focused = page
+        .execute("return document.activeElement.id;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(focused, json!("pair-code"), "focus moves to the code");
     save(&shots, "3-pair-code", &page.screenshot().await.unwrap());
     app.fake
         .enter_pair_code(GLOBEX_PHONE, &pair_code)
