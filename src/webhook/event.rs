@@ -376,7 +376,6 @@ mod tests {
         let ephemeral = wa::Message {
             ephemeral_message: buffa::MessageField::some(wa::message::FutureProofMessage {
                 message: buffa::MessageField::some(text("inner")),
-                ..Default::default()
             }),
             ..Default::default()
         };

@@ -205,7 +205,6 @@ impl WebhookOptions {
             ),
             concurrency: usize::try_from(self.webhook_concurrency).unwrap_or(16),
             refuse_private: self.webhook_refuse_private,
-            ..DispatcherConfig::default()
         }
     }
 
