@@ -332,16 +332,20 @@ function concurrency(dflt) {
   return opt.concurrency === undefined ? dflt : int('concurrency')
 }
 
-/** Idle until SIGTERM/SIGINT, then end every socket (no logout) and flush saved state. */
-function idleUntilSignal(tenants, failed) {
+/**
+ * On SIGTERM/SIGINT (while opening or idling after READY): end every socket
+ * (no logout), flush saved state and exit; non-zero when READY was never
+ * printed or any tenant failed.
+ */
+function stopOnSignal(tenants, isReady) {
   const shutdown = async (sig) => {
     log.warn({ sig }, 'stopping')
     for (const t of tenants) t.stop()
     await Promise.all(tenants.map((t) => t.flush()))
     const reconnects = tenants.reduce((a, t) => a + t.reconnects, 0)
-    const lost = tenants.filter((t) => t.error).length
-    log.warn({ failed, reconnects, lost }, 'stopped')
-    process.exit(failed || lost ? 1 : 0)
+    const failed = tenants.filter((t) => t.error).length
+    log.warn({ ready: isReady(), failed, reconnects }, 'stopped')
+    process.exit(!isReady() || failed ? 1 : 0)
   }
   process.once('SIGTERM', shutdown)
   process.once('SIGINT', shutdown)
@@ -352,6 +356,8 @@ function idleUntilSignal(tenants, failed) {
 async function link() {
   const t0 = performance.now()
   const tenants = await makeTenants({ restore: false })
+  let ready = false
+  stopOnSignal(tenants, () => ready)
   const failed = await openAll(tenants, { pair: true, limit: concurrency(20) })
   const elapsed = (performance.now() - t0) / 1000
   await Promise.all(tenants.map((t) => t.flush()))
@@ -367,7 +373,7 @@ async function link() {
     reconnects: tenants.reduce((a, t) => a + t.reconnects, 0),
     ...(await memReport()),
   })
-  idleUntilSignal(tenants, failed)
+  ready = true
 }
 
 async function restore() {
@@ -375,6 +381,8 @@ async function restore() {
   // Times are since process start: a restart's cost includes Node start-up
   // and reading the auth state.
   const tenants = await makeTenants({ restore: true })
+  let ready = false
+  stopOnSignal(tenants, () => ready)
   const pending = tenants.filter((t) => !t.error)
   const failed = (await openAll(pending, { pair: false, limit: concurrency(0) })) +
     (tenants.length - pending.length)
@@ -394,7 +402,7 @@ async function restore() {
     cpu_s: round((cpu.user + cpu.system) / 1e6),
     ...(await memReport()),
   })
-  idleUntilSignal(tenants, failed)
+  ready = true
 }
 
 async function createToQr() {
