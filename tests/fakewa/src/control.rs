@@ -399,35 +399,34 @@ impl Shared {
         undecryptable: bool,
     ) -> Result<String> {
         let id = codec::new_message_id();
-        self.journal.lock().contact_texts.insert(
-            id.clone(),
-            ContactText {
-                from: from.to_string(),
-                to: to.to_string(),
-                text: text.to_string(),
-                push_name: push_name.clone(),
-            },
-        );
-        self.queue_contact_text_as(&id, from, to, text, push_name, undecryptable)
+        let message = ContactText {
+            from: from.to_string(),
+            to: to.to_string(),
+            text: text.to_string(),
+            push_name,
+        };
+        self.journal
+            .lock()
+            .contact_texts
+            .insert(id.clone(), message.clone());
+        self.queue_contact_text_as(&id, &message, undecryptable, false)
             .await?;
         Ok(id)
     }
 
-    /// Queues contact text `id` for every linked device of `to` (or the
-    /// one device `to` names) and delivers it to those online.
+    /// Queues contact text `id` for every linked device of its recipient
+    /// (or the one device it names) and delivers it to those online.
     async fn queue_contact_text_as(
         self: &Arc<Self>,
         id: &str,
-        from: &str,
-        to: &str,
-        text: &str,
-        push_name: Option<String>,
+        message: &ContactText,
         undecryptable: bool,
+        redelivery: bool,
     ) -> Result<()> {
         let keys = {
             let mut reg = self.reg.lock();
             let (phone, device) = reg
-                .resolve(to)
+                .resolve(&message.to)
                 .ok_or_else(|| FakeError::UnknownDevice("recipient".into()))?;
             let account = reg
                 .accounts
@@ -438,13 +437,16 @@ impl Shared {
                 if dev.removed || device.is_some_and(|d| d != *dev_id) {
                     continue;
                 }
-                // A redelivered copy supersedes one still waiting for its receipt.
-                dev.inbox.retain(|m| m.id != id);
+                // A redelivered copy supersedes one still waiting for its
+                // receipt (fresh ids skip the scan: backlogs can be long).
+                if redelivery {
+                    dev.inbox.retain(|m| m.id != id);
+                }
                 dev.inbox.push_back(Inbound {
                     id: id.to_string(),
-                    from: from.to_string(),
-                    text: text.to_string(),
-                    push_name: push_name.clone(),
+                    from: message.from.clone(),
+                    text: message.text.clone(),
+                    push_name: message.push_name.clone(),
                     stanza: None,
                     sent_on: None,
                     undecryptable,
@@ -470,11 +472,10 @@ impl Shared {
     /// See [`FakeServer::redeliver`].
     pub(crate) async fn redeliver(self: &Arc<Self>, id: &str) -> Result<()> {
         let original = self.journal.lock().contact_texts.get(id).cloned();
-        let Some(m) = original else {
+        let Some(message) = original else {
             return Err(FakeError::InvalidInput("unknown message id".into()));
         };
-        self.queue_contact_text_as(id, &m.from, &m.to, &m.text, m.push_name, false)
-            .await
+        self.queue_contact_text_as(id, &message, false, true).await
     }
 
     /// See [`FakeServer::set_device_muted`].

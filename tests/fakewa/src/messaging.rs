@@ -183,8 +183,10 @@ pub(crate) async fn deliver_inbox(
             .children([enc_node(kind, bytes)])
             .build();
         // By id, not position: receipts may have shortened the queue meanwhile.
+        // From the back: messages waiting for encryption are the newest, and
+        // a backlog of thousands must not make each delivery a full scan.
         if let Some(dev) = shared.reg.lock().device_mut(key)
-            && let Some(m) = dev.inbox.iter_mut().find(|m| m.id == id)
+            && let Some(m) = dev.inbox.iter_mut().rev().find(|m| m.id == id)
         {
             m.stanza = Some(stanza);
             m.undecryptable = false;
