@@ -145,10 +145,10 @@ impl Store {
     ///
     /// # Cancel safety
     /// Cancel-safe: dropping the future only stops waiting; the flush itself
-    /// runs on sled's flusher and writes are never lost by cancelling.
+    /// runs to completion on a blocking thread and writes are never lost by
+    /// cancelling.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        Ok(())
+        flush_db(&self.db).await
     }
 
     /// The whatsapp-rust storage `Backend` over `company`'s keyspace.
@@ -456,4 +456,29 @@ pub(crate) fn decode<M: prost::Message + Default>(
     bytes: &[u8],
 ) -> Result<M, StoreError> {
     M::decode(bytes).map_err(|error| StoreError::corrupt(company, what, error))
+}
+
+/// Flushes the database on tokio's blocking pool with sled's synchronous
+/// `flush`, never with `flush_async`.
+///
+/// Why: sled 0.34.7's `flush_async` runs the flush on sled's own small IO
+/// thread pool, and concurrent calls deadlock the whole database
+/// (spacejam/sled#1308, fixed only on sled's unreleased main branch): each
+/// pooled flush holds sled's concurrency-control read lock while it waits
+/// for log writes that are queued behind it, a batch writer then waits for
+/// those readers, and every later read or write waits for the writer. The
+/// capacity suite hit it with 16 companies pairing at once (each pairing
+/// flushes its new credentials while whatsapp-rust writes its 812 prekeys as
+/// one batch): the gateway stopped answering entirely. The synchronous flush
+/// runs in the calling thread and never queues behind other flushes.
+pub(crate) async fn flush_db(db: &sled::Db) -> Result<(), StoreError> {
+    let db = db.clone();
+    match tokio::task::spawn_blocking(move || db.flush()).await {
+        Ok(result) => result.map(drop).map_err(StoreError::from),
+        // The closure does not panic (sled reports errors as values); a join
+        // error means the runtime is shutting down.
+        Err(_) => Err(StoreError::from(sled::Error::ReportableBug(
+            "the store flush was cancelled by runtime shutdown".to_owned(),
+        ))),
+    }
 }
