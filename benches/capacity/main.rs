@@ -427,26 +427,29 @@ async fn run(plan: Plan) -> anyhow::Result<()> {
                 .insert(format!("{phase}_error"), json!(format!("{e:#}")));
         }
         timings.insert(phase, json!(t.elapsed().as_secs_f64()));
+        // Written after every phase, so an interrupted suite keeps what it
+        // measured.
+        let meta = json!({
+            "date": date,
+            "machine": report::machine(),
+            "load_average_before": load_before,
+            "load_average_after": procs::load_average(),
+            "suite_seconds": started.elapsed().as_secs_f64(),
+            "phase_seconds": timings,
+            "fake_rss_anon_kib_at_end": suite.fake.proc.rss_anon_kib(),
+            "plan": plan,
+            "command": "cargo bench --bench capacity --features test-server",
+        });
+        let doc = report::build(meta, &suite.raw);
+        if let Some(parent) = plan.out.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&plan.out, serde_json::to_string_pretty(&doc)? + "\n")?;
+        std::fs::write(plan.work.join("summary.md"), report::markdown(&doc))?;
+        if timings.len() == plan.phases.len() {
+            println!("{}", report::markdown(&doc));
+        }
     }
-    let fake_rss = suite.fake.proc.rss_anon_kib();
-    let load_after = procs::load_average();
-    let meta = json!({
-        "date": date,
-        "machine": report::machine(),
-        "load_average_before": load_before,
-        "load_average_after": load_after,
-        "suite_seconds": started.elapsed().as_secs_f64(),
-        "phase_seconds": timings,
-        "fake_rss_anon_kib_at_end": fake_rss,
-        "plan": plan,
-        "command": "cargo bench --bench capacity --features test-server",
-    });
-    let doc = report::build(meta, &suite.raw);
-    if let Some(parent) = plan.out.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(&plan.out, serde_json::to_string_pretty(&doc)? + "\n")?;
-    println!("{}", report::markdown(&doc));
     eprintln!("wrote {}", plan.out.display());
     Ok(())
 }

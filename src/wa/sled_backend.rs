@@ -1050,7 +1050,8 @@ impl DeviceStore for SledBackend {
             .map_err(StoreError::from)?;
         let pn = device.pn.as_ref().map(ToString::to_string);
         if *self.flushed_pn.lock() != pn {
-            self.db.flush_async().await.map_err(StoreError::from)?;
+            // Not `flush_async`: see `crate::store::flush_db`.
+            crate::store::flush_db(&self.db).await?;
             *self.flushed_pn.lock() = pn;
         }
         Ok(())
