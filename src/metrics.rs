@@ -23,7 +23,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::domain::CompanyId;
 use crate::http::AppState;
@@ -47,6 +47,10 @@ pub const MESSAGES_RECEIVED: &str = "wagate_messages_received_total";
 pub const WEBHOOK_DELIVERIES: &str = "wagate_webhook_deliveries_total";
 /// Webhook deliveries queued in the dispatcher (gauge).
 pub const OUTBOX_DEPTH: &str = "wagate_webhook_outbox_depth";
+/// Duration of the outbox's group flushes (the inbound durability point), seconds (histogram).
+pub const OUTBOX_FLUSH: &str = "wagate_outbox_flush_seconds";
+/// Commits made durable by one group flush (histogram).
+pub const OUTBOX_FLUSH_BATCH: &str = "wagate_outbox_flush_batch_size";
 /// HTTP requests by route template, method and status (counter).
 pub const HTTP_REQUESTS: &str = "wagate_http_requests_total";
 /// HTTP request latency by route template, seconds (histogram).
@@ -65,10 +69,26 @@ static PER_COMPANY: AtomicBool = AtomicBool::new(false);
 /// an observation aid and must never stop the gateway.
 pub fn handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
+        // Bucket lists are constants and non-empty, so these cannot fail;
+        // a failure would only cost the histograms their buckets.
         let builder = PrometheusBuilder::new()
             .set_buckets(&[
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
             ])
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full(OUTBOX_FLUSH.to_owned()),
+                    &[
+                        0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+                    ],
+                )
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full(OUTBOX_FLUSH_BATCH.to_owned()),
+                    &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0],
+                )
+            })
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
@@ -105,6 +125,15 @@ fn describe() {
     );
     metrics::describe_counter!(WEBHOOK_DELIVERIES, "Webhook delivery attempts by outcome.");
     metrics::describe_gauge!(OUTBOX_DEPTH, "Webhook deliveries queued in the dispatcher.");
+    metrics::describe_histogram!(
+        OUTBOX_FLUSH,
+        metrics::Unit::Seconds,
+        "Group flushes of the inbound outbox (each makes every commit waiting for it durable)."
+    );
+    metrics::describe_histogram!(
+        OUTBOX_FLUSH_BATCH,
+        "Commits made durable by one group flush of the inbound outbox."
+    );
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by route, method and status.");
     metrics::describe_histogram!(
         HTTP_DURATION,
@@ -173,6 +202,12 @@ pub fn messages(company: &CompanyId, sent: u64, received: u64) {
 /// A webhook delivery attempt finished: `delivered`, `retry` or `dead`.
 pub fn webhook_delivery(outcome: &'static str) {
     metrics::counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).increment(1);
+}
+
+/// One group flush of the outbox: how long it took and how many commits it covered.
+pub fn outbox_flush(took: Duration, commits: usize) {
+    metrics::histogram!(OUTBOX_FLUSH).record(took.as_secs_f64());
+    metrics::histogram!(OUTBOX_FLUSH_BATCH).record(commits as f64);
 }
 
 /// The dispatcher's queue grew (`+1`) or shrank (`-1`).

@@ -612,7 +612,9 @@ impl GroupFlusher {
                 while let Ok(next) = rx.try_recv() {
                     waiting.push(next);
                 }
+                let started = std::time::Instant::now();
                 let result = store.flush().await.map_err(|e| e.to_string());
+                crate::metrics::outbox_flush(started.elapsed(), waiting.len());
                 for waiter in waiting.drain(..) {
                     let _ = waiter.send(result.clone());
                 }

@@ -322,6 +322,17 @@ async fn webhook_api_validates_retries_500s_and_replays() {
         ops::counter(&metrics, "wagate_webhook_outbox_depth", &[]) >= 1.0,
         "{text}"
     );
+    // The inbound message was made durable by a group flush.
+    for histogram in [
+        "wagate_outbox_flush_seconds",
+        "wagate_outbox_flush_batch_size",
+    ] {
+        assert!(
+            metrics.samples.iter().any(|s| s.metric == histogram
+                && matches!(s.value, prometheus_parse::Value::Histogram(_))),
+            "{histogram}: {text}"
+        );
+    }
     *receiver.fail_until.lock() = None;
     receiver
         .wait_for("the message", |log| distinct_message_ids(log).len() == 1)
