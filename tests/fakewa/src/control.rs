@@ -20,7 +20,7 @@ use tokio::sync::{oneshot, watch};
 use wacore::libsignal::protocol::IdentityKeyPair;
 use wacore_binary::Node;
 
-use crate::accounts::{ConnId, DeviceKey, Inbound, Outbound, PendingSign, Registry};
+use crate::accounts::{ConnId, Device, DeviceKey, Inbound, Outbound, PendingSign, Registry};
 use crate::codec;
 use crate::contacts::SignalWorld;
 use crate::error::{FakeError, Result};
@@ -480,6 +480,11 @@ impl Shared {
 
     /// See [`FakeServer::set_device_muted`].
     pub(crate) fn set_device_muted(&self, target: &str, muted: bool) -> Result<()> {
+        self.update_devices(target, |dev| dev.muted = muted)
+    }
+
+    /// Applies `change` to every device `target` names; unknown targets are an error.
+    fn update_devices(&self, target: &str, change: impl Fn(&mut Device)) -> Result<()> {
         let mut reg = self.reg.lock();
         let devices = reg.devices_of(target);
         if devices.is_empty() {
@@ -487,7 +492,7 @@ impl Shared {
         }
         for key in devices {
             if let Some(dev) = reg.device_mut(&key) {
-                dev.muted = muted;
+                change(dev);
             }
         }
         Ok(())
@@ -796,17 +801,8 @@ impl FakeServer {
 
     /// Stops (or resumes) answering keepalive pings of `target`'s devices.
     pub fn set_device_ping_replies(&self, target: &str, enabled: bool) -> Result<()> {
-        let mut reg = self.shared.reg.lock();
-        let devices = reg.devices_of(target);
-        if devices.is_empty() {
-            return Err(FakeError::UnknownDevice("target".into()));
-        }
-        for key in devices {
-            if let Some(dev) = reg.device_mut(&key) {
-                dev.ping_replies = enabled;
-            }
-        }
-        Ok(())
+        self.shared
+            .update_devices(target, |dev| dev.ping_replies = enabled)
     }
 }
 
