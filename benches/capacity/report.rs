@@ -53,7 +53,8 @@ pub fn machine() -> Value {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok());
     json!({
-        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        // Not `available_parallelism`: this process is pinned to one CPU.
+        "cpus": cpuinfo.lines().filter(|l| l.starts_with("processor")).count(),
         "cpu_model": model,
         "mem_gib": mem_kib.map(|k| (k as f64 / 1024.0 / 1024.0 * 10.0).round() / 10.0),
         "kernel": command_line("uname", &["-r"]),
