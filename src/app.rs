@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -174,7 +175,13 @@ impl App {
         };
         let mut server = tokio::spawn(
             axum::serve(
-                listener,
+                // Small writes (SSE events such as a new QR, short JSON
+                // answers) must not wait for the peer's delayed ACK (Nagle).
+                listener.tap_io(|tcp| {
+                    if let Err(error) = tcp.set_nodelay(true) {
+                        tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
+                    }
+                }),
                 http::router(state).layer(axum::Extension(webhooks)),
             )
             .with_graceful_shutdown(drained)
