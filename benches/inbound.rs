@@ -15,6 +15,10 @@
 //! (optional: `WAGATE_BENCH_MESSAGES`, `WAGATE_BENCH_CONTACTS`,
 //! `WAGATE_BENCH_RATE`, `WAGATE_BENCH_SECONDS`).
 
+/// The webhook sink shared with the capacity suite.
+#[allow(dead_code)]
+#[path = "capacity/sink.rs"]
+mod sink;
 #[path = "../tests/e2e/support.rs"]
 mod support;
 
@@ -22,61 +26,21 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State;
 use axum::http::StatusCode;
 use parking_lot::Mutex;
 use reqwest::Method;
-use serde_json::{Value, json};
-use tokio::sync::watch;
+use serde_json::json;
 
+use sink::Sink;
 use support::spawn_app;
 
 const OWN_PHONE: &str = "15550001111";
 
-/// Receive time of every distinct message text.
-#[derive(Clone)]
-struct Sink {
-    received: Arc<Mutex<HashMap<String, Instant>>>,
-    count: watch::Sender<usize>,
-}
-
-async fn receive(State(sink): State<Sink>, body: Bytes) -> StatusCode {
-    let now = Instant::now();
-    let Ok(json) = serde_json::from_slice::<Value>(&body) else {
-        return StatusCode::BAD_REQUEST;
-    };
-    if let Some(text) = json["data"]["text"].as_str() {
-        let count = {
-            let mut received = sink.received.lock();
-            received.entry(text.to_owned()).or_insert(now);
-            received.len()
-        };
-        sink.count.send_replace(count);
-    }
-    StatusCode::NO_CONTENT
-}
-
-async fn start_sink() -> (Sink, String) {
-    let sink = Sink {
-        received: Arc::default(),
-        count: watch::Sender::new(0),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the receiver");
-    let url = format!("http://{}/hook", listener.local_addr().expect("an address"));
-    let app = axum::Router::new()
-        .route("/hook", axum::routing::post(receive))
-        .with_state(sink.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (sink, url)
-}
-
 /// A fresh gateway with one linked company whose webhook is the sink.
 async fn setup() -> (support::TestApp, Sink) {
     let app = spawn_app().await;
-    let (sink, url) = start_sink().await;
+    let sink = Sink::start().await.expect("start the webhook sink");
+    let url = sink.url.clone();
     app.api.link_by_qr(&app.fake, "bench", OWN_PHONE).await;
     let (status, body) = app
         .api
@@ -94,12 +58,13 @@ fn contact(c: usize) -> String {
     format!("1555000{:04}", 3000 + c)
 }
 
+/// Waits until the sink got `count` distinct messages; panics after `limit`.
 async fn wait_for(sink: &Sink, count: usize, limit: Duration) {
-    let mut rx = sink.count.subscribe();
-    tokio::time::timeout(limit, rx.wait_for(|n| *n >= count))
-        .await
-        .unwrap_or_else(|_| panic!("only {} of {count} messages arrived", *sink.count.borrow()))
-        .expect("the sink is alive");
+    assert!(
+        sink.wait_for(count, limit).await,
+        "only {} of {count} messages arrived",
+        sink.received.lock().len()
+    );
 }
 
 async fn throughput(messages: usize, contacts: usize) {
