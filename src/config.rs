@@ -27,6 +27,12 @@ pub struct Config {
     #[arg(long, env = "WAGATE_DATA_DIR", default_value = "sessions")]
     pub data_dir: PathBuf,
 
+    /// Memory the store may use to cache database pages, in MiB. Idle linked
+    /// sessions need a few KiB each; pages beyond this are read back from
+    /// the file through the OS page cache.
+    #[arg(long, env = "WAGATE_STORE_CACHE_MIB", default_value_t = crate::store::DEFAULT_CACHE_MIB, value_parser = clap::value_parser!(u64).range(4..=1_048_576))]
+    pub store_cache_mib: u64,
+
     /// Admin API key (at least 16 characters). When absent, one is generated
     /// on first start, stored hashed in the data directory and printed once.
     #[arg(long, env = "WAGATE_ADMIN_KEY", hide_env_values = true, value_parser = parse_admin_key)]
@@ -165,6 +171,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
+            .field("store_cache_mib", &self.store_cache_mib)
             .field("admin_key", &self.admin_key.as_ref().map(|_| "<redacted>"))
             .field("public_url", &self.public_url)
             .field("log_format", &self.log_format)
@@ -239,6 +246,7 @@ mod tests {
         let config = parse(&[]).unwrap();
         assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(config.data_dir, PathBuf::from("sessions"));
+        assert_eq!(config.store_cache_mib, crate::store::DEFAULT_CACHE_MIB);
         assert_eq!(config.log_format, LogFormat::Pretty);
         assert_eq!(config.public_url(), "http://127.0.0.1:8080");
         assert!(
@@ -283,6 +291,8 @@ mod tests {
             &["--listen", "nope"],
             &["--log-format", "xml"],
             &["--shutdown-timeout", "0"],
+            &["--store-cache-mib", "0"],
+            &["--store-cache-mib", "lots"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} must be refused");
         }

@@ -12,6 +12,7 @@
 //! closing an idle stream.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -127,7 +128,9 @@ pub async fn events(
 
 fn to_sse(event: SessionEvent) -> Option<Event> {
     match event {
-        SessionEvent::StatusChanged(status) => Some(status_event(status.into())),
+        SessionEvent::StatusChanged(status) => {
+            Some(status_event(Arc::unwrap_or_clone(status).into()))
+        }
         SessionEvent::QrRotated(qr) => Some(qr_event(qr)),
         SessionEvent::PairCodeIssued { expires_at_ms } => Some(json_event(
             "session.pair_code",

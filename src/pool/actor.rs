@@ -51,7 +51,7 @@ use whatsapp_rust::Client;
 
 use super::backoff::Backoff;
 use super::error::PoolError;
-use super::handle::{ActorDeleteOutcome, Command, Sent, StartReason, StepOutcome};
+use super::handle::{ActorDeleteOutcome, Command, SendText, Sent, StartReason, StepOutcome};
 use super::state::{
     ExitCause, Qr, SessionEvent, SessionState, SessionStatus, Transition, Verdict, classify,
     is_lifecycle_event, merge_exit,
@@ -242,12 +242,13 @@ impl SessionActor {
                 let result = self.logout().await;
                 let _ = reply.send(result);
             }
-            Command::Send {
-                to,
-                text,
-                idempotency_key,
-                reply,
-            } => {
+            Command::Send(send) => {
+                let SendText {
+                    to,
+                    text,
+                    idempotency_key,
+                    reply,
+                } = *send;
                 self.send(to, text, idempotency_key, reply);
             }
             Command::Delete { reply } => {
@@ -1000,7 +1001,9 @@ impl SessionActor {
             s.last_activity_ms = now;
             s.recent_transitions = recent;
         });
-        self.emit(SessionEvent::StatusChanged(self.status.borrow().clone()));
+        self.emit(SessionEvent::StatusChanged(Arc::new(
+            self.status.borrow().clone(),
+        )));
     }
 
     /// Broadcast to the session's subscribers and to the pool-wide stream.

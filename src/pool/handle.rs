@@ -88,18 +88,23 @@ pub(crate) enum Command {
     Logout {
         reply: oneshot::Sender<Result<(), PoolError>>,
     },
-    Send {
-        to: PhoneNumber,
-        text: String,
-        idempotency_key: Option<String>,
-        reply: oneshot::Sender<Result<Sent, PoolError>>,
-    },
+    /// Boxed: every session's command queue preallocates a block of slots
+    /// the size of the largest variant, and this one is by far the largest.
+    Send(Box<SendText>),
     /// Log out on WhatsApp, wipe credentials and stop the actor.
     Delete {
         reply: oneshot::Sender<ActorDeleteOutcome>,
     },
     /// Disconnect (never log out) and stop the actor.
     Shutdown { reply: oneshot::Sender<()> },
+}
+
+/// The payload of [`Command::Send`].
+pub(crate) struct SendText {
+    pub to: PhoneNumber,
+    pub text: String,
+    pub idempotency_key: Option<String>,
+    pub reply: oneshot::Sender<Result<Sent, PoolError>>,
 }
 
 /// A handle to one company's session. Cheap to clone.
@@ -230,11 +235,13 @@ impl SessionHandle {
         text: String,
         idempotency_key: Option<String>,
     ) -> Result<Sent, PoolError> {
-        self.call(|reply| Command::Send {
-            to,
-            text,
-            idempotency_key,
-            reply,
+        self.call(|reply| {
+            Command::Send(Box::new(SendText {
+                to,
+                text,
+                idempotency_key,
+                reply,
+            }))
         })
         .await?
     }

@@ -131,6 +131,11 @@ pub struct PoolEvent {
 /// behind gets `RecvError::Lagged`.
 const POOL_EVENTS_CAPACITY: usize = 1024;
 
+/// Capacity of one session's event channel ([`SessionHandle::subscribe`]);
+/// a subscriber further behind gets `Lagged` and resynchronises from the
+/// current status.
+const SESSION_EVENTS_CAPACITY: usize = 16;
+
 /// Result of [`SessionPool::ensure`].
 #[derive(Debug, Clone)]
 pub struct Ensured {
@@ -575,7 +580,9 @@ impl SessionPool {
         };
         let (status_tx, status_rx) = watch::channel(initial);
         let (qr_tx, qr_rx) = watch::channel(None);
-        let (events_tx, _) = broadcast::channel(64);
+        // Few events per session (state changes, QR rotations) and prompt
+        // subscribers; every session preallocates these slots.
+        let (events_tx, _) = broadcast::channel(SESSION_EVENTS_CAPACITY);
         let (commands_tx, commands_rx) = mpsc::channel(64);
         let config = self.inner.config.clone();
         // Validated in `new`.

@@ -166,8 +166,9 @@ impl std::fmt::Debug for Qr {
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum SessionEvent {
-    /// The state changed; carries the new snapshot.
-    StatusChanged(SessionStatus),
+    /// The state changed; carries the new snapshot (shared: every
+    /// subscriber and every slot of the channel points at one copy).
+    StatusChanged(std::sync::Arc<SessionStatus>),
     /// A new QR code is current.
     QrRotated(Qr),
     /// A pair code was issued (the code itself is only returned to the caller

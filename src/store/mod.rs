@@ -111,6 +111,9 @@ enum Rows {
     Prefix(Vec<u8>),
 }
 
+/// Default bound of sled's page cache, in MiB (sled's own default is 1 GiB).
+pub const DEFAULT_CACHE_MIB: u64 = 64;
+
 /// Handle to the store. Cheap to clone: every clone shares one sled database.
 #[derive(Clone)]
 pub struct Store {
@@ -119,16 +122,34 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the database in `dir`.
+    /// Opens (or creates) the database in `dir` with the default page cache
+    /// ([`DEFAULT_CACHE_MIB`]).
     ///
     /// Fails if another process holds the database (sled takes a file lock).
     pub fn open(dir: impl AsRef<Path>) -> Result<Store, StoreError> {
+        Self::open_with_cache(dir, DEFAULT_CACHE_MIB << 20)
+    }
+
+    /// Opens (or creates) the database in `dir`, letting sled keep up to
+    /// `cache_bytes` of its pages in memory.
+    ///
+    /// The cache bound matters for capacity: sled keeps every page written
+    /// since start (pairing writes ~250 KiB of prekeys and keys per company)
+    /// until the bound, while an idle linked session's hot rows are a few
+    /// KiB. Pages beyond it are read back from the file (the OS page cache).
+    ///
+    /// Fails if another process holds the database (sled takes a file lock).
+    pub fn open_with_cache(dir: impl AsRef<Path>, cache_bytes: u64) -> Result<Store, StoreError> {
         let dir = dir.as_ref();
         let open_error = |source| StoreError::Open {
             path: dir.display().to_string(),
             source,
         };
-        let db = sled::Config::new().path(dir).open().map_err(open_error)?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(open_error)?;
         let trees = Trees::open(&db).map_err(open_error)?;
         Ok(Store { db, trees })
     }

@@ -148,6 +148,14 @@ impl HttpClient for UnavailableHttpClient {
     }
 }
 
+/// One-time prekeys generated and uploaded per batch (WhatsApp asks for more
+/// when fewer than 5 are left). whatsapp-rust defaults to WhatsApp Web's 812;
+/// whatsmeow uploads 50. A gateway holds thousands of sessions, and each
+/// batch is stored and kept in memory: 812 prekeys cost ≈ 250 KiB of store
+/// writes per pairing and leave a 40 KiB frame buffer in every session's
+/// sender task (measured with heaptrack; see BENCHMARKS.md).
+pub const PRE_KEY_BATCH: usize = 50;
+
 /// A built, not yet started client.
 pub struct BuiltBot {
     pub bot: Bot,
@@ -181,7 +189,8 @@ pub async fn build_bot(
         .with_event_handler(ForwardEvents(sink))
         // History sync downloads media over HTTP and floods events wagate does
         // not use.
-        .skip_history_sync();
+        .skip_history_sync()
+        .with_wanted_pre_key_count(PRE_KEY_BATCH);
     if !options.push_name.is_empty() {
         builder = builder.with_push_name(options.push_name.clone());
     }

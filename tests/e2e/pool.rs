@@ -746,7 +746,7 @@ async fn stream_restart_515_reconnects_at_once_without_backoff() {
     let mut trail = Vec::new();
     while let Ok(event) = events.try_recv() {
         if let wagate::pool::SessionEvent::StatusChanged(s) = event {
-            trail.push((s.state, s.reason));
+            trail.push((s.state, s.reason.clone()));
         }
     }
     assert_eq!(
