@@ -371,7 +371,13 @@ pub(crate) async fn handle_receipt(
     }
     let mut reg = shared.reg.lock();
     if let Some(dev) = reg.device_mut(&key) {
-        dev.inbox.retain(|m| !ids.contains(&m.id));
+        // Receipts come roughly in queue order, so each id is found near the
+        // front; `retain` would move the whole backlog once per receipt.
+        for id in &ids {
+            if let Some(at) = dev.inbox.iter().position(|m| &m.id == id) {
+                dev.inbox.remove(at);
+            }
+        }
     }
     Ok(())
 }
