@@ -6,14 +6,20 @@
 //! gateway, receiver), so the figures include the fake's own encryption work.
 //!
 //! Two scenarios, each on a fresh gateway:
-//! - `throughput`: `CONTACTS` contacts send as fast as the fake takes them;
-//!   msg/s = messages / (first send → last receiver ack).
+//! - `throughput`: `CONTACTS` contacts send as fast as the fake takes them
+//!   to one linked session, then spread over `SESSIONS` linked sessions
+//!   (contact `c` writes to session `c % SESSIONS`); msg/s = messages /
+//!   (first send → last receiver ack). One session's inbound rate is bounded
+//!   by its chats in flight (whatsapp-rust handles one message per chat at a
+//!   time, and each waits for the outbox flush before its ack); the gateway's
+//!   rate, by how many commits share a flush.
 //! - `latency`: paced at `RATE` msg/s for `SECONDS`; per message, the time
 //!   from the contact's send call to the receiver's ack: p50/p99/max.
 //!
 //! Run: `cargo bench --bench inbound --features test-server`
 //! (optional: `WAGATE_BENCH_MESSAGES`, `WAGATE_BENCH_CONTACTS`,
-//! `WAGATE_BENCH_RATE`, `WAGATE_BENCH_SECONDS`).
+//! `WAGATE_BENCH_SESSIONS` (default 8), `WAGATE_BENCH_RATE`,
+//! `WAGATE_BENCH_SECONDS`).
 
 /// The webhook sink shared with the capacity suite.
 #[allow(dead_code)]
@@ -34,23 +40,30 @@ use serde_json::json;
 use sink::Sink;
 use support::spawn_app;
 
-const OWN_PHONE: &str = "15550001111";
+/// The linked phone of session `s`.
+fn own_phone(s: usize) -> String {
+    format!("155500{:05}", 1111 + s)
+}
 
-/// A fresh gateway with one linked company whose webhook is the sink.
-async fn setup() -> (support::TestApp, Sink) {
+/// A fresh gateway with `sessions` linked companies, each with the sink as
+/// its webhook.
+async fn setup(sessions: usize) -> (support::TestApp, Sink) {
     let app = spawn_app().await;
     let sink = Sink::start().await.expect("start the webhook sink");
     let url = sink.url.clone();
-    app.api.link_by_qr(&app.fake, "bench", OWN_PHONE).await;
-    let (status, body) = app
-        .api
-        .call(
-            Method::PUT,
-            "/v1/sessions/bench/webhook",
-            Some(json!({"url": url, "secret": "bench-secret", "events": ["message.received"]})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    for s in 0..sessions {
+        let company = format!("bench{s}");
+        app.api.link_by_qr(&app.fake, &company, &own_phone(s)).await;
+        let (status, body) = app
+            .api
+            .call(
+                Method::PUT,
+                &format!("/v1/sessions/{company}/webhook"),
+                Some(json!({"url": url, "secret": "bench-secret", "events": ["message.received"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
     (app, sink)
 }
 
@@ -67,37 +80,64 @@ async fn wait_for(sink: &Sink, count: usize, limit: Duration) {
     );
 }
 
-async fn throughput(messages: usize, contacts: usize) {
-    let (app, sink) = setup().await;
+async fn throughput(messages: usize, contacts: usize, sessions: usize) {
+    let (app, sink) = setup(sessions).await;
     let per_contact = messages / contacts;
     let total = per_contact * contacts;
     let started = Instant::now();
     let mut sends = tokio::task::JoinSet::new();
+    // Contact `c` writes to session `c % sessions`: one chat per contact.
     for c in 0..contacts {
         let fake = app.fake.clone();
+        let to = own_phone(c % sessions);
         sends.spawn(async move {
             for i in 0..per_contact {
-                fake.contact_send_text(&contact(c), OWN_PHONE, &format!("t{c}-{i}"))
+                fake.contact_send_text(&contact(c), &to, &format!("t{c}-{i}"))
                     .await
                     .expect("send");
             }
         });
     }
+    let flushes_before = flush_stats(&app).await;
     sends.join_all().await;
     let sent_in = started.elapsed();
     wait_for(&sink, total, Duration::from_secs(600)).await;
     let elapsed = started.elapsed();
+    let (flushes, commits, flush_s) = flush_stats(&app).await;
+    let flushes = flushes - flushes_before.0;
     println!(
-        "throughput  n={total} contacts={contacts}  {:.0} msg/s end to end ({:.2} s; the fake accepted them at {:.0} msg/s)",
+        "throughput  n={total} sessions={sessions} contacts={contacts}  {:.0} msg/s end to end ({:.2} s; the fake accepted them at {:.0} msg/s); \
+         {flushes:.0} outbox flushes, {:.1} commits and {:.2} ms each on average",
         total as f64 / elapsed.as_secs_f64(),
         elapsed.as_secs_f64(),
         total as f64 / sent_in.as_secs_f64(),
+        (commits - flushes_before.1) / flushes.max(1.0),
+        (flush_s - flushes_before.2) * 1000.0 / flushes.max(1.0),
     );
     app.stop().await;
 }
 
+/// The outbox's group flushes so far, from `/metrics`: (flushes, commits
+/// they covered, seconds spent flushing).
+async fn flush_stats(app: &support::TestApp) -> (f64, f64, f64) {
+    let body = match app.api.request(Method::GET, "/metrics").send().await {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let value = |name: &str| {
+        body.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (
+        value("wagate_outbox_flush_batch_size_count "),
+        value("wagate_outbox_flush_batch_size_sum "),
+        value("wagate_outbox_flush_seconds_sum "),
+    )
+}
+
 async fn latency(rate: usize, seconds: usize, contacts: usize) {
-    let (app, sink) = setup().await;
+    let (app, sink) = setup(1).await;
     let total = rate * seconds;
     let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
@@ -116,7 +156,7 @@ async fn latency(rate: usize, seconds: usize, contacts: usize) {
                 }
                 let text = format!("l{n}");
                 sent_at.lock().insert(text.clone(), Instant::now());
-                fake.contact_send_text(&contact(c), OWN_PHONE, &text)
+                fake.contact_send_text(&contact(c), &own_phone(0), &text)
                     .await
                     .expect("send");
             }
@@ -167,7 +207,14 @@ fn env_count(name: &str, default: usize) -> usize {
 fn main() {
     // `cargo test --benches` runs a tiny smoke version.
     let smoke = !std::env::args().any(|a| a == "--bench");
-    let contacts = env_count("WAGATE_BENCH_CONTACTS", 8);
+    let (contacts, sessions) = if smoke {
+        (4, 2)
+    } else {
+        (
+            env_count("WAGATE_BENCH_CONTACTS", 64),
+            env_count("WAGATE_BENCH_SESSIONS", 8),
+        )
+    };
     let (messages, rate, seconds) = if smoke {
         (40, 20, 1)
     } else {
@@ -188,7 +235,8 @@ fn main() {
         .build()
         .expect("a tokio runtime");
     runtime.block_on(async {
-        throughput(messages, contacts).await;
-        latency(rate, seconds, contacts).await;
+        throughput(messages, contacts.min(8), 1).await;
+        throughput(messages, contacts.max(sessions), sessions).await;
+        latency(rate, seconds, 8).await;
     });
 }

@@ -20,6 +20,14 @@ pub struct Gateway {
     pub started: Instant,
 }
 
+/// The gateway binary: cargo's build of this tree, or `CAP_WAGATE_BIN` (to
+/// compare builds, e.g. allocators, with the same suite binary).
+fn binary() -> std::path::PathBuf {
+    std::env::var_os("CAP_WAGATE_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_wagate").into())
+}
+
 impl Gateway {
     /// Starts wagate over `data_dir` against the fake at `ws_url`, and waits
     /// until it answers `/healthz` (stored sessions restore in the
@@ -46,7 +54,7 @@ impl Gateway {
         let proc = procs::spawn_pinned(
             "wagate",
             Some(GATEWAY_CPU),
-            Path::new(env!("CARGO_BIN_EXE_wagate")),
+            &binary(),
             &args,
             &[
                 ("WAGATE_ADMIN_KEY", ADMIN_KEY.to_owned()),
