@@ -61,6 +61,7 @@ const { positionals, values: opt } = parseArgs({
     auth: { type: 'string', default: 'memory' },
     dir: { type: 'string' },
     n: { type: 'string', default: '1' },
+    first: { type: 'string', default: '0' },
     burst: { type: 'boolean', default: false },
     rate: { type: 'string', default: '10' },
     duration: { type: 'string', default: '10' },
@@ -73,6 +74,9 @@ const { positionals, values: opt } = parseArgs({
 })
 const command = positionals[0]
 const N = int('n')
+// Tenant indices FIRST … FIRST+N-1 (phone base-phone+i, directory tenant-i):
+// lets several `link` processes fill one file-auth directory in batches.
+const FIRST = int('first')
 const TIMEOUT_MS = num('timeout') * 1000
 const log = P({ level: process.env.LOG_LEVEL ?? 'warn' }, P.destination(2))
 // Baileys' own logger: silent unless asked (it is chatty at info).
@@ -202,6 +206,15 @@ class Tenant {
     this.opened.catch(() => {}) // observed via this.error
   }
 
+  /**
+   * The phone the tenant is linked to: from its saved credentials when
+   * restored (`--base-phone` belongs to the link run, not to this one).
+   */
+  get linkedPhone() {
+    const id = this.auth?.state?.creds?.me?.id
+    return id ? id.split(/[:@]/)[0] : this.phone
+  }
+
   /** Open a socket; `pair` scans its QR with the fake phone, otherwise a QR is a failure. */
   start({ pair }) {
     const sock = makeWASocket({
@@ -302,7 +315,7 @@ async function makeTenants({ restore }) {
   if (auth !== 'memory' && auth !== 'file') die('--auth must be memory or file')
   if (auth === 'file' && !opt.dir) die('--dir is required with file auth')
   const tenants = []
-  for (let i = 0; i < N; i++) {
+  for (let i = FIRST; i < FIRST + N; i++) {
     if (auth === 'memory') {
       tenants.push(new Tenant(i, memoryAuth()))
       continue
@@ -551,7 +564,7 @@ async function inbound() {
     fetch(`${opt.admin}/admin/contacts/${opt.contact}/messages`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ to: t.phone, text }),
+      body: JSON.stringify({ to: t.linkedPhone, text }),
     }).then(
       async (r) => { if (r.status !== 200) throw new Error(`${r.status} ${await r.text()}`) },
     ).catch((err) => { errors++; waiting.delete(text); log.warn({ err: err.message }, 'contact send failed') })

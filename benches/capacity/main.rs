@@ -18,22 +18,34 @@
 //!   50/90/100 % of them logged in (and the gateway's CPU seconds); on each
 //!   restored gateway, the send latency at `CAP_RATES` (open loop) plus a
 //!   probe of higher rates for the maximum sustainable one, and the inbound
-//!   throughput to the webhook sink;
+//!   throughput to the webhook sink; then (when `baileys` runs too) the same
+//!   link, `SIGKILL` and `CAP_RUNS` restores at `CAP_BAILEYS_RESTORE_N`, the
+//!   size the Baileys side can pair in reasonable time, for the ratio;
 //! - `ladder`: one gateway linked up to each of `CAP_SIZES` in turn, `RssAnon`
 //!   sampled at each size and fitted by least squares (marginal KiB per
 //!   linked, connected, idle session), a health check at each size (every
 //!   session connected, all logged in at the fake, no failed keepalive, no
 //!   reconnect), a hold of `CAP_HOLD_S` at the largest size, then `SIGKILL`
 //!   and one restore of the whole ladder;
-//! - `baileys`: the same through the harness — RSS per session with memory
-//!   and with file auth, restore of `CAP_RESTORE_N` from file auth, create →
-//!   QR, send latency, inbound rate.
+//! - `baileys`: the same through the harness (`baileys.rs`) — RssAnon as
+//!   linked with memory auth at each of `CAP_BAILEYS_SIZES` and with file
+//!   auth at each of `CAP_BAILEYS_FILE_SIZES`; `CAP_BAILEYS_RESTORE_N`
+//!   file-auth tenants (linked `CAP_BAILEYS_FILE_BATCH` per process)
+//!   `SIGTERM`ed and restored in one process `CAP_RUNS` times, and the
+//!   restored RssAnon per session; create → QR,
+//!   send latency and inbound rate, `CAP_RUNS` times. Each step that fails
+//!   is recorded in its place and the phase goes on.
 //!
 //! Writes `benches/results/latest.json` (`CAP_OUT`) and prints the markdown
-//! tables of `BENCHMARKS.md`. Other knobs: `CAP_RUNS` (5), `CAP_HOLD_S`,
-//! `CAP_LINK_CONCURRENCY`, `CAP_RATE_SECONDS`, `CAP_PROBE_RATES`,
-//! `CAP_INBOUND_MESSAGES`, `CAP_QR_SINGLE`, `CAP_QR_BURST`,
-//! `CAP_BAILEYS_SIZES`, `CAP_WORK` (scratch directory, emptied first).
+//! tables of `BENCHMARKS.md` and each phase's duration. Other knobs:
+//! `CAP_RUNS` (5), `CAP_HOLD_S`, `CAP_LINK_CONCURRENCY`, `CAP_RATE_SECONDS`,
+//! `CAP_PROBE_RATES`, `CAP_INBOUND_MESSAGES`, `CAP_QR_SINGLE`,
+//! `CAP_QR_BURST`, `CAP_BAILEYS_SIZES` (100,300), `CAP_BAILEYS_FILE_SIZES`
+//! (50,100), `CAP_BAILEYS_FILE_BATCH` (100), `CAP_BAILEYS_RESTORE_N`
+//! (300), `CAP_BAILEYS_FILE_CONCURRENCY` (10), `CAP_BAILEYS_TIMEOUT_S`,
+//! `CAP_BAILEYS_INBOUND_RATE`, `CAP_NODE_HEAP_MIB` (16384: Node's default
+//! heap limit of ≈4 GiB is what pairing 300 file-auth tenants ran out of),
+//! `CAP_WORK` (scratch directory, emptied first).
 //!
 //! Under `cargo test --benches` (no `--bench` argument) it only prints how to
 //! run it: the suite takes minutes and needs release builds.
@@ -51,6 +63,7 @@ mod scenarios;
 mod sink;
 mod stats;
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -77,7 +90,26 @@ pub struct Plan {
     pub inbound_contacts: usize,
     pub qr_single: usize,
     pub qr_burst: usize,
+    /// Sizes of the Baileys memory-auth `link` points (one process each).
     pub baileys_sizes: Vec<usize>,
+    /// Sizes of the Baileys file-auth `link` points (one process each; see
+    /// `baileys_file_batch` for why they stay small).
+    pub baileys_file_sizes: Vec<usize>,
+    /// File-auth tenants one harness process pairs when linking the
+    /// restore's `baileys_restore_n` (Baileys on Node 20 pairs ever more
+    /// slowly as one process holds more sockets).
+    pub baileys_file_batch: usize,
+    /// N of the restore compared with Baileys (both sides restore this many).
+    pub baileys_restore_n: usize,
+    /// Tenants pairing at once in a file-auth `link` (Baileys' file store
+    /// writes 818 files per pairing on one event loop; see the harness README).
+    pub baileys_file_link_concurrency: usize,
+    /// Harness deadline for every tenant to open, seconds.
+    pub baileys_timeout_s: u64,
+    /// Offered rate of the Baileys inbound run, msg/s.
+    pub baileys_inbound_rate: f64,
+    /// V8 old-space limit of the harness (`node --max-old-space-size`), MiB.
+    pub node_heap_mib: u64,
     pub work: PathBuf,
     pub out: PathBuf,
 }
@@ -114,7 +146,14 @@ impl Plan {
             inbound_contacts: env_num("CAP_INBOUND_CONTACTS", 8usize).max(1),
             qr_single: env_num("CAP_QR_SINGLE", 50usize).max(1),
             qr_burst: env_num("CAP_QR_BURST", 200usize).max(1),
-            baileys_sizes: env_list("CAP_BAILEYS_SIZES", "100,500"),
+            baileys_sizes: env_list("CAP_BAILEYS_SIZES", "100,300"),
+            baileys_file_sizes: env_list("CAP_BAILEYS_FILE_SIZES", "50,100"),
+            baileys_file_batch: env_num("CAP_BAILEYS_FILE_BATCH", 100usize).max(1),
+            baileys_restore_n: env_num("CAP_BAILEYS_RESTORE_N", 300),
+            baileys_file_link_concurrency: env_num("CAP_BAILEYS_FILE_CONCURRENCY", 10usize).max(1),
+            baileys_timeout_s: env_num("CAP_BAILEYS_TIMEOUT_S", 900),
+            baileys_inbound_rate: env_num("CAP_BAILEYS_INBOUND_RATE", 1000.0),
+            node_heap_mib: env_num("CAP_NODE_HEAP_MIB", 16384),
             work: std::env::var_os("CAP_WORK")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| std::env::temp_dir().join("wagate-capacity")),
@@ -150,11 +189,7 @@ impl Suite {
 
     /// `SIGKILL` the gateway and wait until the fake has seen every one of
     /// its sessions go.
-    async fn kill(
-        &self,
-        gw: Gateway,
-        phones: &std::collections::HashSet<String>,
-    ) -> anyhow::Result<()> {
+    async fn kill(&self, gw: Gateway, phones: &HashSet<String>) -> anyhow::Result<()> {
         gw.proc.kill().await;
         self.fake
             .wait_live(Some(phones), Duration::from_secs(60), |n| n == 0)
@@ -180,21 +215,76 @@ impl Suite {
         Ok(())
     }
 
-    /// Restore of `restore_n` after `SIGKILL`, with send and inbound runs on
-    /// each restored gateway.
-    async fn phase_restore(&mut self) -> anyhow::Result<()> {
-        let n = self.plan.restore_n;
-        let phones = scenarios::phones(3, n);
-        let gw = self.gateway("restore-linked").await?;
+    /// Links tenants `0..n` of `series` on a fresh gateway over `dir`, then
+    /// `SIGKILL`s it: the data directory later restores are copied from.
+    /// Also the gateway's RssAnon before any session and once linked.
+    async fn link_and_kill(
+        &self,
+        dir: &str,
+        series: &str,
+        prefix: u64,
+        n: usize,
+    ) -> anyhow::Result<Value> {
+        let phones = scenarios::phones(prefix, n);
+        let gw = self.gateway(dir).await?;
+        let baseline = scenarios::settled_rss_kib(gw.proc.pid, Duration::from_secs(2)).await;
         let started = Instant::now();
-        scenarios::link_range(&gw, &self.fake, "r", 3, 0..n, self.plan.link_concurrency).await?;
+        scenarios::link_range(
+            &gw,
+            &self.fake,
+            series,
+            prefix,
+            0..n,
+            self.plan.link_concurrency,
+        )
+        .await?;
         let link_s = started.elapsed().as_secs_f64();
         self.fake
             .wait_live(Some(&phones), Duration::from_secs(60), |l| l >= n)
             .await?;
         let rss_linked = scenarios::settled_rss_kib(gw.proc.pid, Duration::from_secs(3)).await;
-        eprintln!("  linked {n} in {link_s:.1} s, RssAnon {rss_linked} KiB");
+        eprintln!("  linked {n} in {link_s:.1} s, RssAnon {rss_linked} KiB (empty {baseline} KiB)");
         self.kill(gw, &phones).await?;
+        Ok(json!({
+            "n": n,
+            "link_s": link_s,
+            "rss_anon_kib_linked": rss_linked,
+            "baseline_rss_anon_kib": baseline,
+        }))
+    }
+
+    /// Copies the `linked` data directory to `dir`, starts wagate on it and
+    /// times the restore of its `n` sessions (`phones`) at the fake; the
+    /// gateway is left running for the caller.
+    async fn restore_copy(
+        &self,
+        linked: &str,
+        dir: &str,
+        phones: &HashSet<String>,
+        n: usize,
+    ) -> anyhow::Result<(Gateway, Value)> {
+        procs::copy_dir(&self.plan.work.join(linked), &self.plan.work.join(dir))?;
+        let gw = self.gateway(dir).await?;
+        let restore = scenarios::watch_restore(
+            &self.fake,
+            Some(phones),
+            n,
+            gw.started,
+            gw.proc.pid,
+            Duration::from_secs(300),
+        )
+        .await?;
+        let rss = scenarios::settled_rss_kib(gw.proc.pid, Duration::from_secs(2)).await;
+        eprintln!("  restore {n}, {dir}: {restore:?}, RssAnon {rss} KiB");
+        Ok((gw, json!({"restore": restore, "rss_anon_kib": rss})))
+    }
+
+    /// Restore of `restore_n` after `SIGKILL`, with send and inbound runs on
+    /// each restored gateway; then the restore at Baileys' N.
+    async fn phase_restore(&mut self) -> anyhow::Result<()> {
+        let n = self.plan.restore_n;
+        let phones = scenarios::phones(3, n);
+        let linked = self.link_and_kill("restore-linked", "r", 3, n).await?;
 
         let companies: Vec<String> = (0..n.min(10))
             .map(|i| scenarios::tenant("r", 3, i).0)
@@ -203,23 +293,10 @@ impl Suite {
         let (mut restores, mut sends, mut inbounds) = (Vec::new(), Vec::new(), Vec::new());
         for run in 0..self.plan.runs {
             let dir = format!("restore-{run}");
-            procs::copy_dir(
-                &self.plan.work.join("restore-linked"),
-                &self.plan.work.join(&dir),
-            )?;
-            let gw = self.gateway(&dir).await?;
-            let restore = scenarios::watch_restore(
-                &self.fake,
-                Some(&phones),
-                n,
-                gw.started,
-                gw.proc.pid,
-                Duration::from_secs(300),
-            )
-            .await?;
-            let rss = scenarios::settled_rss_kib(gw.proc.pid, Duration::from_secs(2)).await;
-            eprintln!("  restore run {run}: {restore:?}, RssAnon {rss} KiB");
-            restores.push(json!({"restore": restore, "rss_anon_kib": rss}));
+            let (gw, restore) = self
+                .restore_copy("restore-linked", &dir, &phones, n)
+                .await?;
+            restores.push(restore);
 
             let failed_warmups = scenarios::warm_up_sends(&gw.api, &companies).await;
             let mut run_sends: Vec<SendRun> = Vec::new();
@@ -268,14 +345,44 @@ impl Suite {
             self.kill(gw, &phones).await?;
             let _ = std::fs::remove_dir_all(self.plan.work.join(dir));
         }
-        self.raw.insert(
-            "restore".into(),
-            json!({"n": n, "link_s": link_s, "rss_anon_kib_linked": rss_linked, "runs": restores}),
-        );
+        let mut restore = linked;
+        restore["runs"] = Value::Array(restores);
+        self.raw.insert("restore".into(), restore);
         self.raw.insert("send".into(), Value::Array(sends));
         self.raw
             .insert("inbound".into(), serde_json::to_value(inbounds)?);
+
+        // The same N as Baileys' restore, for the ratio (the runs above
+        // serve when the sizes match).
+        let bn = self.plan.baileys_restore_n;
+        if self.plan.phases.iter().any(|p| p == "baileys") && bn > 0 && bn != n {
+            let result = self.restore_at(bn).await;
+            let value = result.unwrap_or_else(|e| {
+                eprintln!("  restore of {bn} failed: {e:#}");
+                json!({"n": bn, "error": format!("{e:#}")})
+            });
+            self.raw.insert("restore_at_baileys_n".into(), value);
+        }
         Ok(())
+    }
+
+    /// Link `n` on a fresh gateway, `SIGKILL`, then `CAP_RUNS` restores from
+    /// copies (times and CPU-seconds only).
+    async fn restore_at(&self, n: usize) -> anyhow::Result<Value> {
+        let phones = scenarios::phones(4, n);
+        let mut value = self.link_and_kill("restore-b-linked", "rb", 4, n).await?;
+        let mut runs = Vec::new();
+        for run in 0..self.plan.runs {
+            let dir = format!("restore-b-{run}");
+            let (gw, restore) = self
+                .restore_copy("restore-b-linked", &dir, &phones, n)
+                .await?;
+            runs.push(restore);
+            self.kill(gw, &phones).await?;
+            let _ = std::fs::remove_dir_all(self.plan.work.join(dir));
+        }
+        value["runs"] = Value::Array(runs);
+        Ok(value)
     }
 
     /// Link up to each size on one gateway; RSS, health; hold; restore all.
@@ -426,7 +533,9 @@ async fn run(plan: Plan) -> anyhow::Result<()> {
                 .raw
                 .insert(format!("{phase}_error"), json!(format!("{e:#}")));
         }
-        timings.insert(phase, json!(t.elapsed().as_secs_f64()));
+        let took = t.elapsed().as_secs_f64();
+        eprintln!("== {phase} took {took:.0} s ({:.1} min) ==", took / 60.0);
+        timings.insert(phase, json!(took));
         // Written after every phase, so an interrupted suite keeps what it
         // measured.
         let meta = json!({

@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
@@ -91,10 +92,28 @@ pub async fn watch_restore(
     pid: u32,
     limit: Duration,
 ) -> anyhow::Result<Restore> {
+    watch_restore_until(fake, phones, n, started, pid, limit, &AtomicBool::new(false)).await
+}
+
+/// [`watch_restore`] that also ends when `stop` is set: the client has
+/// reported that some tenants failed, so 100 % will never come and waiting
+/// out `limit` would only stall the suite (`t100_s` stays NaN, `live` says
+/// how many made it).
+pub async fn watch_restore_until(
+    fake: &Fake,
+    phones: Option<&HashSet<String>>,
+    n: usize,
+    started: Instant,
+    pid: u32,
+    limit: Duration,
+    stop: &AtomicBool,
+) -> anyhow::Result<Restore> {
     let (mut t50, mut t90, mut t100) = (f64::NAN, f64::NAN, f64::NAN);
     let mut live = 0;
     let mut cpu_s = f64::NAN;
     while started.elapsed() < limit {
+        // Read before polling, so the last poll after a stop still counts.
+        let stopping = stop.load(Ordering::Acquire);
         live = fake.live(phones).await?;
         let t = started.elapsed().as_secs_f64();
         if t50.is_nan() && live * 2 >= n {
@@ -106,6 +125,9 @@ pub async fn watch_restore(
         if live >= n {
             t100 = t;
             cpu_s = crate::procs::cpu_seconds(pid);
+            break;
+        }
+        if stopping {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
