@@ -40,7 +40,7 @@
 //! tables of `BENCHMARKS.md` and each phase's duration. Other knobs:
 //! `CAP_RUNS` (5), `CAP_HOLD_S`, `CAP_LINK_CONCURRENCY`, `CAP_RATE_SECONDS`,
 //! `CAP_PROBE_RATES`, `CAP_INBOUND_MESSAGES`, `CAP_QR_SINGLE`,
-//! `CAP_QR_BURST`, `CAP_BAILEYS_SIZES` (100,300), `CAP_BAILEYS_FILE_SIZES`
+//! `CAP_QR_BURST`, `CAP_BAILEYS_SIZES` (100,300,1000), `CAP_BAILEYS_FILE_SIZES`
 //! (50,100), `CAP_BAILEYS_FILE_BATCH` (100), `CAP_BAILEYS_RESTORE_N`
 //! (300), `CAP_BAILEYS_FILE_CONCURRENCY` (10), `CAP_BAILEYS_TIMEOUT_S`,
 //! `CAP_BAILEYS_INBOUND_RATE`, `CAP_NODE_HEAP_MIB` (16384: Node's default
@@ -146,7 +146,7 @@ impl Plan {
             inbound_contacts: env_num("CAP_INBOUND_CONTACTS", 8usize).max(1),
             qr_single: env_num("CAP_QR_SINGLE", 50usize).max(1),
             qr_burst: env_num("CAP_QR_BURST", 200usize).max(1),
-            baileys_sizes: env_list("CAP_BAILEYS_SIZES", "100,300"),
+            baileys_sizes: env_list("CAP_BAILEYS_SIZES", "100,300,1000"),
             baileys_file_sizes: env_list("CAP_BAILEYS_FILE_SIZES", "50,100"),
             baileys_file_batch: env_num("CAP_BAILEYS_FILE_BATCH", 100usize).max(1),
             baileys_restore_n: env_num("CAP_BAILEYS_RESTORE_N", 300),
