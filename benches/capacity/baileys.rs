@@ -277,7 +277,9 @@ impl Side<'_> {
     /// in (as wagate's restore), then RssAnon once settled. `n = 0` measures
     /// the process with Baileys loaded and no tenant.
     async fn restore(&self, dir: &Path, base_phone: u64, n: usize) -> anyhow::Result<Value> {
-        let phones: HashSet<String> = (0..n as u64).map(|i| (base_phone + i).to_string()).collect();
+        let phones: HashSet<String> = (0..n as u64)
+            .map(|i| (base_phone + i).to_string())
+            .collect();
         let a = args(&[
             ("n", n.to_string()),
             ("dir", dir.display().to_string()),
@@ -524,7 +526,10 @@ pub async fn phase(suite: &mut crate::Suite) -> anyhow::Result<()> {
             "10 (send) / 1 (inbound) tenants freshly paired with memory auth"
         }),
     );
-    seconds.insert("qr_send_inbound".into(), json!(timed.elapsed().as_secs_f64()));
+    seconds.insert(
+        "qr_send_inbound".into(),
+        json!(timed.elapsed().as_secs_f64()),
+    );
     eprintln!("  baileys step seconds: {}", Value::Object(seconds.clone()));
     out.insert("seconds".into(), Value::Object(seconds));
     suite.raw.insert("baileys".into(), Value::Object(out));

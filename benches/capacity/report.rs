@@ -277,7 +277,10 @@ pub fn build(meta: Value, raw: &Map<String, Value>) -> Value {
         restored_points.push(json!({"n": 0, "rss_anon_kib": base}));
     }
     for (runs, n) in [
-        (restore_runs, raw_pointer(raw, "/restore/n").and_then(Value::as_f64)),
+        (
+            restore_runs,
+            raw_pointer(raw, "/restore/n").and_then(Value::as_f64),
+        ),
         (
             array(raw, "/restore_at_baileys_n/runs"),
             raw_pointer(raw, "/restore_at_baileys_n/n").and_then(Value::as_f64),

@@ -92,7 +92,16 @@ pub async fn watch_restore(
     pid: u32,
     limit: Duration,
 ) -> anyhow::Result<Restore> {
-    watch_restore_until(fake, phones, n, started, pid, limit, &AtomicBool::new(false)).await
+    watch_restore_until(
+        fake,
+        phones,
+        n,
+        started,
+        pid,
+        limit,
+        &AtomicBool::new(false),
+    )
+    .await
 }
 
 /// [`watch_restore`] that also ends when `stop` is set: the client has
