@@ -170,16 +170,18 @@ async fn latency(rate: usize, seconds: usize, contacts: usize) {
     sends.join_all().await;
     let offered = total as f64 / started.elapsed().as_secs_f64();
     wait_for(&sink, total, Duration::from_secs(600)).await;
-    let sent_at = sent_at.lock();
-    let received = sink.received.lock();
-    let mut samples: Vec<Duration> = sent_at
-        .iter()
-        .filter_map(|(text, sent)| {
-            received
-                .get(text)
-                .map(|got| got.saturating_duration_since(*sent))
-        })
-        .collect();
+    let mut samples: Vec<Duration> = {
+        let sent_at = sent_at.lock();
+        let received = sink.received.lock();
+        sent_at
+            .iter()
+            .filter_map(|(text, sent)| {
+                received
+                    .get(text)
+                    .map(|got| got.saturating_duration_since(*sent))
+            })
+            .collect()
+    };
     samples.sort_unstable();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let pick = |p: f64| {
@@ -192,7 +194,6 @@ async fn latency(rate: usize, seconds: usize, contacts: usize) {
         ms(pick(99.0)),
         ms(samples[samples.len() - 1]),
     );
-    drop((sent_at, received));
     app.stop().await;
 }
 

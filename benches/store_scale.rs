@@ -136,8 +136,10 @@ async fn pair(backend: &dyn Backend, i: usize, rng: &mut XorShift) {
         backend.set_sync_key(&[k; 6], key).await.expect("sync key");
     }
     for name in APP_STATE_COLLECTIONS {
-        let mut state = HashState::default();
-        state.version = 3;
+        let mut state = HashState {
+            version: 3,
+            ..Default::default()
+        };
         state.hash.copy_from_slice(&rng.bytes(128));
         backend.set_version(name, state).await.expect("version");
     }

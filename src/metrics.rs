@@ -47,9 +47,10 @@ pub const MESSAGES_RECEIVED: &str = "wagate_messages_received_total";
 pub const WEBHOOK_DELIVERIES: &str = "wagate_webhook_deliveries_total";
 /// Webhook deliveries queued in the dispatcher (gauge).
 pub const OUTBOX_DEPTH: &str = "wagate_webhook_outbox_depth";
-/// Duration of the outbox's group flushes (the inbound durability point), seconds (histogram).
+/// Duration of the outbox's group commits (one transaction and one flush for
+/// every commit waiting: the inbound durability point), seconds (histogram).
 pub const OUTBOX_FLUSH: &str = "wagate_outbox_flush_seconds";
-/// Commits made durable by one group flush (histogram).
+/// Commits made durable by one group commit (histogram).
 pub const OUTBOX_FLUSH_BATCH: &str = "wagate_outbox_flush_batch_size";
 /// HTTP requests by route template, method and status (counter).
 pub const HTTP_REQUESTS: &str = "wagate_http_requests_total";
@@ -128,11 +129,11 @@ fn describe() {
     metrics::describe_histogram!(
         OUTBOX_FLUSH,
         metrics::Unit::Seconds,
-        "Group flushes of the inbound outbox (each makes every commit waiting for it durable)."
+        "Group commits of the outbox: one transaction and one flush for every commit waiting."
     );
     metrics::describe_histogram!(
         OUTBOX_FLUSH_BATCH,
-        "Commits made durable by one group flush of the inbound outbox."
+        "Commits made durable by one group commit of the outbox."
     );
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by route, method and status.");
     metrics::describe_histogram!(
@@ -204,7 +205,7 @@ pub fn webhook_delivery(outcome: &'static str) {
     metrics::counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).increment(1);
 }
 
-/// One group flush of the outbox: how long it took and how many commits it covered.
+/// One group commit of the outbox: how long it took and how many commits it covered.
 pub fn outbox_flush(took: Duration, commits: usize) {
     metrics::histogram!(OUTBOX_FLUSH).record(took.as_secs_f64());
     metrics::histogram!(OUTBOX_FLUSH_BATCH).record(commits as f64);

@@ -50,7 +50,7 @@
 //! Under `cargo test --benches` (no `--bench` argument) it only prints how to
 //! run it: the suite takes minutes and needs release builds.
 
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 #[path = "../../tests/e2e/support.rs"]
 mod support;
 

@@ -279,7 +279,6 @@ pub async fn inbound(
     sink.clear();
     let total = contacts * per_contact;
     let started = Instant::now();
-    let fake = &*fake;
     let sends = (0..contacts).map(|c| async move {
         let from = (15_559_200_000 + c as u64).to_string();
         for i in 0..per_contact {

@@ -197,6 +197,25 @@ pub struct Committed {
     pub queued: Vec<DeliveryKey>,
 }
 
+/// One company's events to commit ([`Outbox::commit_all`]).
+#[derive(Clone, Copy, Debug)]
+pub struct CommitRequest<'a> {
+    pub company: &'a CompanyId,
+    pub events: &'a [NewEvent],
+    /// The endpoints each new event is queued for.
+    pub targets: &'a [Target],
+}
+
+/// A delivery attempt's outcome to record ([`Outbox::finish_all`]).
+#[derive(Clone, Debug)]
+pub struct Settled {
+    pub key: DeliveryKey,
+    /// The delivery row as it should be stored (attempts, last status, ...).
+    pub delivery: pb::OutboxDelivery,
+    /// Where it goes: `Delivered`, `Dead`, or `Queued` (a retry later).
+    pub to: DeliveryState,
+}
+
 /// Which delivery list to read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeliveryState {
@@ -271,35 +290,70 @@ impl Outbox {
         events: &[NewEvent],
         targets: &[Target],
     ) -> Result<Vec<Committed>, StoreError> {
-        let dedup_keys: Vec<Vec<u8>> = events.iter().map(|e| e.dedup.encode(company)).collect();
+        let mut results = self.commit_all(&[CommitRequest {
+            company,
+            events,
+            targets,
+        }])?;
+        Ok(results.pop().unwrap_or_default())
+    }
+
+    /// [`Outbox::commit`] of several requests (companies) in one
+    /// transaction: all of them or none. One result per request, in order.
+    ///
+    /// Why one transaction: each sled transaction forces a write of sled's
+    /// log buffer, so the group committer turns every commit waiting at one
+    /// moment into one transaction (and one flush).
+    pub fn commit_all(
+        &self,
+        requests: &[CommitRequest<'_>],
+    ) -> Result<Vec<Vec<Committed>>, StoreError> {
+        let dedup_keys: Vec<Vec<Vec<u8>>> = requests
+            .iter()
+            .map(|r| r.events.iter().map(|e| e.dedup.encode(r.company)).collect())
+            .collect();
         let now = now_ms();
         let result = (&self.dedup, &self.events, &self.queue).transaction(
-            |(dedup, stored, queue)| -> TxResult<Vec<Committed>> {
-                let mut out = Vec::with_capacity(events.len());
-                for (new, dedup_key) in events.iter().zip(&dedup_keys) {
-                    if let Some(existing) = dedup.get(dedup_key)? {
+            |(dedup, stored, queue)| -> TxResult<Vec<Vec<Committed>>> {
+                let mut results = Vec::with_capacity(requests.len());
+                for (request, dedup_keys) in requests.iter().zip(&dedup_keys) {
+                    let company = request.company;
+                    let mut out = Vec::with_capacity(request.events.len());
+                    for (new, dedup_key) in request.events.iter().zip(dedup_keys) {
+                        if let Some(existing) = dedup.get(dedup_key)? {
+                            out.push(Committed {
+                                event_seq: seq_from(company, &existing)
+                                    .map_err(ConflictableTransactionError::Abort)?,
+                                duplicate: true,
+                                queued: Vec::new(),
+                            });
+                            continue;
+                        }
+                        let seq = dedup.generate_id()?;
+                        dedup.insert(dedup_key.as_slice(), &seq.to_be_bytes())?;
+                        stored.insert(event_key(company, seq), new.event.encode_to_vec())?;
+                        let queued = enqueue(queue, company, seq, seq, new, request.targets, now)?;
                         out.push(Committed {
-                            event_seq: seq_from(company, &existing)
-                                .map_err(ConflictableTransactionError::Abort)?,
-                            duplicate: true,
-                            queued: Vec::new(),
+                            event_seq: seq,
+                            duplicate: false,
+                            queued,
                         });
-                        continue;
                     }
-                    let seq = dedup.generate_id()?;
-                    dedup.insert(dedup_key.as_slice(), &seq.to_be_bytes())?;
-                    stored.insert(event_key(company, seq), new.event.encode_to_vec())?;
-                    let queued = enqueue(queue, company, seq, seq, new, targets, now)?;
-                    out.push(Committed {
-                        event_seq: seq,
-                        duplicate: false,
-                        queued,
-                    });
+                    results.push(out);
                 }
-                Ok(out)
+                Ok(results)
             },
         )?;
         Ok(result)
+    }
+
+    /// Makes `company`'s dedup row of `dedup` unreadable (tests of how one
+    /// company's bad data is contained).
+    #[cfg(test)]
+    pub(crate) fn corrupt_dedup_row(&self, company: &CompanyId, dedup: &DedupKey) {
+        self.dedup
+            .insert(dedup.encode(company), b"not a sequence".as_slice())
+            .unwrap();
     }
 
     /// Every queued delivery, in key order (company, then sequence). Rows
@@ -336,41 +390,60 @@ impl Outbox {
             .transpose()
     }
 
-    /// Records a failed attempt of a queued delivery that will be retried.
-    pub fn update_queued(
-        &self,
-        key: &DeliveryKey,
-        delivery: &pb::OutboxDelivery,
-    ) -> Result<(), StoreError> {
-        let encoded = key.encode();
-        // Only while still queued: a concurrent delete must not resurrect it.
-        if self.queue.contains_key(&encoded)? {
-            self.queue.insert(encoded, delivery.encode_to_vec())?;
-        }
-        Ok(())
-    }
-
     /// Moves a queued delivery to the delivered log (`to = Delivered`) or the
-    /// dead letters (`to = Dead`), in one transaction.
+    /// dead letters (`to = Dead`), or records a failed attempt to be retried
+    /// (`to = Queued`), in one transaction.
     pub fn finish(
         &self,
         key: &DeliveryKey,
         delivery: &pb::OutboxDelivery,
         to: DeliveryState,
     ) -> Result<(), StoreError> {
-        let target_tree = match to {
-            DeliveryState::Delivered => &self.delivered,
-            DeliveryState::Dead => &self.dead,
-            DeliveryState::Queued => return self.update_queued(key, delivery),
-        };
-        let encoded = key.encode();
-        let value = delivery.encode_to_vec();
-        (&self.queue, target_tree).transaction(|(queue, target)| -> TxResult<()> {
-            if queue.remove(encoded.as_slice())?.is_some() {
-                target.insert(encoded.as_slice(), value.as_slice())?;
-            }
-            Ok(())
-        })?;
+        self.finish_all(&[Settled {
+            key: key.clone(),
+            delivery: delivery.clone(),
+            to,
+        }])
+    }
+
+    /// Records every settlement in `settled` in one transaction: each queued
+    /// delivery moves to the delivered log or the dead letters (or, for
+    /// `to = Queued`, gets its attempt recorded). A delivery no longer queued
+    /// (deleted, or settled earlier) is skipped, never resurrected.
+    ///
+    /// One transaction for many settlements, because each sled transaction
+    /// forces a write of sled's log buffer: the dispatcher settles whatever
+    /// finished at the same moment together.
+    pub fn finish_all(&self, settled: &[Settled]) -> Result<(), StoreError> {
+        if settled.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(Vec<u8>, Vec<u8>, DeliveryState)> = settled
+            .iter()
+            .map(|s| (s.key.encode(), s.delivery.encode_to_vec(), s.to))
+            .collect();
+        (&self.queue, &self.delivered, &self.dead).transaction(
+            |(queue, delivered, dead)| -> TxResult<()> {
+                for (key, value, to) in &rows {
+                    let key = key.as_slice();
+                    if queue.get(key)?.is_none() {
+                        continue;
+                    }
+                    match to {
+                        DeliveryState::Queued => queue.insert(key, value.as_slice())?,
+                        DeliveryState::Delivered => {
+                            queue.remove(key)?;
+                            delivered.insert(key, value.as_slice())?
+                        }
+                        DeliveryState::Dead => {
+                            queue.remove(key)?;
+                            dead.insert(key, value.as_slice())?
+                        }
+                    };
+                }
+                Ok(())
+            },
+        )?;
         Ok(())
     }
 
@@ -769,6 +842,87 @@ mod tests {
         assert_eq!(requeued.attempts, 0);
         assert!(outbox.requeue_dead(&k2).unwrap().is_none());
         assert_eq!(outbox.queued().unwrap()[0].0, k2);
+    }
+
+    #[test]
+    fn one_group_commit_deduplicates_across_its_requests_per_company() {
+        let store = Store::open_temporary().unwrap();
+        let outbox = store.outbox().unwrap();
+        let (acme, globex) = (company("acme"), company("globex"));
+        let once = [message("A1", "c")];
+        let twice = [message("A1", "c"), message("A2", "c")];
+        let targets = [Target::Company];
+        let request = |company, events| CommitRequest {
+            company,
+            events,
+            targets: &targets,
+        };
+        let results = outbox
+            .commit_all(&[
+                request(&acme, &once),
+                request(&globex, &once),
+                request(&acme, &twice),
+            ])
+            .unwrap();
+        let flags: Vec<Vec<bool>> = results
+            .iter()
+            .map(|r| r.iter().map(|c| c.duplicate).collect())
+            .collect();
+        // The same message id in another company is another message; within
+        // one company, a later request of the group sees the earlier one.
+        assert_eq!(flags, [vec![false], vec![false], vec![true, false]]);
+        assert_eq!(results[2][0].event_seq, results[0][0].event_seq);
+        assert_eq!(outbox.event_count(&acme), 2);
+        assert_eq!(outbox.event_count(&globex), 1);
+        assert_eq!(outbox.queued().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn settlements_recorded_together_skip_deliveries_no_longer_queued() {
+        let store = Store::open_temporary().unwrap();
+        let outbox = store.outbox().unwrap();
+        let acme = company("acme");
+        let events = [message("A1", "c"), message("A2", "c"), message("A3", "c")];
+        let committed = outbox.commit(&acme, &events, &[Target::Company]).unwrap();
+        let settled: Vec<Settled> = committed
+            .iter()
+            .zip([
+                DeliveryState::Delivered,
+                DeliveryState::Dead,
+                DeliveryState::Queued,
+            ])
+            .map(|(c, to)| {
+                let key = c.queued[0].clone();
+                let mut delivery = outbox.get_queued(&key).unwrap().unwrap();
+                delivery.attempts = 1;
+                Settled { key, delivery, to }
+            })
+            .collect();
+        // The first settlement again: it already left the queue, so it is
+        // skipped (not written to the delivered log twice, never requeued).
+        let mut again = settled[0].clone();
+        again.to = DeliveryState::Queued;
+        outbox
+            .finish_all(&[settled.clone(), vec![again]].concat())
+            .unwrap();
+        let ids = |state| -> Vec<DeliveryKey> {
+            outbox
+                .list(&acme, state, 10)
+                .unwrap()
+                .into_iter()
+                .map(|(key, _)| key)
+                .collect()
+        };
+        assert_eq!(ids(DeliveryState::Delivered), [settled[0].key.clone()]);
+        assert_eq!(ids(DeliveryState::Dead), [settled[1].key.clone()]);
+        let queued = outbox.queued().unwrap();
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].0, settled[2].key);
+        assert_eq!(queued[0].1.attempts, 1, "the retry's attempt is recorded");
+        // A retry recorded after its delivery was removed is dropped.
+        store.remove_company(&acme).unwrap();
+        outbox.finish_all(&settled[2..]).unwrap();
+        assert!(outbox.queued().unwrap().is_empty());
     }
 
     #[test]

@@ -117,14 +117,31 @@ impl SledBackend {
         Ok(self.wa.remove(key)?)
     }
 
-    /// Applies `rows` (key, `Some(value)` to insert / `None` to remove) as one
-    /// atomic sled batch.
+    /// Applies `rows` (key, `Some(value)` to insert / `None` to remove)
+    /// atomically: one row as a plain write, several as one sled batch.
+    ///
+    /// The single-row case matters: whatsapp-rust writes every live inbound
+    /// message's pending row (and deletes it) as a batch of one, and every
+    /// sled batch or transaction seals and writes sled's current log buffer
+    /// twice (`pin_log`), an `fsync`-like `sync_file_range` each time. A plain
+    /// write of one key is just as atomic and only appends to the log.
     fn write_batch(
         &self,
         rows: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
     ) -> Result<()> {
+        let mut rows = rows.into_iter().peekable();
+        let Some(first) = rows.next() else {
+            return Ok(());
+        };
+        if rows.peek().is_none() {
+            match first {
+                (key, Some(value)) => self.wa.insert(key, value)?,
+                (key, None) => self.wa.remove(key)?,
+            };
+            return Ok(());
+        }
         let mut batch = sled::Batch::default();
-        for (key, value) in rows {
+        for (key, value) in std::iter::once(first).chain(rows) {
             match value {
                 Some(value) => batch.insert(key, value),
                 None => batch.remove(key),

@@ -32,7 +32,7 @@ use super::endpoint::{Endpoint, Endpoints};
 use super::{event, sign};
 use crate::domain::CompanyId;
 use crate::pb;
-use crate::store::outbox::{DeliveryKey, DeliveryState, Outbox, Target};
+use crate::store::outbox::{DeliveryKey, DeliveryState, Outbox, Settled, Target};
 
 /// Delivery knobs.
 #[derive(Clone, Debug)]
@@ -116,6 +116,9 @@ pub(crate) struct Dispatcher {
     timers: BinaryHeap<Reverse<(Instant, LaneKey)>>,
     in_flight: JoinSet<Finished>,
     per_endpoint: HashMap<String, usize>,
+    /// Outcomes not yet written to the outbox: everything settled in one turn
+    /// of the loop is recorded in one transaction (see `record_settled`).
+    settled: Vec<Settled>,
 }
 
 impl Dispatcher {
@@ -144,6 +147,7 @@ impl Dispatcher {
             timers: BinaryHeap::new(),
             in_flight: JoinSet::new(),
             per_endpoint: HashMap::new(),
+            settled: Vec::new(),
         })
     }
 
@@ -172,16 +176,23 @@ impl Dispatcher {
         }
         loop {
             self.start_ready();
+            self.record_settled();
             let next_timer = self.timers.peek().map(|Reverse((at, _))| *at);
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(Command::Queued(keys)) => self.queued(keys),
                     None => break,
                 },
-                Some(joined) = self.in_flight.join_next(), if !self.in_flight.is_empty() => match joined {
-                    Ok(finished) => self.finish(finished),
-                    Err(error) => tracing::error!(%error, "a webhook delivery task failed"),
-                },
+                Some(joined) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
+                    // Settle every attempt that has ended by now together.
+                    let mut joined = Some(joined);
+                    while let Some(result) = joined.take().or_else(|| self.in_flight.try_join_next()) {
+                        match result {
+                            Ok(finished) => self.finish(finished),
+                            Err(error) => tracing::error!(%error, "a webhook delivery task failed"),
+                        }
+                    }
+                }
                 () = sleep_until(next_timer) => self.fire_timers(),
             }
         }
@@ -379,10 +390,12 @@ impl Dispatcher {
                 delivery.last_status = u32::from(status);
                 delivery.last_error = code;
                 delivery.updated_at_ms = now_ms();
-                if let Err(error) = self.outbox.update_queued(&key, &delivery) {
-                    tracing::error!(company.id = %key.company, %error, "cannot record a webhook attempt");
-                }
                 tracing::debug!(company.id = %key.company, event.id = %delivery.event_id, delay_ms = delay.as_millis() as u64, "webhook delivery will be retried");
+                self.settled.push(Settled {
+                    key,
+                    delivery,
+                    to: DeliveryState::Queued,
+                });
                 self.wait(lane, delay);
             }
         }
@@ -402,11 +415,25 @@ impl Dispatcher {
         delivery.last_error = code.to_owned();
         delivery.next_attempt_ms = 0;
         delivery.updated_at_ms = now_ms();
-        if let Err(error) = self.outbox.finish(key, &delivery, to) {
-            // Left queued: it is sent again after a restart (at least once).
-            tracing::error!(company.id = %key.company, %error, "cannot record a finished webhook delivery");
-        }
+        self.settled.push(Settled {
+            key: key.clone(),
+            delivery,
+            to,
+        });
         self.drop_head(lane, key);
+    }
+
+    /// Writes every outcome settled since the last call, in one transaction.
+    fn record_settled(&mut self) {
+        if self.settled.is_empty() {
+            return;
+        }
+        if let Err(error) = self.outbox.finish_all(&self.settled) {
+            // Left queued: they are sent again after a restart (at least
+            // once, same event ids).
+            tracing::error!(%error, deliveries = self.settled.len(), "cannot record finished webhook deliveries");
+        }
+        self.settled.clear();
     }
 
     fn drop_head(&mut self, lane_key: &LaneKey, key: &DeliveryKey) {

@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! whatsapp-rust ─ inbound durability hook ─┐
-//! SessionPool ─ status changes ────────────┤→ Webhooks::commit ─ sled txn (dedup + event + queue)
-//!                                          │        └ group flush (one fsync for all waiting commits)
+//! SessionPool ─ status changes ────────────┤→ Webhooks::commit → group committer: every commit
+//!                                          │    waiting at once → one sled txn (dedup + event +
+//!                                          │    queue) and one flush
 //!                                          └→ Dispatcher (one task) → HTTP POST, signed → receivers
 //!                                             SSE subscribers (broadcast of committed events)
 //! ```
@@ -19,7 +20,7 @@
 //!
 //! - An inbound message is acknowledged to WhatsApp only after its event is
 //!   committed **and flushed** ([`Webhooks::commit`] returns after the
-//!   group flush that covers its transaction); on any error the hook fails
+//!   group commit's flush that covers its transaction); on any error the hook fails
 //!   and WhatsApp redelivers.
 //! - Deduplication by `(company, chat, sender, message id)` happens in the
 //!   same transaction, so a redelivered message yields no second event, and
@@ -48,7 +49,9 @@ use whatsapp_rust::{Client, InboundDurabilityHook};
 use crate::domain::CompanyId;
 use crate::pb;
 use crate::pool::{InboundHookFactory, PoolEvent, SessionEvent, SessionPool, SessionStatus, state};
-use crate::store::outbox::{Committed, DeliveryKey, DeliveryState, NewEvent, Outbox, Target};
+use crate::store::outbox::{
+    CommitRequest, Committed, DeliveryKey, DeliveryState, NewEvent, Outbox, Target,
+};
 use crate::store::{Store, StoreError};
 
 pub use dispatcher::DispatcherConfig;
@@ -271,7 +274,7 @@ struct Inner {
     store: Store,
     outbox: Outbox,
     endpoints: Arc<endpoint::Endpoints>,
-    flusher: GroupFlusher,
+    committer: GroupCommitter,
     dispatcher: mpsc::UnboundedSender<dispatcher::Command>,
     events: broadcast::Sender<Arc<pb::WebhookEvent>>,
     policy: UrlPolicy,
@@ -298,7 +301,7 @@ impl Webhooks {
         let retention = retention::Sweeper::spawn(outbox.clone(), options.retention());
         Ok(Self {
             inner: Arc::new(Inner {
-                flusher: GroupFlusher::spawn(store.clone()),
+                committer: GroupCommitter::spawn(store.clone(), outbox.clone()),
                 store,
                 outbox,
                 endpoints,
@@ -333,8 +336,8 @@ impl Webhooks {
             return Ok(Vec::new());
         };
         let targets = self.inner.endpoints.targets(company, &first.event.r#type);
-        let committed = self.inner.outbox.commit(company, &events, &targets)?;
-        self.inner.flusher.flush().await?;
+        let (events, committed) = self.inner.committer.commit(company, events, targets).await;
+        let committed = committed?;
         let mut queued = Vec::new();
         for (new, result) in events.into_iter().zip(&committed) {
             if !result.duplicate {
@@ -594,42 +597,102 @@ impl InboundDurabilityHook for OutboxHook {
     }
 }
 
-/// Group commit: one task flushes sled for every commit waiting at that
-/// moment, so N concurrent commits cost one fsync instead of N.
+/// Group commit: one task commits every request waiting at that moment in
+/// one sled transaction and makes them durable with one flush, so N
+/// concurrent commits (many chats, many companies) cost one transaction and
+/// one fsync instead of N of each. (Every sled transaction also forces a
+/// write of sled's log buffer, which is why the transactions are grouped
+/// too, not only the flushes.)
 #[derive(Clone)]
-struct GroupFlusher {
-    requests: mpsc::UnboundedSender<oneshot::Sender<Result<(), String>>>,
+struct GroupCommitter {
+    requests: mpsc::UnboundedSender<PendingCommit>,
 }
 
-impl GroupFlusher {
-    fn spawn(store: Store) -> Self {
-        let (requests, mut rx) = mpsc::unbounded_channel::<oneshot::Sender<Result<(), String>>>();
+/// A commit waiting for the group committer.
+struct PendingCommit {
+    company: CompanyId,
+    events: Vec<NewEvent>,
+    targets: Vec<Target>,
+    /// Gets the events back with their outcome.
+    done: oneshot::Sender<(Vec<NewEvent>, CommitResult)>,
+}
+
+type CommitResult = Result<Vec<Committed>, WebhookError>;
+
+impl GroupCommitter {
+    fn spawn(store: Store, outbox: Outbox) -> Self {
+        let (requests, mut rx) = mpsc::unbounded_channel::<PendingCommit>();
         tokio::spawn(async move {
             let mut waiting = Vec::new();
             while let Some(first) = rx.recv().await {
                 waiting.push(first);
-                // Everyone who asked while the previous flush ran shares this one.
+                // Everyone who asked while the previous group ran joins this one.
                 while let Ok(next) = rx.try_recv() {
                     waiting.push(next);
                 }
                 let started = std::time::Instant::now();
-                let result = store.flush().await.map_err(|e| e.to_string());
+                let mut results = commit_group(&outbox, &waiting);
+                if results.iter().any(Result::is_ok)
+                    && let Err(error) = store.flush().await
+                {
+                    let error = error.to_string();
+                    for result in &mut results {
+                        if result.is_ok() {
+                            *result = Err(WebhookError::Flush(error.clone()));
+                        }
+                    }
+                }
                 crate::metrics::outbox_flush(started.elapsed(), waiting.len());
-                for waiter in waiting.drain(..) {
-                    let _ = waiter.send(result.clone());
+                for (pending, result) in waiting.drain(..).zip(results) {
+                    // The caller may have gone (cancelled); its commit stands.
+                    let _ = pending.done.send((pending.events, result));
                 }
             }
         });
         Self { requests }
     }
 
-    /// Returns once a flush that started after this call has completed.
-    async fn flush(&self) -> Result<(), WebhookError> {
-        let (tx, rx) = oneshot::channel();
-        self.requests.send(tx).map_err(|_| WebhookError::Stopped)?;
+    /// Commits `events` of `company`, queued for `targets`, and returns once
+    /// the commit is durable, with the events handed back.
+    async fn commit(
+        &self,
+        company: &CompanyId,
+        events: Vec<NewEvent>,
+        targets: Vec<Target>,
+    ) -> (Vec<NewEvent>, CommitResult) {
+        let (done, rx) = oneshot::channel();
+        let pending = PendingCommit {
+            company: company.clone(),
+            events,
+            targets,
+            done,
+        };
+        if let Err(mpsc::error::SendError(pending)) = self.requests.send(pending) {
+            return (pending.events, Err(WebhookError::Stopped));
+        }
         rx.await
-            .map_err(|_| WebhookError::Stopped)?
-            .map_err(WebhookError::Flush)
+            .unwrap_or_else(|_| (Vec::new(), Err(WebhookError::Stopped)))
+    }
+}
+
+/// Commits `group` in one transaction; if that fails, each request on its
+/// own, so one company's unreadable rows never fail another company's commit.
+fn commit_group(outbox: &Outbox, group: &[PendingCommit]) -> Vec<CommitResult> {
+    let requests: Vec<CommitRequest<'_>> = group
+        .iter()
+        .map(|p| CommitRequest {
+            company: &p.company,
+            events: &p.events,
+            targets: &p.targets,
+        })
+        .collect();
+    match outbox.commit_all(&requests) {
+        Ok(results) => results.into_iter().map(Ok).collect(),
+        Err(_) if requests.len() > 1 => requests
+            .iter()
+            .map(|r| Ok(outbox.commit(r.company, r.events, r.targets)?))
+            .collect(),
+        Err(error) => vec![Err(error.into())],
     }
 }
 

@@ -261,6 +261,57 @@ async fn a_redelivered_message_is_one_event_and_replay_sends_it_again_with_its_i
 }
 
 #[tokio::test]
+async fn concurrent_commits_of_one_message_give_one_event() {
+    let store = store_with_webhook("http://127.0.0.1:9/unused");
+    let webhooks = Webhooks::start(store.clone(), &options()).unwrap();
+    // 32 chats commit at once, each message twice (a redelivery racing the
+    // first delivery): one event per message, whatever the grouping.
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let webhooks = webhooks.clone();
+            let chat = format!("155500{:05}@s.whatsapp.net", i % 32);
+            tokio::spawn(async move {
+                webhooks
+                    .commit(&company(), vec![message(&chat, i % 32)])
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut new_events = 0;
+    for task in tasks {
+        let committed = task.await.unwrap();
+        new_events += committed.iter().filter(|c| !c.duplicate).count();
+    }
+    assert_eq!(new_events, 32);
+    assert_eq!(store.outbox().unwrap().event_count(&company()), 32);
+}
+
+#[tokio::test]
+async fn a_group_commit_failing_for_one_company_still_commits_the_others() {
+    let store = Store::open_temporary().unwrap();
+    let outbox = store.outbox().unwrap();
+    let bad = CompanyId::parse("bad").unwrap();
+    let chat = "15550001001@s.whatsapp.net";
+    outbox.corrupt_dedup_row(&bad, &message(chat, 1).dedup);
+    let pending = |company: &CompanyId| PendingCommit {
+        company: company.clone(),
+        events: vec![message(chat, 1)],
+        targets: vec![Target::Company],
+        done: oneshot::channel().0,
+    };
+    let results = commit_group(&outbox, &[pending(&company()), pending(&bad)]);
+    assert!(matches!(&results[0], Ok(c) if !c[0].duplicate));
+    assert!(
+        matches!(&results[1], Err(WebhookError::Store(StoreError::Corrupt { company, .. })) if company == "bad"),
+        "{:?}",
+        results[1]
+    );
+    assert_eq!(outbox.event_count(&company()), 1);
+    assert_eq!(outbox.queued().unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn refused_and_exhausted_deliveries_become_dead_letters_and_can_be_retried() {
     let (receiver, url) = Receiver::start().await;
     let webhooks = Webhooks::start(
@@ -373,7 +424,9 @@ async fn queued_deliveries_survive_a_restart_of_the_service() {
     let outbox = store.outbox().unwrap();
     for (key, mut delivery) in outbox.queued().unwrap() {
         delivery.next_attempt_ms = 0;
-        outbox.update_queued(&key, &delivery).unwrap();
+        outbox
+            .finish(&key, &delivery, DeliveryState::Queued)
+            .unwrap();
     }
     let second = Webhooks::start(store, &options()).unwrap();
     receiver

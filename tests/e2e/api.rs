@@ -396,7 +396,9 @@ async fn bad_requests_get_their_code_and_change_nothing() {
 
     let send = |text: &str| json!({"to": CONTACT, "text": text});
     let huge = "x".repeat(600 * 1024);
-    let cases: Vec<(Api, Method, String, Option<Value>, StatusCode, &str)> = vec![
+    // (caller, method, path, body, expected status, expected error code)
+    type Case<'a> = (Api, Method, String, Option<Value>, StatusCode, &'a str);
+    let cases: Vec<Case> = vec![
         (
             api.clone(),
             Method::POST,

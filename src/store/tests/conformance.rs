@@ -249,9 +249,11 @@ mod cases {
             "default version",
             (fresh.version, fresh.index_value_map.len()),
         );
-        let mut state = HashState::default();
-        state.version = 7;
-        state.hash = [5; 128];
+        let mut state = HashState {
+            version: 7,
+            hash: [5; 128],
+            ..Default::default()
+        };
         state.index_value_map.insert("idx".into(), vec![1, 2, 3]);
         b.set_version("regular", state).await.unwrap();
         let loaded = b.get_version("regular").await.unwrap();
