@@ -48,7 +48,7 @@ use wacore::store::traits::{
 use crate::domain::CompanyId;
 use crate::pb;
 use crate::store::keys::{Category, META_LATEST_SYNC_KEY_ID, WaKeys, company_row};
-use crate::store::{StoreError, Trees, decode};
+use crate::store::{Durable, StoreError, Trees, decode};
 
 type Result<T> = std::result::Result<T, StoreError>;
 type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StoreError>>;
@@ -58,7 +58,7 @@ type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StoreErro
 pub struct SledBackend {
     company: CompanyId,
     keys: WaKeys,
-    db: sled::Db,
+    durable: Durable,
     device: sled::Tree,
     wa: sled::Tree,
     /// The own JID of the last device row this view flushed to disk. A save
@@ -67,11 +67,11 @@ pub struct SledBackend {
 }
 
 impl SledBackend {
-    pub(crate) fn new(company: CompanyId, db: sled::Db, trees: Trees) -> Self {
+    pub(crate) fn new(company: CompanyId, durable: Durable, trees: Trees) -> Self {
         Self {
             keys: WaKeys::new(&company),
             company,
-            db,
+            durable,
             device: trees.device,
             wa: trees.wa,
             flushed_pn: parking_lot::Mutex::new(None),
@@ -1067,8 +1067,7 @@ impl DeviceStore for SledBackend {
             .map_err(StoreError::from)?;
         let pn = device.pn.as_ref().map(ToString::to_string);
         if *self.flushed_pn.lock() != pn {
-            // Not `flush_async`: see `crate::store::flush_db`.
-            crate::store::flush_db(&self.db).await?;
+            self.durable.flush().await?;
             *self.flushed_pn.lock() = pn;
         }
         Ok(())

@@ -4,8 +4,8 @@
 //! ```text
 //! whatsapp-rust ─ inbound durability hook ─┐
 //! SessionPool ─ status changes ────────────┤→ Webhooks::commit → group committer: every commit
-//!                                          │    waiting at once → one sled txn (dedup + event +
-//!                                          │    queue) and one flush
+//!                                          │    waiting at once → outbox rows (event, queue,
+//!                                          │    dedup) and one flush
 //!                                          └→ Dispatcher (one task) → HTTP POST, signed → receivers
 //!                                             SSE subscribers (broadcast of committed events)
 //! ```
@@ -20,13 +20,13 @@
 //!
 //! - An inbound message is acknowledged to WhatsApp only after its event is
 //!   committed **and flushed** ([`Webhooks::commit`] returns after the
-//!   group commit's flush that covers its transaction); on any error the hook fails
+//!   group commit's flush that covers its rows); on any error the hook fails
 //!   and WhatsApp redelivers.
 //! - Deduplication by `(company, chat, sender, message id)` happens in the
-//!   same transaction, so a redelivered message yields no second event, and
-//!   its event id is derived from that key, so even an event whose first
-//!   commit was lost in a crash keeps its id.
-//! - Deliveries are queued in the same transaction as the event, for the
+//!   same serialized commit (`Outbox::commit_all`), so a redelivered message
+//!   yields no second event, and its event id is derived from that key, so
+//!   even an event whose first commit was cut short by a crash keeps its id.
+//! - Deliveries are queued in the same commit as the event, for the
 //!   endpoints configured at that moment; [`Webhooks::replay`] queues stored
 //!   events again.
 //! - Session status events go through the same outbox, taken from the pool's
@@ -325,7 +325,7 @@ impl Webhooks {
     ///
     /// # Cancel safety
     /// Not cancel-safe in the sense that matters: dropping the future after
-    /// the transaction leaves the events stored but maybe not yet flushed or
+    /// the commit leaves the events stored but maybe not yet flushed or
     /// dispatched (they are dispatched after a restart). Callers await it.
     pub async fn commit(
         &self,
@@ -597,12 +597,9 @@ impl InboundDurabilityHook for OutboxHook {
     }
 }
 
-/// Group commit: one task commits every request waiting at that moment in
-/// one sled transaction and makes them durable with one flush, so N
-/// concurrent commits (many chats, many companies) cost one transaction and
-/// one fsync instead of N of each. (Every sled transaction also forces a
-/// write of sled's log buffer, which is why the transactions are grouped
-/// too, not only the flushes.)
+/// Group commit: one task commits every request waiting at that moment and
+/// makes them durable with one flush, so N concurrent commits (many chats,
+/// many companies) cost one fsync instead of N.
 #[derive(Clone)]
 struct GroupCommitter {
     requests: mpsc::UnboundedSender<PendingCommit>,
@@ -675,8 +672,8 @@ impl GroupCommitter {
     }
 }
 
-/// Commits `group` in one transaction; if that fails, each request on its
-/// own, so one company's unreadable rows never fail another company's commit.
+/// Commits `group`, one result per request: one company's unreadable rows
+/// never fail another company's commit.
 fn commit_group(outbox: &Outbox, group: &[PendingCommit]) -> Vec<CommitResult> {
     let requests: Vec<CommitRequest<'_>> = group
         .iter()
@@ -686,14 +683,11 @@ fn commit_group(outbox: &Outbox, group: &[PendingCommit]) -> Vec<CommitResult> {
             targets: &p.targets,
         })
         .collect();
-    match outbox.commit_all(&requests) {
-        Ok(results) => results.into_iter().map(Ok).collect(),
-        Err(_) if requests.len() > 1 => requests
-            .iter()
-            .map(|r| Ok(outbox.commit(r.company, r.events, r.targets)?))
-            .collect(),
-        Err(error) => vec![Err(error.into())],
-    }
+    outbox
+        .commit_all(&requests)
+        .into_iter()
+        .map(|result| Ok(result?))
+        .collect()
 }
 
 #[cfg(test)]
