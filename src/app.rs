@@ -60,6 +60,7 @@ pub struct App {
     state: AppState,
     webhooks: Webhooks,
     shutdown_timeout: Duration,
+    idempotency_ttl: Duration,
 }
 
 impl App {
@@ -114,6 +115,7 @@ impl App {
                 state,
                 webhooks,
                 shutdown_timeout: config.shutdown_timeout(),
+                idempotency_ttl: Duration::from_secs(config.idempotency_ttl_hours * 3600),
             },
             generated,
         ))
@@ -154,8 +156,10 @@ impl App {
             state,
             webhooks,
             shutdown_timeout,
+            idempotency_ttl,
         } = self;
         let status_events = webhooks.watch_sessions(pool.clone());
+        let idempotency_sweep = spawn_idempotency_sweep(store.clone(), idempotency_ttl);
         let lifecycle = state.lifecycle.clone();
         tracing::info!(listen.addr = %listener.local_addr()?, "serving the HTTP API");
 
@@ -219,6 +223,7 @@ impl App {
         };
 
         status_events.abort();
+        idempotency_sweep.abort();
         tracing::info!("disconnecting every session (credentials kept)");
         pool.shutdown(shutdown_timeout).await;
         if let Err(err) = tokio::time::timeout(shutdown_timeout, store.flush())
@@ -230,6 +235,33 @@ impl App {
         tracing::info!("stopped");
         outcome
     }
+}
+
+/// How often remembered idempotency keys are pruned.
+const IDEMPOTENCY_SWEEP_EVERY: Duration = Duration::from_secs(600);
+
+/// Prunes idempotency keys remembered more than `ttl` ago, now and every
+/// [`IDEMPOTENCY_SWEEP_EVERY`]: without it every keyed send would leave a
+/// row on disk forever.
+fn spawn_idempotency_sweep(store: Store, ttl: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(IDEMPOTENCY_SWEEP_EVERY);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+            let cutoff = crate::pool::now_ms().saturating_sub(ttl_ms);
+            let store = store.clone();
+            // A full scan of the tree: keep it off the async workers.
+            match tokio::task::spawn_blocking(move || store.prune_idempotency_keys(cutoff)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(pruned)) => tracing::info!(pruned, "expired idempotency keys removed"),
+                Ok(Err(error)) => tracing::error!(%error, "pruning idempotency keys failed"),
+                // The runtime is shutting down.
+                Err(_) => return,
+            }
+        }
+    })
 }
 
 /// How sessions reach WhatsApp, from the configuration.

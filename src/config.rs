@@ -33,6 +33,12 @@ pub struct Config {
     #[arg(long, env = "WAGATE_STORE_CACHE_MIB", default_value_t = crate::store::DEFAULT_CACHE_MIB, value_parser = clap::value_parser!(u64).range(4..=1_048_576))]
     pub store_cache_mib: u64,
 
+    /// How long a send's `Idempotency-Key` is remembered, in hours: a retry
+    /// with the same key within this time returns the first message id,
+    /// after it the key is forgotten (pruned every 10 minutes).
+    #[arg(long, env = "WAGATE_IDEMPOTENCY_TTL_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=8760))]
+    pub idempotency_ttl_hours: u64,
+
     /// Admin API key (at least 16 characters). When absent, one is generated
     /// on first start, stored hashed in the data directory and printed once.
     #[arg(long, env = "WAGATE_ADMIN_KEY", hide_env_values = true, value_parser = parse_admin_key)]
@@ -172,6 +178,7 @@ impl fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
             .field("store_cache_mib", &self.store_cache_mib)
+            .field("idempotency_ttl_hours", &self.idempotency_ttl_hours)
             .field("admin_key", &self.admin_key.as_ref().map(|_| "<redacted>"))
             .field("public_url", &self.public_url)
             .field("log_format", &self.log_format)
@@ -247,6 +254,7 @@ mod tests {
         assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(config.data_dir, PathBuf::from("sessions"));
         assert_eq!(config.store_cache_mib, crate::store::DEFAULT_CACHE_MIB);
+        assert_eq!(config.idempotency_ttl_hours, 24);
         assert_eq!(config.log_format, LogFormat::Pretty);
         assert_eq!(config.public_url(), "http://127.0.0.1:8080");
         assert!(
@@ -293,6 +301,8 @@ mod tests {
             &["--shutdown-timeout", "0"],
             &["--store-cache-mib", "0"],
             &["--store-cache-mib", "lots"],
+            &["--idempotency-ttl-hours", "0"],
+            &["--idempotency-ttl-hours", "9000"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} must be refused");
         }

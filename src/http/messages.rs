@@ -51,7 +51,7 @@ pub struct SendTextResponse {
     post, path = "/v1/sessions/{company}/messages", tag = "messages",
     params(
         ("company" = String, Path, description = "Company id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key returns the first send's message id (1–255 visible ASCII characters)"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key returns the first send's message id while the gateway remembers it (`--idempotency-ttl-hours`, a day by default; 1–255 visible ASCII characters)"),
     ),
     request_body = SendTextRequest,
     responses(

@@ -149,6 +149,42 @@ fn idempotency_keys_and_settings() {
     );
 }
 
+#[test]
+fn idempotency_keys_are_pruned_after_their_time() {
+    let store = Store::open_temporary().unwrap();
+    let (a, b) = (company("a"), company("b"));
+    let before = crate::pool::now_ms();
+    store
+        .remember_idempotent_message_id(&a, "k1", "M1")
+        .unwrap();
+    store
+        .remember_idempotent_message_id(&b, "k1", "M2")
+        .unwrap();
+    // A row from before keys carried a time: a bare message id.
+    store
+        .trees
+        .idempotency
+        .insert(keys::idempotency(&a, "old"), b"3EB0OLD".as_slice())
+        .unwrap();
+    assert_eq!(
+        store.idempotent_message_id(&a, "old").unwrap().as_deref(),
+        Some("3EB0OLD"),
+        "old rows still read"
+    );
+    // Cut off before the keys were remembered: only the undated row goes.
+    assert_eq!(store.prune_idempotency_keys(before - 1).unwrap(), 1);
+    assert_eq!(store.idempotent_message_id(&a, "old").unwrap(), None);
+    assert_eq!(
+        store.idempotent_message_id(&a, "k1").unwrap().as_deref(),
+        Some("M1")
+    );
+    // Cut off after: every company's keys go.
+    let after = crate::pool::now_ms() + 1;
+    assert_eq!(store.prune_idempotency_keys(after).unwrap(), 2);
+    assert_eq!(store.idempotent_message_id(&a, "k1").unwrap(), None);
+    assert_eq!(store.idempotent_message_id(&b, "k1").unwrap(), None);
+}
+
 #[tokio::test]
 async fn linked_means_a_device_with_its_own_jid() {
     let store = Store::open_temporary().unwrap();

@@ -64,6 +64,7 @@ pub fn config(fake: &FakeServer, data_dir: &Path) -> Config {
         listen: "127.0.0.1:0".parse().expect("loopback address"),
         data_dir: data_dir.to_path_buf(),
         store_cache_mib: wagate::store::DEFAULT_CACHE_MIB,
+        idempotency_ttl_hours: 24,
         admin_key: Some(ADMIN_KEY.to_owned()),
         public_url: None,
         log_format: LogFormat::Pretty,
