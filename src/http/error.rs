@@ -23,7 +23,7 @@
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -192,6 +192,7 @@ impl ApiError {
 pub fn pool_error_status(code: &str) -> StatusCode {
     match code {
         "unknown_company" => StatusCode::NOT_FOUND,
+        "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
         "not_connected" | "invalid_state" | "busy" => StatusCode::CONFLICT,
         "send_failed" | "pairing_failed" => StatusCode::BAD_GATEWAY,
         "session_gone" => StatusCode::SERVICE_UNAVAILABLE,
@@ -213,8 +214,20 @@ impl IntoResponse for ApiError {
                 "request refused"
             );
         }
-        (status, Json(self.body())).into_response()
+        let mut response = (status, Json(self.body())).into_response();
+        if let Self::Pool(PoolError::TooSoon { retry_after }) = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, retry_after_value(*retry_after));
+        }
+        response
     }
+}
+
+/// A `Retry-After` value in whole seconds, rounded up (at least 1).
+pub fn retry_after_value(wait: std::time::Duration) -> HeaderValue {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    HeaderValue::from(secs.max(1))
 }
 
 impl From<JsonRejection> for ApiError {

@@ -694,6 +694,18 @@ pub async fn pair_code(
             "busy",
             strings.error_busy,
         )),
+        Err(PoolError::TooSoon { retry_after }) => {
+            let mut response = failure(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                strings.error_too_soon,
+            );
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                crate::http::error::retry_after_value(retry_after),
+            );
+            Ok(response)
+        }
         Err(err) => {
             // WhatsApp's or the client's refusal: worth a line for operators
             // (the code says which; no number, no code).

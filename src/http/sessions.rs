@@ -269,6 +269,8 @@ pub async fn status(
 }
 
 /// Link by phone number: returns the 8-character code to type on the phone.
+/// A new request replaces a code still outstanding (the earlier code stops
+/// working); requests closer than 10 s apart are refused.
 #[utoipa::path(
     post, path = "/v1/sessions/{company}/pair-code", tag = "sessions",
     params(("company" = String, Path, description = "Company id")),
@@ -278,6 +280,7 @@ pub async fn status(
         (status = 400, description = "`invalid_phone`, `invalid_json`", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "`invalid_state`: already linked", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: a code was requested less than 10 s ago (`Retry-After` says when to ask again)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]

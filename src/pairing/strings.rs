@@ -92,6 +92,8 @@ pub struct Strings {
     pub error_pair_code: &'static str,
     /// The gateway is busy with this company (being deleted, ...).
     pub error_busy: &'static str,
+    /// A code was asked for again within seconds of the previous one.
+    pub error_too_soon: &'static str,
 
     // ----- pages instead of the pairing page ------------------------------
     /// Title of the page for an expired link.
@@ -158,6 +160,7 @@ pub const EN: Strings = Strings {
     error_already_linked: "The number is already linked; no code is needed.",
     error_pair_code: "WhatsApp did not give a code. Try again in a moment, or scan the QR code.",
     error_busy: "The gateway is busy with this number. Try again in a moment.",
+    error_too_soon: "A code was requested a moment ago. Wait a few seconds, then ask for a new one (it replaces the earlier code).",
 
     expired_title: "This link has expired",
     expired_body: "Links to link a WhatsApp number work for a limited time. Ask the person who sent it for a new link.",

@@ -147,6 +147,8 @@ pub(crate) struct SessionActor {
     seen_messages: (u64, u64),
     /// When reconnect attempts started, for `reconnects_24h`.
     reconnect_times: std::collections::VecDeque<Instant>,
+    /// When the last pair code was requested (`WaConfig::pair_code_interval`).
+    last_pair_code: Option<Instant>,
 }
 
 /// The channels a new actor is created with; the pool keeps the other ends in
@@ -195,6 +197,7 @@ impl SessionActor {
             ping_in_flight: false,
             seen_messages: (0, 0),
             reconnect_times: std::collections::VecDeque::new(),
+            last_pair_code: None,
         }
     }
 
@@ -804,6 +807,20 @@ impl SessionActor {
             }));
             return;
         }
+        // A new code replaces the earlier one (below), so a burst of requests
+        // would keep invalidating the code someone is typing, and WhatsApp
+        // throttles codes per number: at most one per interval.
+        let now = Instant::now();
+        if let Some(last) = self.last_pair_code {
+            let ready_at = last + self.config.pair_code_interval;
+            if now < ready_at {
+                let _ = reply.send(Err(PoolError::TooSoon {
+                    retry_after: ready_at - now,
+                }));
+                return;
+            }
+        }
+        self.last_pair_code = Some(now);
         let timeout = self.config.op_timeout;
         // Off the actor: PBKDF2 and a server round trip take a while, and the
         // actor must keep handling events (the QR keeps rotating meanwhile).
@@ -813,6 +830,11 @@ impl SessionActor {
                     .wait_for_socket(timeout)
                     .await
                     .map_err(|e| PoolError::Pairing(e.to_string()))?;
+                // A code still outstanding (a lost page, a mistyped number)
+                // would make whatsapp-rust refuse the new request for its
+                // whole validity window; the caller asked for a new code, so
+                // the earlier one is withdrawn (it stops working).
+                client.cancel_pair_code().await;
                 let options = wacore::pair_code::PairCodeOptions {
                     phone_number: phone.digits().to_owned(),
                     ..Default::default()

@@ -18,6 +18,10 @@ pub enum PoolError {
     /// No such company in the registry (HTTP 404).
     #[error("unknown company")]
     UnknownCompany,
+    /// A pair code was requested too soon after the previous one (HTTP 429,
+    /// with `Retry-After`).
+    #[error("a pair code was just requested; ask again in {}s", retry_after.as_secs().max(1))]
+    TooSoon { retry_after: std::time::Duration },
     /// Another operation on this company is in progress (a delete) (HTTP 409).
     #[error("another operation on this company is in progress")]
     Busy,
@@ -53,6 +57,7 @@ impl PoolError {
             Self::InvalidState { .. } => "invalid_state",
             Self::UnknownCompany => "unknown_company",
             Self::Busy => "busy",
+            Self::TooSoon { .. } => "rate_limited",
             Self::Gone => "session_gone",
             Self::Timeout => "timeout",
             Self::Send(_) => "send_failed",

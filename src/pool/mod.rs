@@ -64,6 +64,8 @@ pub struct WaConfig {
     pub stop_timeout: Duration,
     /// Upper bound of one send / pair-code request.
     pub op_timeout: Duration,
+    /// Least time between two pair-code requests of one session.
+    pub pair_code_interval: Duration,
     /// Liveness checks of connected sessions.
     pub watchdog: WatchdogConfig,
     /// The inbound durability hook of each company's client (a later issue).
@@ -84,6 +86,7 @@ impl Default for WaConfig {
             transition_history: 20,
             stop_timeout: Duration::from_secs(10),
             op_timeout: Duration::from_secs(60),
+            pair_code_interval: Duration::from_secs(10),
             watchdog: WatchdogConfig::default(),
             inbound_hook: None,
             http_client: None,
@@ -101,6 +104,7 @@ impl std::fmt::Debug for WaConfig {
             .field("transition_history", &self.transition_history)
             .field("stop_timeout", &self.stop_timeout)
             .field("op_timeout", &self.op_timeout)
+            .field("pair_code_interval", &self.pair_code_interval)
             .field("watchdog", &self.watchdog)
             .field("inbound_hook", &self.inbound_hook.is_some())
             .field("http_client", &self.http_client.is_some())

@@ -164,6 +164,24 @@ async fn pair_code_links_the_number() {
     let code = body["code"].as_str().expect("a pair code").to_owned();
     assert_eq!(code.len(), 8, "{code:?}");
 
+    // Asked again at once: refused with when to ask again; the first code
+    // still works.
+    let again = api
+        .request(Method::POST, "/v1/sessions/acme/pair-code")
+        .json(&json!({"phone": ACME_PHONE}))
+        .send()
+        .await
+        .expect("the second request");
+    assert_eq!(again.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = again.headers()["retry-after"]
+        .to_str()
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=10).contains(&wait), "{wait}");
+    let body: Value = again.json().await.expect("a JSON error");
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+
     app.fake
         .enter_pair_code(ACME_PHONE, &code)
         .await

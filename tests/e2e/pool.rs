@@ -15,7 +15,8 @@ use std::time::Duration;
 use fakewa::{FakeServer, StreamErrorKind};
 use wagate::domain::{CompanyId, PhoneNumber};
 use wagate::pool::{
-    BackoffConfig, SessionHandle, SessionPool, SessionState, SessionStatus, StepOutcome, WaConfig,
+    BackoffConfig, PoolError, SessionHandle, SessionPool, SessionState, SessionStatus, StepOutcome,
+    WaConfig,
 };
 use wagate::store::Store;
 
@@ -267,6 +268,41 @@ async fn pair_code_links_the_number() {
         .unwrap_err();
     assert_eq!(err.code(), "invalid_state");
     assert_eq!(handle.status().state, SessionState::Connected);
+}
+
+/// Asking again for a code (lost page, mistyped number) gives a new code that
+/// works; asking again within the interval is refused with how long to wait.
+#[tokio::test]
+async fn a_new_pair_code_replaces_the_outstanding_one_once_per_interval() {
+    let fake = start_fake().await;
+    // Longer than a debug build takes to issue a code (PBKDF2).
+    let interval = Duration::from_secs(4);
+    let wa = WaConfig {
+        pair_code_interval: interval,
+        ..wa_config(&fake)
+    };
+    let pool = SessionPool::new(Store::open_temporary().unwrap(), wa);
+    let handle = pool.ensure(&company("acme")).await.unwrap().handle;
+    let phone = PhoneNumber::parse("15550007778").unwrap();
+
+    let first = handle.pair_code(phone.clone()).await.expect("first code");
+    let err = handle.pair_code(phone.clone()).await.unwrap_err();
+    assert_eq!(err.code(), "rate_limited");
+    let PoolError::TooSoon { retry_after } = err else {
+        unreachable!()
+    };
+    assert!(retry_after <= interval, "{retry_after:?}");
+
+    tokio::time::sleep(retry_after).await;
+    // whatsapp-rust alone refuses a second code while the first is valid
+    // (about 3 minutes); the gateway withdraws the first one instead.
+    let second = handle.pair_code(phone.clone()).await.expect("a new code");
+    assert_ne!(first, second);
+    fake.enter_pair_code("15550007778", &second)
+        .await
+        .expect("the phone enters the new code");
+    let status = wait_state(&handle, SessionState::Connected).await;
+    assert_eq!(status.reason, "pair_code_linked");
 }
 
 #[tokio::test]
