@@ -74,6 +74,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(events))
         .routes(routes!(start))
         .routes(routes!(pair_code))
+        .route("/pair", get(missing_token))
+        .route("/pair/", get(missing_token))
         .route(page::CSS_PATH, get(stylesheet))
         .route(page::JS_PATH, get(script))
 }
@@ -716,6 +718,15 @@ pub async fn pair_code(
                 strings.error_pair_code,
             ))
         }
+    }
+}
+
+/// `GET /pair` and `/pair/`: a link cut before its token (copied short from a
+/// message) gets the invalid-link page, not the API's JSON 404.
+async fn missing_token(headers: HeaderMap) -> Refused {
+    Refused {
+        refusal: PageRefusal::Invalid("missing"),
+        audience: Audience::of(&headers),
     }
 }
 

@@ -238,6 +238,12 @@ async fn pairing_links_are_issued_to_the_company_and_open_nothing_else() {
             EN.invalid_title,
         ),
         (page("not-a-token"), StatusCode::FORBIDDEN, EN.invalid_title),
+        (page(""), StatusCode::FORBIDDEN, EN.invalid_title),
+        (
+            format!("{}/pair", api.base),
+            StatusCode::FORBIDDEN,
+            EN.invalid_title,
+        ),
         (
             page(&"A".repeat(5000)),
             StatusCode::FORBIDDEN,
