@@ -281,22 +281,8 @@ mod tests {
 
     fn status(state: SessionState, reason: &str, phone: Option<&str>) -> SessionStatus {
         SessionStatus {
-            company: "acme".into(),
-            state,
-            reason: reason.into(),
-            since_ms: 0,
-            jid: None,
             phone: phone.map(str::to_owned),
-            lid: None,
-            push_name: None,
-            connected_since_ms: None,
-            last_activity_ms: 0,
-            reconnect_count: 0,
-            reconnects_24h: 0,
-            last_inbound_ms: None,
-            last_outbound_ms: None,
-            keepalive_rtt_ms: None,
-            recent_transitions: Vec::new(),
+            ..SessionStatus::new("acme", state, reason, 0)
         }
     }
 

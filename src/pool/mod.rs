@@ -565,22 +565,9 @@ impl SessionPool {
             _ => (SessionState::Stopped, "idle".to_owned(), now),
         };
         let initial = SessionStatus {
-            company: company.to_string(),
-            state,
-            reason,
-            since_ms,
-            jid: None,
-            phone: None,
-            lid: None,
-            push_name: None,
-            connected_since_ms: None,
             last_activity_ms: now,
-            reconnect_count: 0,
-            reconnects_24h: 0,
-            last_inbound_ms: None,
-            last_outbound_ms: None,
-            keepalive_rtt_ms: None,
             recent_transitions: recent.clone(),
+            ..SessionStatus::new(company.as_str(), state, &reason, since_ms)
         };
         let (status_tx, status_rx) = watch::channel(initial);
         let (qr_tx, qr_rx) = watch::channel(None);

@@ -143,6 +143,31 @@ pub struct SessionStatus {
     pub recent_transitions: Vec<Transition>,
 }
 
+impl SessionStatus {
+    /// A session of `company` in `state` since `since_ms` for `reason`, with
+    /// nothing else known yet (no link, no activity, no history).
+    pub fn new(company: &str, state: SessionState, reason: &str, since_ms: i64) -> Self {
+        Self {
+            company: company.to_owned(),
+            state,
+            reason: reason.to_owned(),
+            since_ms,
+            jid: None,
+            phone: None,
+            lid: None,
+            push_name: None,
+            connected_since_ms: None,
+            last_activity_ms: since_ms,
+            reconnect_count: 0,
+            reconnects_24h: 0,
+            last_inbound_ms: None,
+            last_outbound_ms: None,
+            keepalive_rtt_ms: None,
+            recent_transitions: Vec::new(),
+        }
+    }
+}
+
 /// A QR code to show for linking. `code` is a secret while it is valid: it
 /// is returned to API callers, never logged.
 #[derive(Clone, PartialEq, Eq, Serialize)]

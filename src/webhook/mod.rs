@@ -532,11 +532,15 @@ impl Webhooks {
                 None => by_company.push((company, vec![new])),
             }
         }
-        for (company, events) in by_company {
+        // Every company at once (each company's events stay one ordered
+        // commit): they share one group commit instead of one flush each, so
+        // a burst of thousands (a restore) keeps up with the event stream.
+        let commits = by_company.into_iter().map(|(company, events)| async move {
             if let Err(error) = self.commit(&company, events).await {
                 tracing::error!(company.id = %company, %error, "cannot record session.status events");
             }
-        }
+        });
+        futures_util::future::join_all(commits).await;
     }
 }
 

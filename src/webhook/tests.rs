@@ -288,6 +288,60 @@ async fn concurrent_commits_of_one_message_give_one_event() {
 }
 
 #[tokio::test]
+async fn a_burst_of_status_changes_is_recorded_in_order_per_company() {
+    let store = Store::open_temporary().unwrap();
+    let webhooks = Webhooks::start(store.clone(), &options()).unwrap();
+    let companies: Vec<CompanyId> = (0..100)
+        .map(|i| CompanyId::parse(&format!("c{i}")).unwrap())
+        .collect();
+    let status = |company: &CompanyId, state, since_ms| PoolEvent {
+        company: company.clone(),
+        event: SessionEvent::StatusChanged(Arc::new(SessionStatus::new(
+            company.as_str(),
+            state,
+            "test",
+            since_ms,
+        ))),
+    };
+    // Interleaved as a restore emits them: connecting for all, then connected.
+    let mut batch: Vec<PoolEvent> = companies
+        .iter()
+        .map(|c| status(c, state::SessionState::Connecting, 1))
+        .collect();
+    batch.extend(
+        companies
+            .iter()
+            .map(|c| status(c, state::SessionState::Connected, 2)),
+    );
+    webhooks.commit_status_batch(batch).await;
+    let outbox = store.outbox().unwrap();
+    for company in &companies {
+        assert_eq!(outbox.event_count(company), 2, "{company}");
+        // Stored in the order they happened: replay walks the events in
+        // commit order.
+        let keys = outbox
+            .replay(company, 0, event::SESSION_STATUS, &[Target::Company], 10)
+            .unwrap();
+        let states: Vec<String> = keys
+            .iter()
+            .map(|key| {
+                let delivery = outbox.get_queued(key).unwrap().unwrap();
+                match outbox
+                    .event(company, delivery.event_seq)
+                    .unwrap()
+                    .unwrap()
+                    .payload
+                {
+                    Some(pb::webhook_event::Payload::Status(change)) => change.to,
+                    other => panic!("not a status event: {other:?}"),
+                }
+            })
+            .collect();
+        assert_eq!(states, ["connecting", "connected"], "{company}");
+    }
+}
+
+#[tokio::test]
 async fn a_group_commit_failing_for_one_company_still_commits_the_others() {
     let store = Store::open_temporary().unwrap();
     let outbox = store.outbox().unwrap();
