@@ -332,6 +332,22 @@ async fn corrupt_data_of_one_company_is_reported_for_that_company_only() {
     assert_eq!(store.backend(&bad).load_prekey(5).await.unwrap(), None);
 }
 
+/// Opens the database in `dir` again, waiting (up to 5 s) for the dropped
+/// store to release sled's file lock: sled's background I/O tasks may still
+/// hold the file for a moment after the last handle is gone.
+async fn reopen(dir: &std::path::Path) -> Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Store::open(dir) {
+            Ok(store) => return store,
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("reopening the store: {e}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn data_survives_reopening_from_disk() {
     let dir = tempfile::tempdir().unwrap();
@@ -348,7 +364,7 @@ async fn data_survives_reopening_from_disk() {
             .unwrap();
         store.flush().await.unwrap();
     }
-    let store = Store::open(dir.path()).unwrap();
+    let store = reopen(dir.path()).await;
     assert!(store.is_linked(&acme).unwrap());
     assert_eq!(store.get_company(&acme).unwrap(), Some(record("acme")));
     let backend = store.backend(&acme);
