@@ -358,16 +358,15 @@ impl Outbox {
             checked.push((new, key, existing));
         }
         let mut out = Vec::with_capacity(checked.len());
+        // Also a duplicate: the same message earlier in this request.
+        let mut stored_now: Vec<(Vec<u8>, u64)> = Vec::new();
         for (new, dedup_key, existing) in checked {
-            // Also a duplicate: the same message earlier in this request.
-            let existing = match existing {
-                Some(seq) => Some(seq),
-                None => self
-                    .dedup
-                    .get(&dedup_key)?
-                    .map(|seq| seq_from(company, &seq))
-                    .transpose()?,
-            };
+            let existing = existing.or_else(|| {
+                stored_now
+                    .iter()
+                    .find(|(key, _)| *key == dedup_key)
+                    .map(|(_, seq)| *seq)
+            });
             if let Some(event_seq) = existing {
                 out.push(Committed {
                     event_seq,
@@ -385,7 +384,9 @@ impl Outbox {
                 self.queue.insert(key.encode(), delivery.encode_to_vec())?;
                 queued.push(key);
             }
-            self.dedup.insert(dedup_key, &seq.to_be_bytes())?;
+            self.dedup
+                .insert(dedup_key.as_slice(), &seq.to_be_bytes())?;
+            stored_now.push((dedup_key, seq));
             out.push(Committed {
                 event_seq: seq,
                 duplicate: false,
@@ -848,6 +849,13 @@ mod tests {
         assert!(!second[1].duplicate);
         assert_eq!(outbox.event_count(&acme), 2);
         assert_eq!(outbox.queued().unwrap().len(), 3);
+        // The same message twice in one commit: stored once.
+        let twice = outbox
+            .commit(&acme, &[message("B1", chat), message("B1", chat)], &[])
+            .unwrap();
+        assert!(!twice[0].duplicate && twice[1].duplicate);
+        assert_eq!(twice[0].event_seq, twice[1].event_seq);
+        assert_eq!(outbox.event_count(&acme), 3);
         // The same id in another chat is another message.
         let other = outbox
             .commit(&acme, &[message("A1", "15550004444@s.whatsapp.net")], &[])
