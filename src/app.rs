@@ -244,22 +244,13 @@ const IDEMPOTENCY_SWEEP_EVERY: Duration = Duration::from_secs(600);
 /// [`IDEMPOTENCY_SWEEP_EVERY`]: without it every keyed send would leave a
 /// row on disk forever.
 fn spawn_idempotency_sweep(store: Store, ttl: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(IDEMPOTENCY_SWEEP_EVERY);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-            let cutoff = crate::pool::now_ms().saturating_sub(ttl_ms);
-            let store = store.clone();
-            // A full scan of the tree: keep it off the async workers.
-            match tokio::task::spawn_blocking(move || store.prune_idempotency_keys(cutoff)).await {
-                Ok(Ok(0)) => {}
-                Ok(Ok(pruned)) => tracing::info!(pruned, "expired idempotency keys removed"),
-                Ok(Err(error)) => tracing::error!(%error, "pruning idempotency keys failed"),
-                // The runtime is shutting down.
-                Err(_) => return,
-            }
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    crate::store::spawn_sweep(IDEMPOTENCY_SWEEP_EVERY, "idempotency keys", move || {
+        let cutoff = crate::pool::now_ms().saturating_sub(ttl_ms);
+        match store.prune_idempotency_keys(cutoff) {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "expired idempotency keys removed"),
+            Err(error) => tracing::error!(%error, "pruning idempotency keys failed"),
         }
     })
 }

@@ -542,6 +542,26 @@ pub(crate) fn decode<M: prost::Message + Default>(
     M::decode(bytes).map_err(|error| StoreError::corrupt(company, what, error))
 }
 
+/// Runs `sweep` now and then every `every`, on tokio's blocking pool (sweeps
+/// scan sled trees, which blocks), until the returned task is aborted. The
+/// sweep logs its own outcome; a failed one is retried at the next tick.
+pub fn spawn_sweep(
+    every: std::time::Duration,
+    what: &'static str,
+    sweep: impl Fn() + Clone + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if let Err(error) = tokio::task::spawn_blocking(sweep.clone()).await {
+                tracing::error!(%error, sweep = what, "a store sweep failed");
+            }
+        }
+    })
+}
+
 /// Makes sled's writes durable, on the disk and not only in the OS.
 ///
 /// sled's own flush writes its log buffers with `sync_file_range`, which

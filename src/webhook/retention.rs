@@ -50,19 +50,11 @@ pub struct Sweeper(JoinHandle<()>);
 impl Sweeper {
     /// Sweeps now and then every `retention.sweep_every`.
     pub fn spawn(outbox: Outbox, retention: Retention) -> Self {
-        Self(tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(retention.sweep_every);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticker.tick().await;
-                let outbox = outbox.clone();
-                // sled scans block: keep them off the async workers.
-                let swept = tokio::task::spawn_blocking(move || sweep(&outbox, retention)).await;
-                if let Err(error) = swept {
-                    tracing::error!(%error, "the webhook retention sweep failed");
-                }
-            }
-        }))
+        Self(crate::store::spawn_sweep(
+            retention.sweep_every,
+            "webhook retention",
+            move || sweep(&outbox, retention),
+        ))
     }
 }
 
