@@ -216,18 +216,18 @@ impl IntoResponse for ApiError {
         }
         let mut response = (status, Json(self.body())).into_response();
         if let Self::Pool(PoolError::TooSoon { retry_after }) = &self {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, retry_after_value(*retry_after));
+            set_retry_after(&mut response, *retry_after);
         }
         response
     }
 }
 
-/// A `Retry-After` value in whole seconds, rounded up (at least 1).
-pub fn retry_after_value(wait: std::time::Duration) -> HeaderValue {
+/// Sets `Retry-After` to `wait` in whole seconds, rounded up (at least 1).
+pub fn set_retry_after(response: &mut Response, wait: std::time::Duration) {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    HeaderValue::from(secs.max(1))
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
 }
 
 impl From<JsonRejection> for ApiError {

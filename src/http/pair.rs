@@ -702,10 +702,7 @@ pub async fn pair_code(
                 "rate_limited",
                 strings.error_too_soon,
             );
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                crate::http::error::retry_after_value(retry_after),
-            );
+            crate::http::error::set_retry_after(&mut response, retry_after);
             Ok(response)
         }
         Err(err) => {
