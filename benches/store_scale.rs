@@ -171,7 +171,12 @@ async fn populate(dir: &Path, companies: usize) {
     let started = Instant::now();
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
     for i in 0..companies {
-        pair(&*store.backend(&company(i)), i, &mut rng).await;
+        pair(
+            &*wagate::wa::SledBackend::open(&store, &company(i)),
+            i,
+            &mut rng,
+        )
+        .await;
     }
     store.flush().await.expect("flush");
     let write_time = started.elapsed();
@@ -205,10 +210,10 @@ async fn reopen(dir: &Path) {
     // What startup does per company: check it is linked, load its device.
     let mut linked = 0;
     for company in &companies {
-        if store.is_linked(company).expect("is_linked") {
+        if wagate::wa::is_linked(&store, company).expect("is_linked") {
             linked += 1;
         }
-        let backend = store.backend(company);
+        let backend = wagate::wa::SledBackend::open(&store, company);
         let device = backend.load().await.expect("load").expect("device present");
         assert!(device.pn.is_some());
         assert!(

@@ -246,7 +246,7 @@ const IDEMPOTENCY_SWEEP_EVERY: Duration = Duration::from_secs(600);
 fn spawn_idempotency_sweep(store: Store, ttl: Duration) -> tokio::task::JoinHandle<()> {
     let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     crate::store::spawn_sweep(IDEMPOTENCY_SWEEP_EVERY, "idempotency keys", move || {
-        let cutoff = crate::pool::now_ms().saturating_sub(ttl_ms);
+        let cutoff = crate::domain::now_ms().saturating_sub(ttl_ms);
         match store.prune_idempotency_keys(cutoff) {
             Ok(0) => {}
             Ok(pruned) => tracing::info!(pruned, "expired idempotency keys removed"),

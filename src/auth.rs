@@ -1,5 +1,8 @@
-//! Who is calling: the admin key and company tokens, and the axum extractors
-//! that turn an `Authorization: Bearer …` header into a [`Caller`].
+//! Who is calling: the admin key and company tokens, and the [`Authenticator`]
+//! that turns an `Authorization: Bearer …` header into a [`Caller`] or an
+//! [`AuthError`]. The axum extractors and the mapping of [`AuthError`] to the
+//! API's error envelope live in `http` (this module knows no HTTP layer above
+//! the header map).
 //!
 //! # Credentials
 //!
@@ -27,18 +30,14 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{FromRequestParts, Path};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
-use axum::http::request::Parts;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use parking_lot::RwLock;
 use subtle::ConstantTimeEq as _;
 
-use crate::domain::CompanyId;
-use crate::http::AppState;
-use crate::http::error::ApiError;
+use crate::domain::{CompanyId, InvalidInput};
 use crate::store::{Store, StoreError};
 use crate::token::hash_token;
 
@@ -59,6 +58,28 @@ pub enum AuthSetupError {
     CorruptAdminKey(usize),
     #[error("the system random number generator failed: {0}")]
     Random(String),
+}
+
+/// Why a request's credentials were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization: Bearer …` header (401 `missing_credentials`).
+    #[error("an `Authorization: Bearer <key>` header is required")]
+    MissingCredentials,
+    /// The key or token is not valid (401 `invalid_credentials`).
+    #[error("the API key or token is not valid")]
+    InvalidCredentials,
+    /// A valid company token used outside its own company, or on an
+    /// admin-only endpoint (403 `forbidden`).
+    #[error("this token may act only on its own company")]
+    Forbidden,
+    /// Credentials were presented, but the company id in the path is not
+    /// one (400 with the input's code).
+    #[error(transparent)]
+    InvalidCompany(#[from] InvalidInput),
+    /// The registry could not be read (500).
+    #[error("reading the registry failed")]
+    Store(#[from] StoreError),
 }
 
 /// The admin key, as its SHA-256 (the plaintext is not kept).
@@ -181,7 +202,7 @@ impl Authenticator {
 
     /// The credential's hash if it is the admin key, i.e. `Ok(None)` for the
     /// admin and `Ok(Some(hash))` for anything else that was presented.
-    fn presented(&self, headers: &HeaderMap) -> Result<Option<[u8; 32]>, ApiError> {
+    fn presented(&self, headers: &HeaderMap) -> Result<Option<[u8; 32]>, AuthError> {
         let hash = hash_token(bearer(headers)?);
         Ok(if self.admin.matches(&hash) {
             None
@@ -191,7 +212,7 @@ impl Authenticator {
     }
 
     /// The caller of an admin-only endpoint.
-    pub fn admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    pub fn admin(&self, headers: &HeaderMap) -> Result<(), AuthError> {
         match self.presented(headers)? {
             None => Ok(()),
             Some(hash) => Err(self.refusal(&hash, None)?),
@@ -204,7 +225,7 @@ impl Authenticator {
         &self,
         headers: &HeaderMap,
         raw_company: &str,
-    ) -> Result<(CompanyId, Caller), ApiError> {
+    ) -> Result<(CompanyId, Caller), AuthError> {
         let presented = self.presented(headers)?;
         let company = CompanyId::parse(raw_company)?;
         let Some(hash) = presented else {
@@ -216,11 +237,8 @@ impl Authenticator {
         Err(self.refusal(&hash, Some(&company))?)
     }
 
-    fn token_belongs_to(&self, hash: &[u8; 32], company: &CompanyId) -> Result<bool, ApiError> {
-        let record = self
-            .store
-            .get_company(company)
-            .map_err(ApiError::internal)?;
+    fn token_belongs_to(&self, hash: &[u8; 32], company: &CompanyId) -> Result<bool, AuthError> {
+        let record = self.store.get_company(company)?;
         Ok(record.is_some_and(|r| {
             r.token_hash.len() == 32 && bool::from(r.token_hash.as_slice().ct_eq(hash))
         }))
@@ -228,65 +246,29 @@ impl Authenticator {
 
     /// 403 when `hash` is the valid token of another company than `target`
     /// (re-checked against the store), else 401.
-    fn refusal(&self, hash: &[u8; 32], target: Option<&CompanyId>) -> Result<ApiError, ApiError> {
+    fn refusal(&self, hash: &[u8; 32], target: Option<&CompanyId>) -> Result<AuthError, AuthError> {
         match self.tokens.company_of(hash) {
             Some(owner) if Some(&owner) != target && self.token_belongs_to(hash, &owner)? => {
-                Ok(ApiError::Forbidden)
+                Ok(AuthError::Forbidden)
             }
-            _ => Ok(ApiError::InvalidCredentials),
+            _ => Ok(AuthError::InvalidCredentials),
         }
     }
 }
 
 /// The bearer credential of a request.
-fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
     let value = headers
         .get(AUTHORIZATION)
-        .ok_or(ApiError::MissingCredentials)?;
-    let value = value.to_str().map_err(|_| ApiError::InvalidCredentials)?;
+        .ok_or(AuthError::MissingCredentials)?;
+    let value = value.to_str().map_err(|_| AuthError::InvalidCredentials)?;
     match value.split_once(' ') {
         Some((scheme, credential))
             if scheme.eq_ignore_ascii_case("bearer") && !credential.trim().is_empty() =>
         {
             Ok(credential.trim())
         }
-        _ => Err(ApiError::InvalidCredentials),
-    }
-}
-
-/// Extractor for admin-only endpoints.
-#[derive(Debug)]
-pub struct AdminAccess;
-
-impl FromRequestParts<AppState> for AdminAccess {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        state.auth.admin(&parts.headers)?;
-        Ok(Self)
-    }
-}
-
-/// Extractor for endpoints under `/v1/sessions/{company}`: the validated
-/// company id and who acts on it.
-#[derive(Debug)]
-pub struct CompanyAccess {
-    pub company: CompanyId,
-    pub caller: Caller,
-}
-
-impl FromRequestParts<AppState> for CompanyAccess {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Path(params) =
-            Path::<HashMap<String, String>>::from_request_parts(parts, state).await?;
-        let raw = params
-            .get("company")
-            .map(String::as_str)
-            .unwrap_or_default();
-        let (company, caller) = state.auth.company(&parts.headers, raw)?;
-        Ok(Self { company, caller })
+        _ => Err(AuthError::InvalidCredentials),
     }
 }
 
@@ -301,8 +283,14 @@ mod tests {
         headers
     }
 
-    fn code(result: Result<impl std::fmt::Debug, ApiError>) -> &'static str {
-        result.unwrap_err().code()
+    fn code(result: Result<impl std::fmt::Debug, AuthError>) -> &'static str {
+        match result.unwrap_err() {
+            AuthError::MissingCredentials => "missing_credentials",
+            AuthError::InvalidCredentials => "invalid_credentials",
+            AuthError::Forbidden => "forbidden",
+            AuthError::InvalidCompany(input) => input.code,
+            AuthError::Store(_) => "store",
+        }
     }
 
     fn company(store: &Store, id: &str, token: &str) -> CompanyId {

@@ -6,6 +6,12 @@
 
 use std::fmt;
 
+/// Unix milliseconds now, from the clock whatsapp-rust uses too (so times the
+/// gateway records line up with the client's own).
+pub fn now_ms() -> i64 {
+    wacore::time::now_millis()
+}
+
 /// Why an input value was refused. The `code` is stable and is what API
 /// clients match on; the message is for humans.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,6 +1,9 @@
 //! Prometheus metrics: the process-wide recorder (the `metrics` facade with
-//! `metrics-exporter-prometheus`), the names wagate records, and
-//! `GET /metrics` in the Prometheus text format.
+//! `metrics-exporter-prometheus`), the names wagate records, and the text
+//! exposition that `GET /metrics` (in `http`) serves.
+//!
+//! This module takes plain names (state codes, reason codes, route templates):
+//! it knows no pool or HTTP type, so every layer may record into it.
 //!
 //! # Invariants
 //!
@@ -17,17 +20,11 @@
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::header::CONTENT_TYPE;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::domain::CompanyId;
-use crate::http::AppState;
-use crate::pool::SessionState;
 
 /// Sessions by state (gauge, set at each scrape from the pool).
 pub const SESSIONS: &str = "wagate_sessions";
@@ -56,9 +53,6 @@ pub const OUTBOX_FLUSH_BATCH: &str = "wagate_outbox_flush_batch_size";
 pub const HTTP_REQUESTS: &str = "wagate_http_requests_total";
 /// HTTP request latency by route template, seconds (histogram).
 pub const HTTP_DURATION: &str = "wagate_http_request_duration_seconds";
-
-/// Every state, so `wagate_sessions` shows zeros instead of missing series.
-const ALL_STATES: [SessionState; 9] = SessionState::ALL;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 static PER_COMPANY: AtomicBool = AtomicBool::new(false);
@@ -156,12 +150,12 @@ fn session_labels(company: &CompanyId, extra: &[(&'static str, String)]) -> Vec<
 }
 
 /// A session changed state.
-pub fn transition(company: &CompanyId, from: SessionState, to: SessionState, reason: &str) {
+pub fn transition(company: &CompanyId, from: &str, to: &str, reason: &str) {
     let labels = session_labels(
         company,
         &[
-            ("from", from.as_str().to_owned()),
-            ("to", to.as_str().to_owned()),
+            ("from", from.to_owned()),
+            ("to", to.to_owned()),
             ("reason", reason.to_owned()),
         ],
     );
@@ -216,43 +210,29 @@ pub fn outbox_depth_change(delta: f64) {
     metrics::gauge!(OUTBOX_DEPTH).increment(delta);
 }
 
-/// Middleware: counts every request by matched route template, method and
-/// status, and times it. Unmatched requests count as route `unmatched`.
-pub async fn track_http(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::histogram!(HTTP_DURATION, "route" => route.clone())
-        .record(started.elapsed().as_secs_f64());
-    metrics::counter!(HTTP_REQUESTS, "route" => route, "method" => method, "status" => status)
-        .increment(1);
-    response
+/// An HTTP request finished: counted by matched route template, method and
+/// status, and timed.
+pub fn http_request(route: &str, method: &str, status: u16, took: Duration) {
+    metrics::histogram!(HTTP_DURATION, "route" => route.to_owned()).record(took.as_secs_f64());
+    metrics::counter!(
+        HTTP_REQUESTS,
+        "route" => route.to_owned(),
+        "method" => method.to_owned(),
+        "status" => status.to_string()
+    )
+    .increment(1);
 }
 
-/// `GET /metrics`: the Prometheus text exposition format (0.0.4). No
-/// credentials, like the health endpoints: it carries counts only.
-pub async fn render(State(state): State<AppState>) -> Response {
-    let mut counts = [0u64; ALL_STATES.len()];
-    for status in state.pool.list() {
-        if let Some(i) = ALL_STATES.iter().position(|s| *s == status.state) {
-            counts[i] += 1;
-        }
-    }
-    for (state, count) in ALL_STATES.iter().zip(counts) {
-        metrics::gauge!(SESSIONS, "state" => state.as_str()).set(count as f64);
+/// The Prometheus text exposition (format 0.0.4), with `wagate_sessions` set
+/// from `sessions_by_state` (every state code with its count, zeros included,
+/// so no series goes missing).
+pub fn exposition(sessions_by_state: impl IntoIterator<Item = (&'static str, u64)>) -> String {
+    for (state, count) in sessions_by_state {
+        metrics::gauge!(SESSIONS, "state" => state).set(count as f64);
     }
     let handle = handle();
     handle.run_upkeep();
-    (
-        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        handle.render(),
-    )
-        .into_response()
+    handle.render()
 }
 
 #[cfg(test)]
@@ -263,12 +243,7 @@ mod tests {
     fn the_exposition_parses_and_carries_transitions_without_company_labels() {
         let company = CompanyId::parse("acme-metrics").unwrap();
         let handle = handle();
-        transition(
-            &company,
-            SessionState::Connected,
-            SessionState::Reconnecting,
-            "keepalive_timeout",
-        );
+        transition(&company, "connected", "reconnecting", "keepalive_timeout");
         keepalive(&company, Ok(Duration::from_millis(12)));
         let text = handle.render();
         let scrape =

@@ -28,6 +28,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::auth::AuthError;
 use crate::domain::InvalidInput;
 use crate::pool::PoolError;
 
@@ -228,6 +229,18 @@ pub fn set_retry_after(response: &mut Response, wait: std::time::Duration) {
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::MissingCredentials => Self::MissingCredentials,
+            AuthError::InvalidCredentials => Self::InvalidCredentials,
+            AuthError::Forbidden => Self::Forbidden,
+            AuthError::InvalidCompany(input) => Self::InvalidInput(input),
+            AuthError::Store(err) => Self::internal(err),
+        }
+    }
 }
 
 impl From<JsonRejection> for ApiError {

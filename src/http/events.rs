@@ -24,9 +24,9 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::access::CompanyAccess;
 use super::error::{ApiError, ErrorBody};
 use super::sessions::{SessionView, session};
-use crate::auth::CompanyAccess;
 use crate::pool::{Qr, SessionEvent};
 
 /// Data of a `session.qr` event: a new QR code to show.

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::access::CompanyAccess;
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
 use super::sessions::session;
-use crate::auth::CompanyAccess;
 use crate::domain::{IdempotencyKey, MessageText, PhoneNumber};
 
 /// The header that makes a send idempotent.

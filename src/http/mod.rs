@@ -15,11 +15,13 @@
 //! - Responses carrying a secret (a company token, a QR code, a pair code) are
 //!   marked `Cache-Control: no-store`; handlers never log them.
 
+mod access;
 pub mod error;
 mod events;
 mod extract;
 mod health;
 mod messages;
+mod metrics;
 pub mod openapi;
 mod pair;
 mod qr;
@@ -103,10 +105,10 @@ pub fn router(state: AppState) -> Router {
         .merge(pair::routes())
         .split_for_parts();
     api.merge(openapi::router(&openapi))
-        .route("/metrics", axum::routing::get(crate::metrics::render))
+        .route("/metrics", axum::routing::get(metrics::render))
         // Route layer: runs after routing, so the matched route template (not
         // the raw path with its company id) labels the request.
-        .route_layer(axum::middleware::from_fn(crate::metrics::track_http))
+        .route_layer(axum::middleware::from_fn(metrics::track_http))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -54,17 +54,15 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::access::CompanyAccess;
 use super::error::{ApiError, ErrorBody};
 use super::{AppState, Lifecycle, no_store};
-use crate::auth::CompanyAccess;
-use crate::domain::{CompanyId, InvalidInput, PhoneNumber};
+use crate::domain::{CompanyId, InvalidInput, PhoneNumber, now_ms};
 use crate::pairing::page::{self, PageContext, StateView};
 use crate::pairing::strings::{self, Strings};
 use crate::pairing::token::{Claims, TokenError};
 use crate::pairing::{LinkRefusal, PairingError, fingerprint, page_path};
-use crate::pool::{
-    PoolError, Qr, SessionEvent, SessionHandle, SessionState, SessionStatus, now_ms,
-};
+use crate::pool::{PoolError, Qr, SessionEvent, SessionHandle, SessionState, SessionStatus};
 
 /// The routes of this module (the API one documented in OpenAPI).
 pub fn routes() -> OpenApiRouter<AppState> {

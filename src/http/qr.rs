@@ -17,11 +17,11 @@ use qrcode::QrCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::access::CompanyAccess;
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiQuery;
 use super::sessions::session;
 use super::{AppState, no_store};
-use crate::auth::CompanyAccess;
 
 /// Side of the rendered images, in pixels (at least; modules stay whole).
 const IMAGE_SIZE: u32 = 264;

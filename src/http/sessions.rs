@@ -12,10 +12,10 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::access::{AdminAccess, CompanyAccess};
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
 use super::{AppState, no_store};
-use crate::auth::{AdminAccess, CompanyAccess};
 use crate::domain::PhoneNumber;
 use crate::pool::{DeleteReport, SessionHandle, SessionStatus, StepOutcome, Transition};
 

@@ -16,10 +16,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::access::CompanyAccess;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiQuery};
 use super::{AppState, no_store};
-use crate::auth::CompanyAccess;
 use crate::pb;
 use crate::store::outbox::{DeliveryKey, DeliveryState};
 use crate::webhook::{WebhookError, Webhooks};

@@ -57,7 +57,8 @@ use super::state::{
     is_lifecycle_event, merge_exit,
 };
 use super::watchdog::{self, Check};
-use super::{PoolEvent, WaConfig, now_ms};
+use super::{PoolEvent, WaConfig};
+use crate::domain::now_ms;
 use crate::domain::{CompanyId, PhoneNumber};
 use crate::store::Store;
 use crate::wa::client::{BuiltBot, EventSink, build_bot};
@@ -353,7 +354,7 @@ impl SessionActor {
         let outcome = if linked_and_open {
             StepOutcome::Done
         } else if self.conn.as_ref().is_some_and(|c| c.client.pn().is_some())
-            || self.store.is_linked(&self.company).unwrap_or(false)
+            || crate::wa::is_linked(&self.store, &self.company).unwrap_or(false)
         {
             StepOutcome::Skipped {
                 reason: format!(
@@ -400,7 +401,7 @@ impl SessionActor {
 
         let generation = self.next_generation;
         self.next_generation += 1;
-        let backend = self.store.backend(&self.company);
+        let backend = crate::wa::SledBackend::open(&self.store, &self.company);
         let signals = self.signals_tx.clone();
         let sink: EventSink = Arc::new(move |event| {
             if is_lifecycle_event(&event) {
@@ -994,7 +995,7 @@ impl SessionActor {
             return;
         }
         tracing::info!(from = %from, to = %to, reason, "session state changed");
-        crate::metrics::transition(&self.company, from, to, reason);
+        crate::metrics::transition(&self.company, from.as_str(), to.as_str(), reason);
         let record = crate::pb::StateTransition {
             from: from.as_str().to_owned(),
             to: to.as_str().to_owned(),

@@ -39,7 +39,7 @@ pub use handle::{Sent, SessionHandle, StepOutcome};
 pub use state::{Qr, SessionEvent, SessionState, SessionStatus, Transition};
 pub use watchdog::WatchdogConfig;
 
-use crate::domain::CompanyId;
+use crate::domain::{CompanyId, now_ms};
 use crate::store::Store;
 use crate::wa::client::ClientOptions;
 pub use crate::wa::client::InboundHookFactory;
@@ -329,7 +329,7 @@ impl SessionPool {
                     continue;
                 }
             };
-            match store.is_linked(&company) {
+            match crate::wa::is_linked(&store, &company) {
                 Ok(true) if handle.status().state.waits_for_reconnect() => {
                     report.held.push(company.to_string())
                 }
@@ -436,7 +436,7 @@ impl SessionPool {
         let store = &self.inner.store;
         let known = handle.is_some()
             || store.get_company(company)?.is_some()
-            || store.is_linked(company)?;
+            || crate::wa::is_linked(store, company)?;
         if !known {
             return Err(PoolError::UnknownCompany);
         }
@@ -606,9 +606,4 @@ fn transition_from_record(record: crate::pb::StateTransition) -> Option<Transiti
         reason: record.reason,
         at_ms: record.at_ms,
     })
-}
-
-/// Unix milliseconds now, from the clock whatsapp-rust uses too.
-pub(crate) fn now_ms() -> i64 {
-    wacore::time::now_millis()
 }

@@ -41,7 +41,7 @@
 //! write is flushed explicitly (sled's flush, then `fdatasync` of its log
 //! file: see [`Durable`]) before the call returns:
 //! - saving a whatsapp-rust `Device` whose own JID changed (pairing):
-//!   [`crate::wa::sled_backend::SledBackend`] flushes it before `save` returns,
+//!   the whatsapp-rust `Backend` (`crate::wa`) flushes it before `save` returns,
 //!   so once whatsapp-rust's `PersistenceManager::flush()` returns after a
 //!   `PairSuccess` event, the credentials are on disk (the session actor should
 //!   call it before it reports the company as paired);
@@ -74,7 +74,6 @@ use sled::transaction::Transactional as _;
 
 use crate::domain::CompanyId;
 use crate::pb;
-use crate::wa::sled_backend::{self, SledBackend};
 
 pub use error::StoreError;
 
@@ -192,13 +191,10 @@ impl Store {
         self.durable.flush().await
     }
 
-    /// The whatsapp-rust storage `Backend` over `company`'s keyspace.
-    pub fn backend(&self, company: &CompanyId) -> Arc<SledBackend> {
-        Arc::new(SledBackend::new(
-            company.clone(),
-            self.durable.clone(),
-            self.trees.clone(),
-        ))
+    /// The trees and the durability handle a storage view built on this store
+    /// (whatsapp-rust's `Backend` in `crate::wa`) writes through.
+    pub(crate) fn raw_parts(&self) -> (Durable, Trees) {
+        (self.durable.clone(), self.trees.clone())
     }
 
     /// The webhook outbox trees (see [`outbox`]).
@@ -206,14 +202,10 @@ impl Store {
         outbox::Outbox::open(&self.db, self.outbox_commits.clone())
     }
 
-    /// Whether `company` has a stored device with its own JID, i.e. it is
-    /// linked to a WhatsApp account (DESIGN.md invariant 2). A device that was
-    /// created but never paired is not linked.
-    pub fn is_linked(&self, company: &CompanyId) -> Result<bool, StoreError> {
-        match self.trees.device.get(keys::company_row(company))? {
-            None => Ok(false),
-            Some(bytes) => Ok(sled_backend::decode_device(company, &bytes)?.pn.is_some()),
-        }
+    /// `company`'s stored whatsapp-rust device row, as the opaque bytes its
+    /// owner (`crate::wa`) wrote.
+    pub fn device_row(&self, company: &CompanyId) -> Result<Option<sled::IVec>, StoreError> {
+        Ok(self.trees.device.get(keys::company_row(company))?)
     }
 
     /// Every company holding whatsapp-rust credentials (a device row), linked
@@ -412,7 +404,7 @@ impl Store {
         key: &str,
         message_id: &str,
     ) -> Result<(), StoreError> {
-        let created_ms = u64::try_from(crate::pool::now_ms()).unwrap_or(0);
+        let created_ms = u64::try_from(crate::domain::now_ms()).unwrap_or(0);
         let mut value = Vec::with_capacity(8 + message_id.len());
         value.extend_from_slice(&created_ms.to_be_bytes());
         value.extend_from_slice(message_id.as_bytes());

@@ -46,7 +46,7 @@ use sled::Transactional as _;
 use sled::transaction::ConflictableTransactionError;
 
 use super::{StoreError, decode, keys};
-use crate::domain::CompanyId;
+use crate::domain::{CompanyId, now_ms};
 use crate::pb;
 
 /// Which endpoint a delivery is for.
@@ -783,10 +783,6 @@ fn decode_delivery(
         .ok_or_else(|| StoreError::corrupt("?", "webhook delivery key", "undecodable"))?;
     let delivery = decode(key.company.as_str(), "webhook delivery", value)?;
     Ok((key, delivery))
-}
-
-fn now_ms() -> i64 {
-    crate::pool::now_ms()
 }
 
 #[cfg(test)]

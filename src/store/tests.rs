@@ -1,15 +1,13 @@
 //! Store tests: the registry and per-company records, isolation between
-//! companies, wipes, corruption, reopening from disk, and the Backend
-//! conformance suite (in `conformance`).
-
-mod conformance;
+//! companies, wipes, corruption, reopening from disk (with whatsapp-rust's
+//! `Backend` from `crate::wa` writing through the store, as in production).
+//! The Backend conformance suite is in `crate::wa::backend`.
 
 use super::*;
+use crate::wa::{SledBackend, is_linked};
 use wacore::store::traits::{DeviceStore, SignalStore};
 
-pub(super) fn company(id: &str) -> CompanyId {
-    CompanyId::parse(id).unwrap()
-}
+use crate::wa::backend::tests::{company, paired_device};
 
 fn record(id: &str) -> pb::CompanyRecord {
     pb::CompanyRecord {
@@ -32,14 +30,6 @@ fn transition(from: &str, to: &str, at_ms: i64) -> pb::StateTransition {
 }
 
 /// A device as it is after pairing: it has its own JID.
-pub(super) fn paired_device(phone: &str) -> wacore::store::Device {
-    let mut device = wacore::store::Device::new();
-    device.pn = Some(format!("{phone}:3@s.whatsapp.net").parse().unwrap());
-    device.lid = Some("100000012345678:3@lid".parse().unwrap());
-    device.push_name = "Acme".into();
-    device
-}
-
 #[test]
 fn registry_insert_if_absent_is_compare_and_swap() {
     let store = Store::open_temporary().unwrap();
@@ -153,7 +143,7 @@ fn idempotency_keys_and_settings() {
 fn idempotency_keys_are_pruned_after_their_time() {
     let store = Store::open_temporary().unwrap();
     let (a, b) = (company("a"), company("b"));
-    let before = crate::pool::now_ms();
+    let before = crate::domain::now_ms();
     store
         .remember_idempotent_message_id(&a, "k1", "M1")
         .unwrap();
@@ -179,7 +169,7 @@ fn idempotency_keys_are_pruned_after_their_time() {
         Some("M1")
     );
     // Cut off after: every company's keys go.
-    let after = crate::pool::now_ms() + 1;
+    let after = crate::domain::now_ms() + 1;
     assert_eq!(store.prune_idempotency_keys(after).unwrap(), 2);
     assert_eq!(store.idempotent_message_id(&a, "k1").unwrap(), None);
     assert_eq!(store.idempotent_message_id(&b, "k1").unwrap(), None);
@@ -189,13 +179,13 @@ fn idempotency_keys_are_pruned_after_their_time() {
 async fn linked_means_a_device_with_its_own_jid() {
     let store = Store::open_temporary().unwrap();
     let acme = company("acme");
-    assert!(!store.is_linked(&acme).unwrap());
+    assert!(!is_linked(&store, &acme).unwrap());
     assert!(store.companies_with_credentials().unwrap().is_empty());
 
-    let backend = store.backend(&acme);
+    let backend = SledBackend::open(&store, &acme);
     backend.create().await.unwrap();
     assert!(
-        !store.is_linked(&acme).unwrap(),
+        !is_linked(&store, &acme).unwrap(),
         "a created, unpaired device is not linked"
     );
     assert_eq!(
@@ -204,7 +194,7 @@ async fn linked_means_a_device_with_its_own_jid() {
     );
 
     backend.save(&paired_device("15550001111")).await.unwrap();
-    assert!(store.is_linked(&acme).unwrap());
+    assert!(is_linked(&store, &acme).unwrap());
 }
 
 #[tokio::test]
@@ -214,7 +204,7 @@ async fn wiping_one_company_leaves_the_others_untouched() {
     let (a, ab) = (company("a"), company("ab"));
     for id in [&a, &ab] {
         store.put_company(&record(id.as_str())).unwrap();
-        let backend = store.backend(id);
+        let backend = SledBackend::open(&store, id);
         backend.save(&paired_device("15550001111")).await.unwrap();
         backend
             .put_session("15550002222.0:1", b"session")
@@ -228,7 +218,7 @@ async fn wiping_one_company_leaves_the_others_untouched() {
     }
 
     store.wipe_credentials(&a).unwrap();
-    let wiped = store.backend(&a);
+    let wiped = SledBackend::open(&store, &a);
     assert!(!wiped.exists().await.unwrap());
     assert_eq!(wiped.get_session("15550002222.0:1").await.unwrap(), None);
     assert_eq!(wiped.load_prekey(1).await.unwrap(), None);
@@ -242,8 +232,8 @@ async fn wiping_one_company_leaves_the_others_untouched() {
         std::slice::from_ref(&ab)
     );
 
-    let kept = store.backend(&ab);
-    assert!(store.is_linked(&ab).unwrap());
+    let kept = SledBackend::open(&store, &ab);
+    assert!(is_linked(&store, &ab).unwrap());
     assert_eq!(
         kept.get_session("15550002222.0:1")
             .await
@@ -275,7 +265,7 @@ async fn corrupt_data_of_one_company_is_reported_for_that_company_only() {
     let store = Store::open_temporary().unwrap();
     let (bad, good) = (company("bad"), company("good"));
     for id in [&bad, &good] {
-        let backend = store.backend(id);
+        let backend = SledBackend::open(&store, id);
         backend.save(&paired_device("15550001111")).await.unwrap();
         backend.store_prekey(5, b"pk", true).await.unwrap();
     }
@@ -292,12 +282,12 @@ async fn corrupt_data_of_one_company_is_reported_for_that_company_only() {
         .insert(prekey_key, &[0xff, 0x01][..])
         .unwrap();
 
-    let err = store.is_linked(&bad).unwrap_err();
+    let err = is_linked(&store, &bad).unwrap_err();
     assert!(
         matches!(&err, StoreError::Corrupt { company, what, .. } if company == "bad" && what == "device credentials"),
         "{err}"
     );
-    let Err(err) = store.backend(&bad).load().await else {
+    let Err(err) = SledBackend::open(&store, &bad).load().await else {
         panic!("a corrupt device must not load")
     };
     let source = std::error::Error::source(&err)
@@ -307,14 +297,24 @@ async fn corrupt_data_of_one_company_is_reported_for_that_company_only() {
         source.contains("`bad`"),
         "the error names the company: {source}"
     );
-    assert!(store.backend(&bad).load_prekey(5).await.is_err());
+    assert!(
+        SledBackend::open(&store, &bad)
+            .load_prekey(5)
+            .await
+            .is_err()
+    );
 
     // The other company is unaffected, and listing still works.
-    assert!(store.is_linked(&good).unwrap());
-    assert!(store.backend(&good).load().await.unwrap().is_some());
+    assert!(is_linked(&store, &good).unwrap());
+    assert!(
+        SledBackend::open(&store, &good)
+            .load()
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(
-        store
-            .backend(&good)
+        SledBackend::open(&store, &good)
             .load_prekey(5)
             .await
             .unwrap()
@@ -328,8 +328,14 @@ async fn corrupt_data_of_one_company_is_reported_for_that_company_only() {
 
     // A wipe clears the damage: the company can pair again.
     store.wipe_credentials(&bad).unwrap();
-    assert!(!store.is_linked(&bad).unwrap());
-    assert_eq!(store.backend(&bad).load_prekey(5).await.unwrap(), None);
+    assert!(!is_linked(&store, &bad).unwrap());
+    assert_eq!(
+        SledBackend::open(&store, &bad)
+            .load_prekey(5)
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 /// Opens the database in `dir` again, waiting (up to 5 s) for the dropped
@@ -356,7 +362,7 @@ async fn data_survives_reopening_from_disk() {
     {
         let store = Store::open(dir.path()).unwrap();
         store.put_company(&record("acme")).unwrap();
-        let backend = store.backend(&acme);
+        let backend = SledBackend::open(&store, &acme);
         backend.save(&device).await.unwrap();
         backend
             .put_session("15550002222.0:1", b"ratchet")
@@ -365,9 +371,9 @@ async fn data_survives_reopening_from_disk() {
         store.flush().await.unwrap();
     }
     let store = reopen(dir.path()).await;
-    assert!(store.is_linked(&acme).unwrap());
+    assert!(is_linked(&store, &acme).unwrap());
     assert_eq!(store.get_company(&acme).unwrap(), Some(record("acme")));
-    let backend = store.backend(&acme);
+    let backend = SledBackend::open(&store, &acme);
     let loaded = backend.load().await.unwrap().unwrap();
     assert_eq!(loaded.pn, device.pn);
     assert_eq!(loaded.registration_id, device.registration_id);
@@ -402,8 +408,7 @@ async fn crash_child_writer() {
         .collect();
     for i in 0u64.. {
         let id = company(&format!("c{i}"));
-        store
-            .backend(&id)
+        SledBackend::open(&store, &id)
             .store_prekeys_batch(&batch, false)
             .await
             .unwrap();

@@ -30,7 +30,7 @@ use tokio::time::Instant;
 
 use super::endpoint::{Endpoint, Endpoints};
 use super::{event, sign};
-use crate::domain::CompanyId;
+use crate::domain::{CompanyId, now_ms};
 use crate::pb;
 use crate::store::outbox::{DeliveryKey, DeliveryState, Outbox, Settled, Target};
 
@@ -524,10 +524,6 @@ async fn sleep_until(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-fn now_ms() -> i64 {
-    crate::pool::now_ms()
 }
 
 /// A DNS resolver that drops every non-public address, so a webhook host

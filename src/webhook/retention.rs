@@ -66,7 +66,7 @@ impl Drop for Sweeper {
 
 /// One sweep (see the module docs); errors are logged, the next sweep retries.
 pub fn sweep(outbox: &Outbox, retention: Retention) {
-    let now = crate::pool::now_ms();
+    let now = crate::domain::now_ms();
     if let Err(error) = outbox.mark_time(now) {
         tracing::error!(%error, "cannot record a webhook retention mark");
     }

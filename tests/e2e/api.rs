@@ -280,7 +280,7 @@ async fn delete_unlinks_and_forgets_the_company() {
     let token = ensured["token"].as_str().unwrap().to_owned();
     let jid = api.status("acme").await["jid"].as_str().unwrap().to_owned();
     let company = wagate::domain::CompanyId::parse("acme").unwrap();
-    assert!(app.store.is_linked(&company).unwrap());
+    assert!(wagate::wa::is_linked(&app.store, &company).unwrap());
 
     let (status, report) = api.delete("/v1/sessions/acme").await;
     assert_eq!(status, StatusCode::OK, "{report}");
@@ -298,7 +298,10 @@ async fn delete_unlinks_and_forgets_the_company() {
         app.store.get_company(&company).unwrap().is_none(),
         "no registry record"
     );
-    assert!(!app.store.is_linked(&company).unwrap(), "no credentials");
+    assert!(
+        !wagate::wa::is_linked(&app.store, &company).unwrap(),
+        "no credentials"
+    );
     assert!(
         !app.store
             .companies_with_credentials()

@@ -173,7 +173,7 @@ async fn fake() -> FakeServer {
 
 /// Pairs a fresh client for `company` by QR; returns it connected, with its phone.
 async fn pair(srv: &FakeServer, store: &Store, company: &CompanyId) -> (StoreClient, String) {
-    let mut client = StoreClient::start(srv, store.backend(company)).await;
+    let mut client = StoreClient::start(srv, wagate::wa::SledBackend::open(&store, company)).await;
     let qr = client.qr().await;
     let linked = srv.scan_qr(&qr).await.expect("the phone scans the QR");
     client.connected().await;
@@ -207,7 +207,7 @@ async fn a_paired_client_reconnects_from_the_reopened_store_without_a_qr() {
         let store = Store::open(dir.path()).unwrap();
         let (mut client, phone) = pair(&srv, &store, &acme).await;
         assert!(
-            store.is_linked(&acme).unwrap(),
+            wagate::wa::is_linked(&store, &acme).unwrap(),
             "pairing credentials are stored"
         );
         // Establish Signal sessions both ways.
@@ -228,12 +228,12 @@ async fn a_paired_client_reconnects_from_the_reopened_store_without_a_qr() {
 
     // Everything in memory is gone; only the files remain.
     let store = reopen(dir.path()).await;
-    assert!(store.is_linked(&acme).unwrap());
+    assert!(wagate::wa::is_linked(&store, &acme).unwrap());
     assert_eq!(
         store.companies_with_credentials().unwrap(),
         std::slice::from_ref(&acme)
     );
-    let mut client = StoreClient::start(&srv, store.backend(&acme)).await;
+    let mut client = StoreClient::start(&srv, wagate::wa::SledBackend::open(&store, &acme)).await;
     client.connected().await;
     assert!(
         !client.saw(|e| matches!(e, Event::PairingQrCode(_))),
@@ -264,8 +264,16 @@ async fn companies_in_one_database_are_isolated_and_a_wipe_touches_only_its_comp
     assert_ne!(phone_a, phone_b);
 
     // Each keyspace holds its own account.
-    let device_a = store.backend(&a).load().await.unwrap().unwrap();
-    let device_b = store.backend(&b).load().await.unwrap().unwrap();
+    let device_a = wagate::wa::SledBackend::open(&store, &a)
+        .load()
+        .await
+        .unwrap()
+        .unwrap();
+    let device_b = wagate::wa::SledBackend::open(&store, &b)
+        .load()
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(device_a.pn.unwrap().user.to_string(), phone_a);
     assert_eq!(device_b.pn.unwrap().user.to_string(), phone_b);
     assert_ne!(
@@ -287,12 +295,15 @@ async fn companies_in_one_database_are_isolated_and_a_wipe_touches_only_its_comp
     // Wipe A (its client stopped first, as the session actor does).
     client_a.stop().await;
     store.wipe_credentials(&a).unwrap();
-    assert!(!store.is_linked(&a).unwrap());
+    assert!(!wagate::wa::is_linked(&store, &a).unwrap());
     assert!(
-        !store.backend(&a).exists().await.unwrap(),
+        !wagate::wa::SledBackend::open(&store, &a)
+            .exists()
+            .await
+            .unwrap(),
         "A's device is gone"
     );
-    assert!(store.is_linked(&b).unwrap());
+    assert!(wagate::wa::is_linked(&store, &b).unwrap());
     assert_eq!(
         store.companies_with_credentials().unwrap(),
         std::slice::from_ref(&b)
@@ -309,7 +320,7 @@ async fn companies_in_one_database_are_isolated_and_a_wipe_touches_only_its_comp
     assert_eq!(srv.connection_count(&phone_b), 1);
 
     // A starts over: a fresh device shows a QR instead of logging in.
-    let mut client_a = StoreClient::start(&srv, store.backend(&a)).await;
+    let mut client_a = StoreClient::start(&srv, wagate::wa::SledBackend::open(&store, &a)).await;
     client_a.qr().await;
     assert_eq!(
         srv.login_count(&phone_a),

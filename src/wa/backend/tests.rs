@@ -1,5 +1,5 @@
 //! Backend conformance: every case runs against whatsapp-rust's reference
-//! `InMemoryBackend` and against [`SledBackend`](crate::wa::sled_backend::SledBackend),
+//! `InMemoryBackend` and against [`SledBackend`],
 //! and the two must observe the same results.
 //!
 //! A case is one `async fn(&dyn Backend) -> Vec<String>`: it drives the backend
@@ -20,8 +20,23 @@ use wacore::store::traits::{
     PendingInboundKey, PendingInboundRow, TcTokenEntry,
 };
 
-use super::{company, paired_device};
+use super::SledBackend;
+use crate::domain::CompanyId;
 use crate::store::Store;
+
+/// A valid company id (test input).
+pub(crate) fn company(id: &str) -> CompanyId {
+    CompanyId::parse(id).unwrap()
+}
+
+/// A device as whatsapp-rust stores it after pairing: it has its own JID.
+pub(crate) fn paired_device(phone: &str) -> wacore::store::Device {
+    let mut device = wacore::store::Device::new();
+    device.pn = Some(format!("{phone}:3@s.whatsapp.net").parse().unwrap());
+    device.lid = Some("100000012345678:3@lid".parse().unwrap());
+    device.push_name = "Acme".into();
+    device
+}
 
 /// What a case observed, in order.
 type Seen = Vec<String>;
@@ -44,7 +59,7 @@ macro_rules! conformance {
                 let reference = cases::$case(&InMemoryBackend::new()).await;
                 let store = Store::open_temporary().unwrap();
                 for id in ["ab", "a"] {
-                    let sled = cases::$case(&*store.backend(&company(id))).await;
+                    let sled = cases::$case(&*SledBackend::open(&store, &company(id))).await;
                     assert_eq!(sled, reference, "sled backend of company {id:?} disagrees with InMemoryBackend");
                 }
             }
