@@ -16,6 +16,7 @@
 //! so that prefix scans over it (e.g. "every session of user X") work.
 //! Integer ids are big-endian so that sled's byte order is numeric order.
 
+use super::outbox::{DedupKey, DeliveryKey, Target};
 use crate::domain::CompanyId;
 
 /// One category of whatsapp-rust Backend state inside the `wa` tree.
@@ -165,6 +166,75 @@ pub(crate) fn idempotency(company: &CompanyId, idempotency_key: &str) -> Vec<u8>
     let mut key = company_prefix(company);
     key.extend_from_slice(idempotency_key.as_bytes());
     key
+}
+
+/// `[company prefix][seq: u64 BE]`: an outbox event row (and the `seq` of
+/// every outbox counter row).
+pub(crate) fn outbox_event(company: &CompanyId, seq: u64) -> Vec<u8> {
+    let mut key = company_prefix(company);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// An outbox deduplication row: `[company prefix]` then `m[len chat][chat]
+/// [len sender][sender][message id]` for a message, `e[event id]` otherwise.
+pub(crate) fn outbox_dedup(company: &CompanyId, dedup: &DedupKey) -> Vec<u8> {
+    let mut key = company_prefix(company);
+    match dedup {
+        DedupKey::Message {
+            chat,
+            sender,
+            message_id,
+        } => {
+            key.push(b'm');
+            for part in [chat, sender] {
+                push_len_prefixed(&mut key, part.as_bytes());
+            }
+            key.extend_from_slice(message_id.as_bytes());
+        }
+        DedupKey::Event(id) => {
+            key.push(b'e');
+            key.extend_from_slice(id.as_bytes());
+        }
+    }
+    key
+}
+
+/// An outbox delivery row: `[company prefix][seq: u64 BE][target byte]`.
+pub(crate) fn outbox_delivery(delivery: &DeliveryKey) -> Vec<u8> {
+    let mut key = company_prefix(&delivery.company);
+    key.extend_from_slice(&delivery.seq.to_be_bytes());
+    key.push(delivery.target.byte());
+    key
+}
+
+/// Decodes [`outbox_delivery`].
+pub(crate) fn parse_outbox_delivery(key: &[u8]) -> Option<DeliveryKey> {
+    let (&len, rest) = key.split_first()?;
+    let len = usize::from(len);
+    if rest.len() != len + 9 {
+        return None;
+    }
+    let company = CompanyId::parse(std::str::from_utf8(&rest[..len]).ok()?).ok()?;
+    let seq = u64::from_be_bytes(rest[len..len + 8].try_into().ok()?);
+    let target = Target::from_byte(rest[len + 8])?;
+    Some(DeliveryKey {
+        company,
+        seq,
+        target,
+    })
+}
+
+/// The company prefix at the start of a company-scoped key (length byte + id).
+pub(crate) fn prefix_of(key: &[u8]) -> &[u8] {
+    let len = usize::from(key.first().copied().unwrap_or(0)) + 1;
+    key.get(..len).unwrap_or(key)
+}
+
+/// The big-endian u64 at `at` in `bytes`, if there are 8 bytes there.
+pub(crate) fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
+    let end = at.checked_add(8)?;
+    bytes.get(at..end)?.try_into().ok().map(u64::from_be_bytes)
 }
 
 #[cfg(test)]

@@ -36,26 +36,27 @@
 pub mod dispatcher;
 pub mod endpoint;
 pub mod event;
+mod group_commit;
+mod inbound_hook;
+mod options;
 pub mod retention;
 pub mod sign;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
-use whatsapp_rust::{Client, InboundDurabilityHook};
 
 use crate::domain::CompanyId;
 use crate::pb;
 use crate::pool::{InboundHookFactory, PoolEvent, SessionEvent, SessionPool, SessionStatus, state};
-use crate::store::outbox::{
-    CommitRequest, Committed, DeliveryKey, DeliveryState, NewEvent, Outbox, Target,
-};
+use crate::store::outbox::{Committed, DeliveryKey, DeliveryState, NewEvent, Outbox, Target};
 use crate::store::{Store, StoreError};
 
 pub use dispatcher::DispatcherConfig;
 pub use endpoint::{Endpoint, UrlPolicy};
+use group_commit::GroupCommitter;
+pub use options::WebhookOptions;
 pub use retention::Retention;
 
 /// Most pool events the status watcher commits in one batch.
@@ -109,134 +110,6 @@ impl WebhookError {
             Self::Store(_) | Self::Flush(_) | Self::Http(_) | Self::Random => "internal",
             Self::Stopped => "stopping",
         }
-    }
-}
-
-/// Webhook configuration (flags and environment).
-#[derive(Clone, clap::Args)]
-pub struct WebhookOptions {
-    /// Gateway-wide webhook receiving every company's events (besides each
-    /// company's own webhook).
-    #[arg(long = "webhook-url", env = "WAGATE_WEBHOOK_URL")]
-    pub global_url: Option<String>,
-    /// Signing secret of the global webhook (`whsec_<base64>` or any string).
-    #[arg(
-        long = "webhook-secret",
-        env = "WAGATE_WEBHOOK_SECRET",
-        hide_env_values = true
-    )]
-    pub global_secret: Option<String>,
-    /// Event types for the global webhook, comma-separated (default: all).
-    #[arg(
-        long = "webhook-events",
-        env = "WAGATE_WEBHOOK_EVENTS",
-        value_delimiter = ','
-    )]
-    pub global_events: Vec<String>,
-    /// Attempts before a delivery becomes a dead letter.
-    #[arg(long, env = "WAGATE_WEBHOOK_MAX_ATTEMPTS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub webhook_max_attempts: u32,
-    /// Per-request timeout, milliseconds.
-    #[arg(long, env = "WAGATE_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=120_000))]
-    pub webhook_timeout_ms: u64,
-    /// First retry delay, milliseconds (doubles per attempt, jittered).
-    #[arg(long, env = "WAGATE_WEBHOOK_BACKOFF_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
-    pub webhook_backoff_ms: u64,
-    /// Longest retry delay, milliseconds.
-    #[arg(long, env = "WAGATE_WEBHOOK_BACKOFF_MAX_MS", default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
-    pub webhook_backoff_max_ms: u64,
-    /// Requests in flight per webhook endpoint.
-    #[arg(long, env = "WAGATE_WEBHOOK_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1024))]
-    pub webhook_concurrency: u64,
-    /// Refuse webhook URLs on loopback, private or link-local addresses
-    /// (recommended for multi-tenant deployments).
-    #[arg(long, env = "WAGATE_WEBHOOK_REFUSE_PRIVATE")]
-    pub webhook_refuse_private: bool,
-    /// Hours the outbox keeps delivered events and their dedup keys (a
-    /// message redelivered later than this after its commit is a new event).
-    #[arg(long, env = "WAGATE_WEBHOOK_RETENTION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u64).range(1..=8_760))]
-    pub webhook_retention_hours: u64,
-}
-
-/// Redacts the global secret and the global URL's path (it may carry a token).
-impl std::fmt::Debug for WebhookOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookOptions")
-            .field("global_url", &self.global_url.as_ref().map(|_| "<set>"))
-            .field(
-                "global_secret",
-                &self.global_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .field("global_events", &self.global_events)
-            .field("webhook_max_attempts", &self.webhook_max_attempts)
-            .field("webhook_timeout_ms", &self.webhook_timeout_ms)
-            .field("webhook_backoff_ms", &self.webhook_backoff_ms)
-            .field("webhook_backoff_max_ms", &self.webhook_backoff_max_ms)
-            .field("webhook_concurrency", &self.webhook_concurrency)
-            .field("webhook_refuse_private", &self.webhook_refuse_private)
-            .field("webhook_retention_hours", &self.webhook_retention_hours)
-            .finish()
-    }
-}
-
-impl Default for WebhookOptions {
-    fn default() -> Self {
-        let config = DispatcherConfig::default();
-        Self {
-            global_url: None,
-            global_secret: None,
-            global_events: Vec::new(),
-            webhook_max_attempts: config.max_attempts,
-            webhook_timeout_ms: config.timeout.as_millis() as u64,
-            webhook_backoff_ms: config.backoff_base.as_millis() as u64,
-            webhook_backoff_max_ms: config.backoff_max.as_millis() as u64,
-            webhook_concurrency: config.concurrency as u64,
-            webhook_refuse_private: false,
-            webhook_retention_hours: Retention::default().keep_for.as_secs() / 3600,
-        }
-    }
-}
-
-impl WebhookOptions {
-    fn dispatcher_config(&self) -> DispatcherConfig {
-        DispatcherConfig {
-            timeout: Duration::from_millis(self.webhook_timeout_ms),
-            max_attempts: self.webhook_max_attempts,
-            backoff_base: Duration::from_millis(self.webhook_backoff_ms),
-            backoff_max: Duration::from_millis(
-                self.webhook_backoff_max_ms.max(self.webhook_backoff_ms),
-            ),
-            concurrency: usize::try_from(self.webhook_concurrency).unwrap_or(16),
-            refuse_private: self.webhook_refuse_private,
-        }
-    }
-
-    fn retention(&self) -> Retention {
-        Retention {
-            keep_for: Duration::from_secs(self.webhook_retention_hours.saturating_mul(3600)),
-            ..Retention::default()
-        }
-    }
-
-    fn policy(&self) -> UrlPolicy {
-        UrlPolicy {
-            refuse_private: self.webhook_refuse_private,
-        }
-    }
-
-    fn global_endpoint(&self) -> Result<Option<Endpoint>, WebhookError> {
-        let Some(url) = &self.global_url else {
-            return Ok(None);
-        };
-        let secret = match &self.global_secret {
-            Some(secret) => sign::parse_secret(secret).ok_or(WebhookError::InvalidSecret)?,
-            None => return Err(WebhookError::InvalidSecret),
-        };
-        Ok(Some(Endpoint {
-            url: self.policy().validate(url)?,
-            secret,
-            events: validate_events(&self.global_events)?,
-        }))
     }
 }
 
@@ -560,138 +433,6 @@ fn status_change(status: &SessionStatus) -> pb::StatusChange {
         reason: status.reason.clone(),
         at_ms: status.since_ms,
     }
-}
-
-impl InboundHookFactory for Webhooks {
-    fn hook_for(&self, company: &CompanyId) -> Arc<dyn InboundDurabilityHook> {
-        Arc::new(OutboxHook {
-            webhooks: self.clone(),
-            company: company.clone(),
-        })
-    }
-}
-
-/// One company's inbound durability hook: commits the batch to the outbox
-/// and returns only once it is durable.
-struct OutboxHook {
-    webhooks: Webhooks,
-    company: CompanyId,
-}
-
-#[async_trait::async_trait]
-impl InboundDurabilityHook for OutboxHook {
-    async fn on_messages(
-        &self,
-        _client: Arc<Client>,
-        batch: &[whatsapp_rust::types::durability_hook::InboundMessage],
-    ) -> anyhow::Result<()> {
-        let events: Vec<NewEvent> = batch
-            .iter()
-            .filter(|m| !event::is_protocol_only(&m.message))
-            .map(|m| event::message_event(&self.company, m))
-            .collect();
-        match self.webhooks.commit(&self.company, events).await {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                // Not acked: WhatsApp redelivers and the hook runs again.
-                tracing::error!(company.id = %self.company, %error, messages = batch.len(), "cannot commit inbound messages; they stay unacknowledged");
-                Err(error.into())
-            }
-        }
-    }
-}
-
-/// Group commit: one task commits every request waiting at that moment and
-/// makes them durable with one flush, so N concurrent commits (many chats,
-/// many companies) cost one fsync instead of N.
-#[derive(Clone)]
-struct GroupCommitter {
-    requests: mpsc::UnboundedSender<PendingCommit>,
-}
-
-/// A commit waiting for the group committer.
-struct PendingCommit {
-    company: CompanyId,
-    events: Vec<NewEvent>,
-    targets: Vec<Target>,
-    /// Gets the events back with their outcome.
-    done: oneshot::Sender<(Vec<NewEvent>, CommitResult)>,
-}
-
-type CommitResult = Result<Vec<Committed>, WebhookError>;
-
-impl GroupCommitter {
-    fn spawn(store: Store, outbox: Outbox) -> Self {
-        let (requests, mut rx) = mpsc::unbounded_channel::<PendingCommit>();
-        tokio::spawn(async move {
-            let mut waiting = Vec::new();
-            while let Some(first) = rx.recv().await {
-                waiting.push(first);
-                // Everyone who asked while the previous group ran joins this one.
-                while let Ok(next) = rx.try_recv() {
-                    waiting.push(next);
-                }
-                let started = std::time::Instant::now();
-                let mut results = commit_group(&outbox, &waiting);
-                if results.iter().any(Result::is_ok)
-                    && let Err(error) = store.flush().await
-                {
-                    let error = error.to_string();
-                    for result in &mut results {
-                        if result.is_ok() {
-                            *result = Err(WebhookError::Flush(error.clone()));
-                        }
-                    }
-                }
-                crate::metrics::outbox_flush(started.elapsed(), waiting.len());
-                for (pending, result) in waiting.drain(..).zip(results) {
-                    // The caller may have gone (cancelled); its commit stands.
-                    let _ = pending.done.send((pending.events, result));
-                }
-            }
-        });
-        Self { requests }
-    }
-
-    /// Commits `events` of `company`, queued for `targets`, and returns once
-    /// the commit is durable, with the events handed back.
-    async fn commit(
-        &self,
-        company: &CompanyId,
-        events: Vec<NewEvent>,
-        targets: Vec<Target>,
-    ) -> (Vec<NewEvent>, CommitResult) {
-        let (done, rx) = oneshot::channel();
-        let pending = PendingCommit {
-            company: company.clone(),
-            events,
-            targets,
-            done,
-        };
-        if let Err(mpsc::error::SendError(pending)) = self.requests.send(pending) {
-            return (pending.events, Err(WebhookError::Stopped));
-        }
-        rx.await
-            .unwrap_or_else(|_| (Vec::new(), Err(WebhookError::Stopped)))
-    }
-}
-
-/// Commits `group`, one result per request: one company's unreadable rows
-/// never fail another company's commit.
-fn commit_group(outbox: &Outbox, group: &[PendingCommit]) -> Vec<CommitResult> {
-    let requests: Vec<CommitRequest<'_>> = group
-        .iter()
-        .map(|p| CommitRequest {
-            company: &p.company,
-            events: &p.events,
-            targets: &p.targets,
-        })
-        .collect();
-    outbox
-        .commit_all(&requests)
-        .into_iter()
-        .map(|result| Ok(result?))
-        .collect()
 }
 
 #[cfg(test)]

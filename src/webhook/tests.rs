@@ -12,8 +12,10 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::sync::watch;
 
+use super::group_commit::{PendingCommit, commit_group};
 use super::*;
 use crate::store::outbox::DedupKey;
+use tokio::sync::oneshot;
 
 const SECRET: &[u8] = b"test-secret";
 const WAIT: Duration = Duration::from_secs(30);

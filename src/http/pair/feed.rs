@@ -1,0 +1,163 @@
+//! The page's live feed: `GET /pair/{token}/events`, Server-Sent Events of
+//! the session's state and QR codes until the page is done.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::stream::{self, Stream};
+use qrcode::QrCode;
+use serde::Serialize;
+use tokio::sync::{broadcast, watch};
+
+use super::super::{AppState, Lifecycle};
+use super::*;
+use crate::domain::now_ms;
+use crate::pairing::page::{self, StateView};
+use crate::pairing::strings::Strings;
+use crate::pool::{Qr, SessionEvent, SessionStatus};
+
+/// Data of the page's `qr` event.
+#[derive(Debug, Serialize)]
+pub(super) struct QrPush {
+    /// The QR code as inline SVG markup.
+    svg: String,
+    /// When WhatsApp rotates it (unix ms).
+    expires_at_ms: i64,
+}
+
+/// The page's live updates: `state` ([`StateView`]), `qr` (SVG) and `expired`.
+#[utoipa::path(
+    get, path = "/pair/{token}/events", tag = "pairing",
+    params(("token" = String, Path, description = "The link's token")),
+    responses(
+        (status = 200, description = "Server-Sent Events: `state`, `qr`, `expired`", content_type = "text/event-stream"),
+        (status = 403, content_type = "text/html"), (status = 404, content_type = "text/html"),
+        (status = 410, content_type = "text/html"), (status = 503, content_type = "text/html"),
+    )
+)]
+pub async fn events(
+    State(state): State<AppState>,
+    access: PairAccess,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Refused> {
+    let handle = ensure_session(&state, &access).await?;
+    // Subscribe before reading the snapshot: a change in between is then
+    // sent twice (harmless) instead of lost.
+    let mut feed = Feed {
+        events: handle.subscribe(),
+        status: handle.watch_status(),
+        queue: VecDeque::new(),
+        expires_at: deadline(access.claims.expires_at_ms),
+        lifecycle: state.lifecycle.clone(),
+        strings: access.audience.strings,
+        ended: false,
+    };
+    let status = handle.status();
+    let qr = handle.current_qr();
+    // The handle is not kept: the stream must end when the company is
+    // deleted (its event sender then goes away).
+    drop(handle);
+    feed.push_status(&status);
+    if let (false, Some(qr)) = (feed.ended, qr) {
+        feed.push_qr(&qr);
+    }
+    let stream = stream::unfold(feed, Feed::next);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// A link's expiry as a tokio instant.
+pub(super) fn deadline(expires_at_ms: i64) -> tokio::time::Instant {
+    let left = u64::try_from(expires_at_ms.saturating_sub(now_ms())).unwrap_or(0);
+    tokio::time::Instant::now() + Duration::from_millis(left)
+}
+
+/// The page's event stream, as a state machine over the session's events.
+pub(super) struct Feed {
+    events: broadcast::Receiver<SessionEvent>,
+    /// Re-read when this subscriber lagged behind the broadcast.
+    status: watch::Receiver<SessionStatus>,
+    queue: VecDeque<Event>,
+    expires_at: tokio::time::Instant,
+    lifecycle: Lifecycle,
+    strings: &'static Strings,
+    /// Nothing follows what is queued.
+    ended: bool,
+}
+
+impl Feed {
+    fn push_view(&mut self, view: &StateView) {
+        self.ended |= view.done;
+        // A quick reconnect after a gateway restart.
+        let event = json_event("state", view).retry(Duration::from_secs(2));
+        self.queue.push_back(event);
+    }
+
+    fn push_status(&mut self, status: &SessionStatus) {
+        self.push_view(&page::state_view(self.strings, status));
+    }
+
+    fn push_qr(&mut self, qr: &Qr) {
+        match QrCode::new(qr.code.as_bytes()) {
+            Ok(code) => {
+                let push = QrPush {
+                    svg: inline_svg(&super::super::qr::render_svg(&code)),
+                    expires_at_ms: qr.expires_at_ms,
+                };
+                self.queue.push_back(json_event("qr", &push));
+            }
+            // A QR string too long for a QR code: not one WhatsApp sends.
+            Err(err) => tracing::warn!(error = %err, "a QR code could not be rendered"),
+        }
+    }
+
+    /// The next event, waiting for the session, the link's expiry or shutdown.
+    async fn next(mut self) -> Option<(Result<Event, Infallible>, Self)> {
+        loop {
+            if let Some(event) = self.queue.pop_front() {
+                return Some((Ok(event), self));
+            }
+            if self.ended {
+                return None;
+            }
+            tokio::select! {
+                received = self.events.recv() => match received {
+                    Ok(SessionEvent::StatusChanged(status)) => self.push_status(&status),
+                    Ok(SessionEvent::QrRotated(qr)) => self.push_qr(&qr),
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let status = self.status.borrow().clone();
+                        self.push_status(&status);
+                    }
+                    Err(broadcast::error::RecvError::Closed) => {
+                        self.push_view(&page::deleted_view(self.strings));
+                    }
+                },
+                () = tokio::time::sleep_until(self.expires_at) => {
+                    self.queue.push_back(Event::default().event("expired").data("{}"));
+                    self.ended = true;
+                }
+                () = self.lifecycle.stopped() => {
+                    self.push_view(&page::unavailable_view(self.strings));
+                    self.ended = true;
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn json_event(name: &str, data: &impl Serialize) -> Event {
+    // Plain structs of strings, numbers and booleans always serialize.
+    Event::default()
+        .event(name)
+        .data(serde_json::to_string(data).unwrap_or_default())
+}
+
+/// An SVG document as markup to put inside HTML: without its XML declaration.
+pub(super) fn inline_svg(document: &str) -> String {
+    match document.find("<svg") {
+        Some(start) => document[start..].to_owned(),
+        None => document.to_owned(),
+    }
+}

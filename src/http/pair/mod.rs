@@ -1,0 +1,102 @@
+//! Pairing links over HTTP: `POST /v1/sessions/{company}/pairing-links`
+//! issues a link (API credentials required), and the link's page lives under
+//! `/pair/{token}` (no API key: the signed token is the capability).
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /pair/{token}` | the page (HTML) |
+//! | `GET /pair/{token}/events` | its live updates (SSE: `state`, `qr`, `expired`) |
+//! | `POST /pair/{token}/start` | a new linking attempt (after logged out / QR codes expired) |
+//! | `POST /pair/{token}/pair-code` | form `phone=…`: the 8-character pair code (JSON with `Accept: application/json`, else an HTML page) |
+//! | `GET /assets/pairing/pair.{css,js}` | the page's stylesheet and script |
+//!
+//! # Invariants
+//!
+//! - Every `/pair/{token}` request is checked by [`PairAccess`] before its
+//!   handler runs: signature, expiry, and that the company still exists as
+//!   the one the link was made for. A refusal is a human page (410 expired,
+//!   403 invalid, 404 company gone, 503 unavailable), never JSON to a
+//!   browser, never a stack trace; the page's own `fetch` calls (which send
+//!   `Accept: application/json`) get the same words as JSON.
+//! - Opening the page has no side effect (link previews fetch it); the
+//!   session is started (like `POST /v1/sessions/{company}` does: `ensure`)
+//!   only when the page's script opens the event stream, asks for a new
+//!   attempt, or asks for a pair code.
+//! - The event stream ends after the page is done (connected, company
+//!   deleted, link expired) and at shutdown (the browser then reconnects).
+//! - Tokens, QR codes, pair codes and phone numbers are never logged; pages
+//!   carrying them are `Cache-Control: no-store` and `Referrer-Policy:
+//!   no-referrer`, under a Content-Security-Policy that allows only this
+//!   gateway's own script and stylesheet.
+
+mod access;
+mod feed;
+mod html;
+mod links;
+#[cfg(test)]
+mod tests;
+
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use crate::pairing::page::{self};
+
+use access::*;
+pub use access::{Audience, PageRefusal, PairAccess, Refused};
+use feed::*;
+use html::*;
+use links::*;
+
+/// The routes of this module (the API one documented in OpenAPI).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_link))
+        .routes(routes!(pairing_page))
+        .routes(routes!(events))
+        .routes(routes!(start))
+        .routes(routes!(pair_code))
+        .route("/pair", get(missing_token))
+        .route("/pair/", get(missing_token))
+        .route(page::CSS_PATH, get(stylesheet))
+        .route(page::JS_PATH, get(script))
+}
+
+// ----- issuing links (API) ---------------------------------------------------
+
+/// `GET /pair` and `/pair/`: a link cut before its token (copied short from a
+/// message) gets the invalid-link page, not the API's JSON 404.
+pub(super) async fn missing_token(headers: HeaderMap) -> Refused {
+    Refused {
+        refusal: PageRefusal::Invalid("missing"),
+        audience: Audience::of(&headers),
+    }
+}
+
+// ----- assets -----------------------------------------------------------------
+
+/// `GET /assets/pairing/pair.css`.
+pub(super) async fn stylesheet() -> impl IntoResponse {
+    asset("text/css; charset=utf-8", page::CSS)
+}
+
+/// `GET /assets/pairing/pair.js`.
+pub(super) async fn script() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", page::JS)
+}
+
+pub(super) fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            // Revalidate: a new gateway version may change them.
+            (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        ],
+        body,
+    )
+}
