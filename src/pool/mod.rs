@@ -329,7 +329,7 @@ impl SessionPool {
                     continue;
                 }
             };
-            match crate::wa::is_linked(&store, &company) {
+            match crate::wa::is_linked(store, &company) {
                 Ok(true) if handle.status().state.waits_for_reconnect() => {
                     report.held.push(company.to_string())
                 }

@@ -215,7 +215,7 @@ async fn qr_scan_connects_with_the_phone_number() {
     assert_eq!(status.lid.as_deref(), Some(linked.lid.as_str()));
     assert!(status.connected_since_ms.is_some());
     assert!(handle.current_qr().is_none(), "no QR once linked");
-    assert!(wagate::wa::is_linked(&pool.store(), &company("acme")).unwrap());
+    assert!(wagate::wa::is_linked(pool.store(), &company("acme")).unwrap());
     let trail = reasons(&status);
     assert_eq!(
         trail,
@@ -332,7 +332,7 @@ async fn replaced_is_not_retried_until_an_explicit_reconnect() {
     pool.ensure(&company("acme")).await.unwrap();
     assert_eq!(handle.status().state, SessionState::Replaced);
     assert!(
-        wagate::wa::is_linked(&pool.store(), &company("acme")).unwrap(),
+        wagate::wa::is_linked(pool.store(), &company("acme")).unwrap(),
         "credentials kept"
     );
 
@@ -358,7 +358,7 @@ async fn logged_out_by(kind: StreamErrorKind, reason: &str) {
     let status = wait_state(&handle, SessionState::LoggedOut).await;
     assert_eq!(status.reason, reason);
     assert_eq!(status.phone, None);
-    assert!(!wagate::wa::is_linked(&pool.store(), &acme).unwrap());
+    assert!(!wagate::wa::is_linked(pool.store(), &acme).unwrap());
     assert!(
         !pool
             .store()
@@ -481,7 +481,7 @@ async fn restart_on_the_same_data_dir_restores_every_linked_company_without_a_qr
         use wacore::store::traits::DeviceStore as _;
         let mut device = wacore::store::Device::new();
         device.pn = Some("15550009999:3@s.whatsapp.net".parse().unwrap());
-        wagate::wa::SledBackend::open(&pool.store(), &ghost)
+        wagate::wa::SledBackend::open(pool.store(), &ghost)
             .save(&device)
             .await
             .unwrap();
@@ -579,7 +579,7 @@ async fn delete_unlinks_on_whatsapp_and_leaves_nothing_in_the_store() {
     assert!(pool.get(&acme).is_none());
     assert!(pool.list().is_empty());
     assert_eq!(store.get_company(&acme).unwrap(), None);
-    assert!(!wagate::wa::is_linked(&store, &acme).unwrap());
+    assert!(!wagate::wa::is_linked(store, &acme).unwrap());
     assert!(!store.companies_with_credentials().unwrap().contains(&acme));
     assert!(store.recent_transitions(&acme, 100).unwrap().is_empty());
     assert_eq!(store.idempotent_message_id(&acme, "k").unwrap(), None);
@@ -704,7 +704,7 @@ async fn logout_unlinks_and_keeps_the_company() {
         (SessionState::LoggedOut, "logout_requested")
     );
     assert!(fake.is_removed(&linked.jid));
-    assert!(!wagate::wa::is_linked(&pool.store(), &acme).unwrap());
+    assert!(!wagate::wa::is_linked(pool.store(), &acme).unwrap());
     assert!(pool.store().get_company(&acme).unwrap().is_some());
     let err = handle
         .send_text(PhoneNumber::parse(CONTACT).unwrap(), "x".into(), None)

@@ -173,7 +173,7 @@ async fn fake() -> FakeServer {
 
 /// Pairs a fresh client for `company` by QR; returns it connected, with its phone.
 async fn pair(srv: &FakeServer, store: &Store, company: &CompanyId) -> (StoreClient, String) {
-    let mut client = StoreClient::start(srv, wagate::wa::SledBackend::open(&store, company)).await;
+    let mut client = StoreClient::start(srv, wagate::wa::SledBackend::open(store, company)).await;
     let qr = client.qr().await;
     let linked = srv.scan_qr(&qr).await.expect("the phone scans the QR");
     client.connected().await;

@@ -80,7 +80,7 @@ impl Outbox {
         &self,
         key: &DeliveryKey,
     ) -> Result<Option<pb::OutboxDelivery>, StoreError> {
-        let encoded = keys::outbox_delivery(&key);
+        let encoded = keys::outbox_delivery(key);
         let company = key.company.as_str();
         let now = now_ms();
         let result = (&self.dead, &self.queue).transaction(|(dead, queue)| -> TxResult<_> {

@@ -242,7 +242,7 @@ impl Outbox {
     /// One queued delivery, if it is still queued.
     pub fn get_queued(&self, key: &DeliveryKey) -> Result<Option<pb::OutboxDelivery>, StoreError> {
         self.queue
-            .get(keys::outbox_delivery(&key))?
+            .get(keys::outbox_delivery(key))?
             .map(|v| decode(key.company.as_str(), "webhook delivery", &v))
             .transpose()
     }
