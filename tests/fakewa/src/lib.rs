@@ -87,13 +87,19 @@ mod codec;
 mod contacts;
 pub mod control;
 mod error;
+mod media;
 mod messaging;
 mod noise;
 mod phone;
+mod rich;
 mod router;
 mod transport;
 
-pub use control::{Config, Direction, FakeServer, Linked, SentMessage, Stanza, StreamErrorKind};
+pub use control::{
+    Config, Direction, FakeServer, Linked, ReceiptKind, Reaction, SentMessage, Stanza,
+    StreamErrorKind,
+};
+pub use rich::ContactContent;
 pub use error::{FakeError, Result};
 pub use noise::HandshakePattern;
 /// The stanza type recorded in [`Stanza`] (re-exported so tests need no direct dependency).
