@@ -14,8 +14,8 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::control::{self, Linked, ReceiptKind, SentMessage, Shared, StreamErrorKind};
-use crate::rich::ContactContent;
 use crate::error::FakeError;
+use crate::rich::ContactContent;
 
 /// The admin routes, bound to the server's shared state.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -30,10 +30,16 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/admin/messages/{id}/redeliver", post(redeliver))
         .route("/admin/devices/{jid}/mute", post(mute))
         .route("/admin/contacts/{phone}/receipts", post(receipts))
-        .route("/admin/contacts/{phone}/auto-receipts", post(contact_auto_receipts))
+        .route(
+            "/admin/contacts/{phone}/auto-receipts",
+            post(contact_auto_receipts),
+        )
         .route("/admin/auto-receipts", post(auto_receipts))
         .route("/admin/contacts/{phone}/lid", post(contact_lid))
-        .route("/admin/contacts/{phone}/not-on-whatsapp", post(not_on_whatsapp))
+        .route(
+            "/admin/contacts/{phone}/not-on-whatsapp",
+            post(not_on_whatsapp),
+        )
         .route("/admin/contacts/{phone}/business", post(business))
         .route("/admin/groups", post(create_group))
         .route("/admin/media/{sha256}/expire", post(expire_media))

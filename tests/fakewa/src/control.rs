@@ -26,8 +26,8 @@ use crate::contacts::SignalWorld;
 use crate::error::{FakeError, Result};
 use crate::media::MediaStore;
 use crate::noise::{HandshakePattern, ServerKeys};
-use crate::rich::ContactContent;
 use crate::phone::{self, PairSuccess};
+use crate::rich::ContactContent;
 
 /// Server configuration. `Config::default()` binds `127.0.0.1:0`.
 #[derive(Debug, Clone)]
@@ -627,10 +627,8 @@ impl Shared {
             .iter()
             .find(|m| &m.id == first && m.to == from)
             .and_then(|m| m.group.clone());
-        let mut receipt = wacore_binary::builder::NodeBuilder::new("receipt").attrs([
-            ("id", first.clone()),
-            ("t", codec::now_secs().to_string()),
-        ]);
+        let mut receipt = wacore_binary::builder::NodeBuilder::new("receipt")
+            .attrs([("id", first.clone()), ("t", codec::now_secs().to_string())]);
         receipt = match &group {
             Some(g) => receipt
                 .attr("from", g.clone())
@@ -1058,6 +1056,30 @@ impl FakeServer {
         shared
             .wait_until(timeout, || {
                 shared.journal.lock().sent.iter().find(|m| pred(m)).cloned()
+            })
+            .await
+    }
+
+    /// Waits until at least `count` sent messages match `pred`; returns them
+    /// (e.g. one entry per participant of a group message).
+    pub async fn wait_for_sent_messages(
+        &self,
+        pred: impl Fn(&SentMessage) -> bool,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Vec<SentMessage>> {
+        let shared = &self.shared;
+        shared
+            .wait_until(timeout, || {
+                let matching: Vec<SentMessage> = shared
+                    .journal
+                    .lock()
+                    .sent
+                    .iter()
+                    .filter(|m| pred(m))
+                    .cloned()
+                    .collect();
+                (matching.len() >= count).then_some(matching)
             })
             .await
     }

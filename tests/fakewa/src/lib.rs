@@ -96,11 +96,11 @@ mod router;
 mod transport;
 
 pub use control::{
-    Config, Direction, FakeServer, Linked, ReceiptKind, Reaction, SentMessage, Stanza,
+    Config, Direction, FakeServer, Linked, Reaction, ReceiptKind, SentMessage, Stanza,
     StreamErrorKind,
 };
-pub use rich::ContactContent;
 pub use error::{FakeError, Result};
 pub use noise::HandshakePattern;
+pub use rich::ContactContent;
 /// The stanza type recorded in [`Stanza`] (re-exported so tests need no direct dependency).
 pub use wacore_binary::Node;

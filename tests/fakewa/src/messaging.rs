@@ -24,9 +24,9 @@ use crate::accounts::{DeviceKey, Outbound};
 use crate::codec::{self, attr, now_secs};
 use crate::contacts::{self, device_address};
 use crate::control::{SentMessage, Shared};
-use crate::rich;
 use crate::error::{FakeError, Result};
 use crate::phone;
+use crate::rich;
 use crate::router::{ConnCtx, jid_attr, phone_of};
 
 /// Takes a bundle of a client device's uploaded keys, popping one one-time
@@ -470,7 +470,9 @@ fn strip_dsm(mut message: wa::Message) -> wa::Message {
 /// Whether contact `phone` acknowledges delivery by itself.
 pub(crate) fn auto_receipts(shared: &Shared, phone: &str) -> bool {
     let reg = shared.reg.lock();
-    shared.config.contact_receipts && !reg.auto_receipts_off && !reg.no_auto_receipts.contains(phone)
+    shared.config.contact_receipts
+        && !reg.auto_receipts_off
+        && !reg.no_auto_receipts.contains(phone)
 }
 
 /// Participants of group `user` other than `own` (unknown groups: none).

@@ -65,7 +65,12 @@ pub(crate) fn describe(shared: &Shared, message: &wa::Message, out: &mut SentMes
             out,
         );
     } else if let Some(a) = m.audio_message.as_option() {
-        out.kind = if a.ptt == Some(true) { "voice" } else { "audio" }.into();
+        out.kind = if a.ptt == Some(true) {
+            "voice"
+        } else {
+            "audio"
+        }
+        .into();
         out.mime_type = a.mimetype.clone();
         out.quoted_id = quoted(&a.context_info);
         check_media(
@@ -461,13 +466,12 @@ impl ContactContent {
                 }
             }
             "reaction" => {
-                message.reaction_message =
-                    buffa::MessageField::some(wa::message::ReactionMessage {
-                        key: buffa::MessageField::some(target_key(false)?),
-                        text: Some(self.emoji.clone().unwrap_or_default()),
-                        sender_timestamp_ms: Some(crate::codec::now_secs() as i64 * 1000),
-                        ..Default::default()
-                    })
+                message.reaction_message = buffa::MessageField::some(wa::message::ReactionMessage {
+                    key: buffa::MessageField::some(target_key(false)?),
+                    text: Some(self.emoji.clone().unwrap_or_default()),
+                    sender_timestamp_ms: Some(crate::codec::now_secs() as i64 * 1000),
+                    ..Default::default()
+                })
             }
             "edit" => {
                 let text = self.text.clone().ok_or_else(|| bad("text"))?;
@@ -492,15 +496,14 @@ impl ContactContent {
                     });
             }
             "location" => {
-                message.location_message =
-                    buffa::MessageField::some(wa::message::LocationMessage {
-                        degrees_latitude: Some(self.latitude.ok_or_else(|| bad("latitude"))?),
-                        degrees_longitude: Some(self.longitude.ok_or_else(|| bad("longitude"))?),
-                        name: self.name.clone(),
-                        address: self.address.clone(),
-                        context_info: ctx(),
-                        ..Default::default()
-                    })
+                message.location_message = buffa::MessageField::some(wa::message::LocationMessage {
+                    degrees_latitude: Some(self.latitude.ok_or_else(|| bad("latitude"))?),
+                    degrees_longitude: Some(self.longitude.ok_or_else(|| bad("longitude"))?),
+                    name: self.name.clone(),
+                    address: self.address.clone(),
+                    context_info: ctx(),
+                    ..Default::default()
+                })
             }
             "contact" => {
                 let vcard = self.vcard.clone().ok_or_else(|| bad("vcard"))?;
