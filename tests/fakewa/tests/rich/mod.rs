@@ -9,6 +9,7 @@ use sha2::{Digest as _, Sha256};
 use whatsapp_rust::download::MediaType;
 use whatsapp_rust::prelude::*;
 use whatsapp_rust::upload::UploadOptions;
+use whatsapp_rust::wacore::types::presence::ReceiptType;
 use whatsapp_rust::waproto::buffa::MessageField;
 use whatsapp_rust::waproto::whatsapp as wa;
 
@@ -419,4 +420,355 @@ async fn a_group_message_reaches_every_participant() {
         );
         assert!(got.iter().all(|m| m.from == linked.phone));
     }
+}
+
+/// The first inbound message (from any sender) matching `pick`.
+async fn inbound<T>(
+    c: &mut TestClient,
+    what: &str,
+    mut pick: impl FnMut(&wa::Message, &Jid) -> Option<T>,
+) -> T {
+    c.wait_for(what, T, |e| match e {
+        Event::Messages(batch) => batch
+            .messages
+            .iter()
+            .find_map(|m| pick(&m.message, &m.info.source.sender)),
+        _ => None,
+    })
+    .await
+}
+
+/// A contact's image arrives as an image message the client downloads from
+/// the fake media host byte for byte; once expired, the download fails.
+#[tokio::test]
+async fn contact_media_downloads_and_expires() {
+    let srv = server().await;
+    let (mut c, linked) = paired(&srv).await;
+    let bytes = b"\x89PNG fake image content".to_vec();
+    let content = ContactContent {
+        caption: Some("look".into()),
+        ..ContactContent::media("image", &bytes, "image/png")
+    };
+    srv.contact_send(BOB, &linked.phone, content)
+        .await
+        .expect("sent");
+    let img = inbound(&mut c, "an image", |m, _| {
+        m.image_message.as_option().cloned()
+    })
+    .await;
+    assert_eq!(img.caption.as_deref(), Some("look"));
+    assert_eq!(img.mimetype.as_deref(), Some("image/png"));
+    let downloaded = c.client.download(&img).await.expect("downloaded");
+    assert_eq!(downloaded, bytes);
+
+    srv.expire_media(&sha_hex(&bytes)).expect("expired");
+    let err = c.client.download(&img).await.expect_err("expired media");
+    assert!(format!("{err:#}").contains("410"), "{err:#}");
+
+    // Voice notes and documents carry their kind-specific fields.
+    let voice = ContactContent::media("voice", b"opus", "audio/ogg; codecs=opus");
+    srv.contact_send(BOB, &linked.phone, voice)
+        .await
+        .expect("sent");
+    let audio = inbound(&mut c, "a voice note", |m, _| {
+        m.audio_message.as_option().cloned()
+    })
+    .await;
+    assert_eq!(audio.ptt, Some(true));
+    assert_eq!(
+        c.client.download(&audio).await.expect("downloaded"),
+        b"opus"
+    );
+    let doc = ContactContent {
+        file_name: Some("a.pdf".into()),
+        ..ContactContent::media("document", b"%PDF", "application/pdf")
+    };
+    srv.contact_send(BOB, &linked.phone, doc)
+        .await
+        .expect("sent");
+    let d = inbound(&mut c, "a document", |m, _| {
+        m.document_message.as_option().cloned()
+    })
+    .await;
+    assert_eq!(d.file_name.as_deref(), Some("a.pdf"));
+    assert_eq!(c.client.download(&d).await.expect("downloaded"), b"%PDF");
+}
+
+/// Reactions, edits, revokes, locations, contact cards, quotes and a
+/// LID-only sender reach the client as the matching protobufs.
+#[tokio::test]
+async fn contact_rich_kinds_reach_the_client() {
+    let srv = server().await;
+    let (mut c, linked) = paired(&srv).await;
+    let to = linked.phone.as_str();
+    let first = srv.contact_send_text(BOB, to, "first").await.expect("sent");
+    c.message_text("first", T).await;
+
+    srv.contact_send(BOB, to, ContactContent::reaction(&first, "❤️"))
+        .await
+        .expect("sent");
+    let r = inbound(&mut c, "a reaction", |m, _| {
+        m.reaction_message.as_option().cloned()
+    })
+    .await;
+    assert_eq!(r.text.as_deref(), Some("❤️"));
+    assert_eq!(
+        r.key.as_option().and_then(|k| k.id.clone()),
+        Some(first.clone())
+    );
+
+    srv.contact_send(BOB, to, ContactContent::edit(&first, "first, edited"))
+        .await
+        .expect("sent");
+    let p = inbound(&mut c, "an edit", |m, _| {
+        let p = m.protocol_message.as_option()?;
+        p.edited_message.as_option().map(|_| p.clone())
+    })
+    .await;
+    assert_eq!(
+        p.key.as_option().and_then(|k| k.id.clone()),
+        Some(first.clone())
+    );
+    assert_eq!(
+        p.edited_message
+            .as_option()
+            .and_then(|e| e.conversation.clone()),
+        Some("first, edited".into())
+    );
+
+    srv.contact_send(BOB, to, ContactContent::location(48.85, 2.35))
+        .await
+        .expect("sent");
+    let l = inbound(&mut c, "a location", |m, _| {
+        m.location_message.as_option().cloned()
+    })
+    .await;
+    assert_eq!(
+        (l.degrees_latitude, l.degrees_longitude),
+        (Some(48.85), Some(2.35))
+    );
+
+    let vcard = "BEGIN:VCARD\nVERSION:3.0\nFN:Frank\nEND:VCARD";
+    srv.contact_send(BOB, to, ContactContent::contact(vcard).quoting(&first))
+        .await
+        .expect("sent");
+    let k = inbound(&mut c, "a contact card", |m, _| {
+        m.contact_message.as_option().cloned()
+    })
+    .await;
+    assert_eq!(k.vcard.as_deref(), Some(vcard));
+    assert_eq!(k.display_name.as_deref(), Some("Frank"));
+    assert_eq!(
+        k.context_info.as_option().and_then(|c| c.stanza_id.clone()),
+        Some(first.clone())
+    );
+
+    srv.contact_send(BOB, to, ContactContent::text("quoted").quoting(&first))
+        .await
+        .expect("sent");
+    let q = inbound(&mut c, "a quoted reply", |m, _| {
+        m.extended_text_message.as_option().cloned()
+    })
+    .await;
+    assert_eq!(q.text.as_deref(), Some("quoted"));
+    assert_eq!(
+        q.context_info.as_option().and_then(|c| c.stanza_id.clone()),
+        Some(first.clone())
+    );
+
+    srv.contact_send(BOB, to, ContactContent::revoke(&first))
+        .await
+        .expect("sent");
+    inbound(&mut c, "a revoke", |m, _| {
+        m.protocol_message
+            .as_option()
+            .filter(|p| p.r#type == Some(wa::message::protocol_message::Type::REVOKE))
+            .map(|_| ())
+    })
+    .await;
+
+    let lid = srv.contact_lid(CAROL).expect("lid");
+    srv.contact_send(CAROL, to, ContactContent::text("from my lid").from_lid())
+        .await
+        .expect("sent");
+    let sender = inbound(&mut c, "a LID-only sender", |m, sender| {
+        (m.conversation.as_deref() == Some("from my lid")).then(|| sender.clone())
+    })
+    .await;
+    assert_eq!(sender.to_non_ad().to_string(), lid);
+}
+
+/// Contacts send delivered/read/played receipts on request; the automatic
+/// delivery receipt can be switched off so tests control the order.
+#[tokio::test]
+async fn contact_receipts_of_each_type_reach_the_client() {
+    let srv = server().await;
+    let (mut c, _) = paired(&srv).await;
+    srv.set_auto_receipts(Some(BOB), false)
+        .expect("switched off");
+    let a = c
+        .client
+        .send_text(Jid::pn(BOB), "a")
+        .await
+        .expect("sent")
+        .message_id
+        .to_string();
+    let b = c
+        .client
+        .send_text(Jid::pn(BOB), "b")
+        .await
+        .expect("sent")
+        .message_id
+        .to_string();
+    srv.wait_for_sent_messages(|m| m.id == a || m.id == b, 2, T)
+        .await
+        .expect("decrypted");
+    let receipt = |kind: ReceiptType, id: String| {
+        move |e: &Event| match e {
+            Event::Receipt(r) if r.r#type == kind && r.message_ids.contains(&id) => Some(()),
+            _ => None,
+        }
+    };
+    assert_eq!(
+        c.count(|e| matches!(e, Event::Receipt(r) if r.r#type == ReceiptType::Delivered)),
+        0,
+        "no automatic delivery receipt"
+    );
+    let ids = vec![a.clone(), b.clone()];
+    srv.contact_receipt(BOB, None, &ids, ReceiptKind::Delivered)
+        .expect("delivered");
+    c.wait_for("delivered a", T, receipt(ReceiptType::Delivered, a.clone()))
+        .await;
+    c.wait_for("delivered b", T, receipt(ReceiptType::Delivered, b.clone()))
+        .await;
+    srv.contact_receipt(BOB, None, &ids[..1], ReceiptKind::Read)
+        .expect("read");
+    c.wait_for("read", T, receipt(ReceiptType::Read, a.clone()))
+        .await;
+    srv.contact_receipt(BOB, None, &ids[1..], ReceiptKind::Played)
+        .expect("played");
+    c.wait_for("played", T, receipt(ReceiptType::Played, b.clone()))
+        .await;
+}
+
+/// The new admin routes drive the same features over HTTP.
+#[tokio::test]
+async fn admin_routes_for_rich_messaging() {
+    let srv = server().await;
+    let (mut c, linked) = paired(&srv).await;
+    let addr = srv.addr().to_string();
+    let http = |method: &'static str, path: String, body: String| {
+        let addr = addr.clone();
+        async move {
+            crate::harness::http(&addr, method, &path, &body)
+                .await
+                .expect("admin HTTP")
+        }
+    };
+
+    let (status, body) = http(
+        "POST",
+        format!("/admin/contacts/{CAROL}/lid"),
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let lid: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert!(lid["lid"].as_str().is_some_and(|l| l.ends_with("@lid")));
+
+    let (status, _) = http(
+        "POST",
+        format!("/admin/contacts/{DAVE}/not-on-whatsapp"),
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let r = c
+        .client
+        .contacts()
+        .is_on_whatsapp(&[Jid::pn(DAVE)])
+        .await
+        .expect("answered");
+    assert!(!r[0].is_registered);
+
+    let group_body = format!(r#"{{"subject":"Ops","participants":["{BOB}","{CAROL}"]}}"#);
+    let (status, body) = http("POST", "/admin/groups".into(), group_body).await;
+    assert_eq!(status, 200, "{body}");
+    let group: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let gjid = group["jid"].as_str().expect("jid").to_string();
+    let id = c
+        .client
+        .send_text(gjid.parse::<Jid>().expect("jid"), "to ops")
+        .await
+        .expect("sent")
+        .message_id
+        .to_string();
+    srv.wait_for_sent_messages(|m| m.id == id, 2, T)
+        .await
+        .expect("both participants");
+    let (_, body) = http("GET", "/admin/messages".into(), String::new()).await;
+    let all: Vec<serde_json::Value> = serde_json::from_str(&body).expect("json");
+    let entry = all.iter().find(|m| m["id"] == id.as_str()).expect("listed");
+    assert_eq!(entry["group"], gjid.as_str());
+    assert_eq!(entry["kind"], "text");
+
+    let png = [1u8, 2, 3, 4];
+    let b64 = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(png)
+    };
+    let body = format!(
+        r#"{{"to":"{}","kind":"sticker","base64":"{b64}","mime_type":"image/webp"}}"#,
+        linked.phone
+    );
+    let (status, body) = http("POST", format!("/admin/contacts/{BOB}/messages"), body).await;
+    assert_eq!(status, 200, "{body}");
+    let sticker = inbound(&mut c, "a sticker", |m, _| {
+        m.sticker_message.as_option().cloned()
+    })
+    .await;
+    assert_eq!(c.client.download(&sticker).await.expect("downloaded"), png);
+    let (status, _) = http(
+        "POST",
+        format!("/admin/media/{}/expire", sha_hex(&png)),
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = http(
+        "POST",
+        format!("/admin/media/{}/expire", "00".repeat(32)),
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    let (status, _) = http(
+        "POST",
+        format!("/admin/contacts/{BOB}/auto-receipts"),
+        r#"{"enabled":false}"#.into(),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let id = c
+        .client
+        .send_text(Jid::pn(BOB), "ack me")
+        .await
+        .expect("sent")
+        .message_id
+        .to_string();
+    recorded(&srv, &id).await;
+    let body = format!(r#"{{"message_ids":["{id}"],"type":"read"}}"#);
+    let (status, b) = http("POST", format!("/admin/contacts/{BOB}/receipts"), body).await;
+    assert_eq!(status, 204, "{b}");
+    c.wait_for("read receipt", T, |e| match e {
+        Event::Receipt(r) if r.r#type == ReceiptType::Read && r.message_ids.contains(&id) => {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+    let body = r#"{"message_ids":["nope"],"type":"read"}"#.to_string();
+    let (status, _) = http("POST", format!("/admin/contacts/{BOB}/receipts"), body).await;
+    assert_eq!(status, 400);
 }
