@@ -157,10 +157,17 @@ pub(crate) fn describe(shared: &Shared, message: &wa::Message, out: &mut SentMes
     }
 }
 
+/// `(media_key, file_enc_sha256, file_sha256)` of a media message.
+type MediaRefs<'a> = (
+    &'a Option<Vec<u8>>,
+    &'a Option<Vec<u8>>,
+    &'a Option<Vec<u8>>,
+);
+
 fn check_media(
     shared: &Shared,
     media_type: MediaType,
-    (key, enc, plain): (&Option<Vec<u8>>, &Option<Vec<u8>>, &Option<Vec<u8>>),
+    (key, enc, plain): MediaRefs<'_>,
     out: &mut SentMessage,
 ) {
     let (Some(key), Some(enc), Some(plain)) = (key, enc, plain) else {
