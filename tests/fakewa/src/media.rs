@@ -213,6 +213,8 @@ pub(crate) fn upload_as_contact(
 #[derive(Deserialize)]
 pub(crate) struct UploadQuery {
     auth: Option<String>,
+    /// `resume=1`: the client asks whether a (large) upload already exists.
+    resume: Option<String>,
 }
 
 /// `POST /mms/{type}/{token}?auth=…&token=…`.
@@ -224,6 +226,20 @@ pub(crate) async fn upload(
 ) -> Response {
     if query.auth.as_deref() != Some(MEDIA_AUTH) {
         return (StatusCode::UNAUTHORIZED, "bad media auth").into_response();
+    }
+    if query.resume.is_some() {
+        // Resume check before a large upload: complete if stored, else start over.
+        let wanted = parse_hash(&token);
+        let known = wanted.is_some_and(|h| shared.media.lock().blobs.contains_key(&h));
+        return match (known, wanted) {
+            (true, Some(h)) => Json(serde_json::json!({
+                "resume": "complete",
+                "url": format!("https://{}{}", shared.media_host(), direct_path(&h)),
+                "direct_path": direct_path(&h),
+            }))
+            .into_response(),
+            _ => Json(serde_json::json!({"resume": "0"})).into_response(),
+        };
     }
     let actual: [u8; 32] = Sha256::digest(&body).into();
     if parse_hash(&token) != Some(actual) {
