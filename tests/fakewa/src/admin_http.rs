@@ -169,22 +169,16 @@ async fn contact_auto_receipts(
     Path(phone): Path<String>,
     Json(body): Json<EnabledBody>,
 ) -> Result<StatusCode, ApiError> {
-    let phone = control::normalize_phone(&phone)?;
-    let mut reg = shared.reg.lock();
-    if body.enabled {
-        reg.no_auto_receipts.remove(&phone);
-    } else {
-        reg.no_auto_receipts.insert(phone);
-    }
+    shared.set_auto_receipts(Some(&phone), body.enabled)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn auto_receipts(
     State(shared): State<Arc<Shared>>,
     Json(body): Json<EnabledBody>,
-) -> StatusCode {
-    shared.reg.lock().auto_receipts_off = !body.enabled;
-    StatusCode::NO_CONTENT
+) -> Result<StatusCode, ApiError> {
+    shared.set_auto_receipts(None, body.enabled)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Serialize)]
@@ -258,25 +252,8 @@ async fn create_group(
     State(shared): State<Arc<Shared>>,
     Json(body): Json<GroupBody>,
 ) -> Result<Json<JidBody>, ApiError> {
-    let participants = body
-        .participants
-        .iter()
-        .map(|p| control::normalize_phone(p))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut reg = shared.reg.lock();
-    reg.seq += 1;
-    let user = format!("120363{:012}", reg.seq);
-    reg.groups.insert(
-        user.clone(),
-        crate::accounts::Group {
-            subject: body.subject,
-            participants,
-            creation: crate::codec::now_secs(),
-        },
-    );
-    Ok(Json(JidBody {
-        jid: format!("{user}@g.us"),
-    }))
+    let jid = shared.create_group(&body.subject, &body.participants)?;
+    Ok(Json(JidBody { jid }))
 }
 
 async fn expire_media(

@@ -668,6 +668,47 @@ impl Shared {
         Ok(())
     }
 
+    /// See [`FakeServer::create_group`].
+    pub(crate) fn create_group<S: AsRef<str>>(
+        &self,
+        subject: &str,
+        participants: &[S],
+    ) -> Result<String> {
+        let participants = participants
+            .iter()
+            .map(|p| normalize_phone(p.as_ref()))
+            .collect::<Result<Vec<_>>>()?;
+        let mut reg = self.reg.lock();
+        reg.seq += 1;
+        let user = format!("120363{:012}", reg.seq);
+        reg.groups.insert(
+            user.clone(),
+            crate::accounts::Group {
+                subject: subject.to_string(),
+                participants,
+                creation: codec::now_secs(),
+            },
+        );
+        Ok(format!("{user}@g.us"))
+    }
+
+    /// See [`FakeServer::set_auto_receipts`].
+    pub(crate) fn set_auto_receipts(&self, contact: Option<&str>, enabled: bool) -> Result<()> {
+        let mut reg = self.reg.lock();
+        match contact {
+            None => reg.auto_receipts_off = !enabled,
+            Some(phone) => {
+                let phone = normalize_phone(phone)?;
+                if enabled {
+                    reg.no_auto_receipts.remove(&phone);
+                } else {
+                    reg.no_auto_receipts.insert(phone);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Queues contact text `id` for every linked device of its recipient
     /// (or the one device it names) and delivers it to those online.
     async fn queue_contact_text_as(
@@ -950,19 +991,7 @@ impl FakeServer {
     /// client's message) on or off, for one contact or (`None`) for all.
     /// Off by `Config::contact_receipts = false` stays off.
     pub fn set_auto_receipts(&self, contact: Option<&str>, enabled: bool) -> Result<()> {
-        let mut reg = self.shared.reg.lock();
-        match contact {
-            None => reg.auto_receipts_off = !enabled,
-            Some(phone) => {
-                let phone = normalize_phone(phone)?;
-                if enabled {
-                    reg.no_auto_receipts.remove(&phone);
-                } else {
-                    reg.no_auto_receipts.insert(phone);
-                }
-            }
-        }
-        Ok(())
+        self.shared.set_auto_receipts(contact, enabled)
     }
 
     /// Gives contact `phone` a LID (allocated once, stable) and returns it
@@ -1005,22 +1034,7 @@ impl FakeServer {
     /// as an admin member; messages clients send to it are decrypted by
     /// each participant (one [`SentMessage`] per participant, `group` set).
     pub fn create_group(&self, subject: &str, participants: &[&str]) -> Result<String> {
-        let participants = participants
-            .iter()
-            .map(|p| normalize_phone(p))
-            .collect::<Result<Vec<_>>>()?;
-        let mut reg = self.shared.reg.lock();
-        reg.seq += 1;
-        let user = format!("120363{:012}", reg.seq);
-        reg.groups.insert(
-            user.clone(),
-            crate::accounts::Group {
-                subject: subject.to_string(),
-                participants,
-                creation: codec::now_secs(),
-            },
-        );
-        Ok(format!("{user}@g.us"))
+        self.shared.create_group(subject, participants)
     }
 
     /// The media host announced to clients (`127.0.0.1:PORT`): clients
