@@ -82,6 +82,12 @@ pub(crate) struct Inbound {
     pub(crate) sent_on: Option<ConnId>,
     /// Send the first copy so that the client cannot decrypt it (retry tests).
     pub(crate) undecryptable: bool,
+    /// The message itself when it is not plain `text`.
+    pub(crate) content: Option<std::sync::Arc<waproto::whatsapp::Message>>,
+    /// Sent from the contact's LID (`LID@lid`).
+    pub(crate) as_lid: bool,
+    /// The stanza's `type` (`text`, `media`, `reaction`).
+    pub(crate) stanza_type: &'static str,
 }
 
 /// A linked companion device.
@@ -173,6 +179,25 @@ pub(crate) struct Registry {
     pub(crate) seq: u32,
     /// Global switch for keepalive replies (per-device switch on `Device`).
     pub(crate) ping_replies_off: bool,
+    /// Numbers that are not on WhatsApp (usync `contact type="out"`).
+    pub(crate) not_on_whatsapp: std::collections::HashSet<String>,
+    /// Numbers that are business accounts (usync `<business>`).
+    pub(crate) business: std::collections::HashSet<String>,
+    /// Contacts whose automatic delivery receipt is off.
+    pub(crate) no_auto_receipts: std::collections::HashSet<String>,
+    /// Global switch for automatic delivery receipts (on unless set).
+    pub(crate) auto_receipts_off: bool,
+    /// Groups by JID user (`NNNN-NNNN`).
+    pub(crate) groups: BTreeMap<String, Group>,
+}
+
+/// A group created through the control API.
+pub(crate) struct Group {
+    pub(crate) subject: String,
+    /// Participant phone numbers (linked accounts that query the group are
+    /// implicitly members too, as admins).
+    pub(crate) participants: Vec<String>,
+    pub(crate) creation: u64,
 }
 
 impl Registry {

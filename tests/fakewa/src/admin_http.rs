@@ -13,8 +13,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::control::{self, Linked, SentMessage, Shared, StreamErrorKind};
+use crate::control::{self, Linked, ReceiptKind, SentMessage, Shared, StreamErrorKind};
 use crate::error::FakeError;
+use crate::rich::ContactContent;
 
 /// The admin routes, bound to the server's shared state.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -28,6 +29,25 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/admin/connections", get(connections))
         .route("/admin/messages/{id}/redeliver", post(redeliver))
         .route("/admin/devices/{jid}/mute", post(mute))
+        .route("/admin/contacts/{phone}/receipts", post(receipts))
+        .route(
+            "/admin/contacts/{phone}/auto-receipts",
+            post(contact_auto_receipts),
+        )
+        .route("/admin/auto-receipts", post(auto_receipts))
+        .route("/admin/contacts/{phone}/lid", post(contact_lid))
+        .route(
+            "/admin/contacts/{phone}/not-on-whatsapp",
+            post(not_on_whatsapp),
+        )
+        .route("/admin/contacts/{phone}/business", post(business))
+        .route("/admin/groups", post(create_group))
+        .route("/admin/media/{sha256}/expire", post(expire_media))
+        .route(
+            "/mms/{kind}/{token}",
+            post(crate::media::upload).get(crate::media::download_mms),
+        )
+        .route("/v/fakewa/{file}", get(crate::media::download_direct))
         .with_state(shared)
 }
 
@@ -45,6 +65,7 @@ impl IntoResponse for ApiError {
             FakeError::InvalidInput(_) => (StatusCode::BAD_REQUEST, "invalid_input"),
             FakeError::NoPendingPairing(_) => (StatusCode::NOT_FOUND, "no_pending_pairing"),
             FakeError::UnknownDevice(_) => (StatusCode::NOT_FOUND, "unknown_device"),
+            FakeError::UnknownMedia(_) => (StatusCode::NOT_FOUND, "unknown_media"),
             FakeError::NotConnected(_) => (StatusCode::CONFLICT, "not_connected"),
             FakeError::PairingFailed(_) => (StatusCode::CONFLICT, "pairing_failed"),
             FakeError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
@@ -91,7 +112,8 @@ async fn pair_code(
 #[derive(Deserialize)]
 struct ContactMessageBody {
     to: String,
-    text: String,
+    #[serde(flatten)]
+    content: ContactContent,
 }
 
 #[derive(Serialize)]
@@ -105,10 +127,144 @@ async fn contact_message(
     Json(body): Json<ContactMessageBody>,
 ) -> Result<Json<MessageIdBody>, ApiError> {
     let from = control::normalize_phone(&phone)?;
-    let id = shared
-        .queue_contact_text(&from, &body.to, &body.text, None, false)
-        .await?;
+    let c = &body.content;
+    let plain_text = c.kind() == "text" && c.quoted_id.is_none() && !c.as_lid;
+    let id = match (&c.text, plain_text) {
+        (Some(text), true) => {
+            shared
+                .queue_contact_text(&from, &body.to, text, None, false)
+                .await?
+        }
+        _ => shared.queue_contact_content(&from, &body.to, c).await?,
+    };
     Ok(Json(MessageIdBody { id }))
+}
+
+#[derive(Deserialize)]
+struct ReceiptsBody {
+    to: Option<String>,
+    message_ids: Vec<String>,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+}
+
+async fn receipts(
+    State(shared): State<Arc<Shared>>,
+    Path(phone): Path<String>,
+    Json(body): Json<ReceiptsBody>,
+) -> Result<StatusCode, ApiError> {
+    let from = control::normalize_phone(&phone)?;
+    let kind: ReceiptKind = body.kind.as_deref().unwrap_or("delivered").parse()?;
+    shared.contact_receipt(&from, body.to.as_deref(), &body.message_ids, kind)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct EnabledBody {
+    enabled: bool,
+}
+
+async fn contact_auto_receipts(
+    State(shared): State<Arc<Shared>>,
+    Path(phone): Path<String>,
+    Json(body): Json<EnabledBody>,
+) -> Result<StatusCode, ApiError> {
+    shared.set_auto_receipts(Some(&phone), body.enabled)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn auto_receipts(
+    State(shared): State<Arc<Shared>>,
+    Json(body): Json<EnabledBody>,
+) -> Result<StatusCode, ApiError> {
+    shared.set_auto_receipts(None, body.enabled)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+struct LidBody {
+    lid: String,
+}
+
+async fn contact_lid(
+    State(shared): State<Arc<Shared>>,
+    Path(phone): Path<String>,
+) -> Result<Json<LidBody>, ApiError> {
+    let phone = control::normalize_phone(&phone)?;
+    let lid = format!("{}@lid", shared.reg.lock().lid_for(&phone));
+    Ok(Json(LidBody { lid }))
+}
+
+/// Optional body `{"enabled": false}` reverts the flag.
+fn flag(body: &axum::body::Bytes) -> Result<bool, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(true);
+    }
+    serde_json::from_slice::<EnabledBody>(body)
+        .map(|b| b.enabled)
+        .map_err(|e| ApiError(FakeError::InvalidInput(e.to_string())))
+}
+
+async fn not_on_whatsapp(
+    State(shared): State<Arc<Shared>>,
+    Path(phone): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, ApiError> {
+    let phone = control::normalize_phone(&phone)?;
+    let on = flag(&body)?;
+    let mut reg = shared.reg.lock();
+    if on {
+        reg.not_on_whatsapp.insert(phone);
+    } else {
+        reg.not_on_whatsapp.remove(&phone);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn business(
+    State(shared): State<Arc<Shared>>,
+    Path(phone): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, ApiError> {
+    let phone = control::normalize_phone(&phone)?;
+    let on = flag(&body)?;
+    let mut reg = shared.reg.lock();
+    if on {
+        reg.business.insert(phone);
+    } else {
+        reg.business.remove(&phone);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct GroupBody {
+    subject: String,
+    participants: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct JidBody {
+    jid: String,
+}
+
+async fn create_group(
+    State(shared): State<Arc<Shared>>,
+    Json(body): Json<GroupBody>,
+) -> Result<Json<JidBody>, ApiError> {
+    let jid = shared.create_group(&body.subject, &body.participants)?;
+    Ok(Json(JidBody { jid }))
+}
+
+async fn expire_media(
+    State(shared): State<Arc<Shared>>,
+    Path(sha256): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if shared.media.lock().expire(&sha256) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError(FakeError::UnknownMedia(sha256)))
+    }
 }
 
 async fn messages(State(shared): State<Arc<Shared>>) -> Json<Vec<SentMessage>> {

@@ -137,8 +137,30 @@ impl sig::SignedPreKeyStore for SignedPreKeys {
     }
 }
 
+#[derive(Default)]
+struct SenderKeys(HashMap<sig::SenderKeyName, sig::SenderKeyRecord>);
+
+#[async_trait]
+impl sig::SenderKeyStore for SenderKeys {
+    async fn store_sender_key(
+        &mut self,
+        name: &sig::SenderKeyName,
+        record: sig::SenderKeyRecord,
+    ) -> SigResult<()> {
+        self.0.insert(name.clone(), record);
+        Ok(())
+    }
+    async fn load_sender_key(
+        &self,
+        name: &sig::SenderKeyName,
+    ) -> SigResult<Option<sig::SenderKeyRecord>> {
+        Ok(self.0.get(name).cloned())
+    }
+}
+
 /// One server-held Signal party (device 0 of a phone number).
 pub(crate) struct Peer {
+    sender_keys: SenderKeys,
     registration_id: u32,
     signed_prekey_id: u32,
     signed_prekey_pub: sig::PublicKey,
@@ -185,6 +207,7 @@ impl Peer {
             },
             prekeys: PreKeys::default(),
             signed_prekeys,
+            sender_keys: SenderKeys::default(),
         })
     }
 
@@ -296,6 +319,37 @@ impl Peer {
     }
 }
 
+impl Peer {
+    /// Stores a sender key a client distributed for `group` (from the
+    /// `sender_key_distribution_message` of a pairwise message).
+    pub(crate) async fn process_sender_key(
+        &mut self,
+        group: &str,
+        sender: &ProtocolAddress,
+        skdm: &[u8],
+    ) -> Result<()> {
+        let skdm = sig::SenderKeyDistributionMessage::try_from(skdm).map_err(FakeError::signal)?;
+        let name = sig::SenderKeyName::new(group.to_string(), sender.to_string());
+        sig::process_sender_key_distribution_message(&name, &skdm, &mut self.sender_keys)
+            .await
+            .map_err(FakeError::signal)
+    }
+
+    /// Decrypts a group `skmsg` from `sender` with its distributed sender key.
+    pub(crate) async fn group_decrypt(
+        &mut self,
+        group: &str,
+        sender: &ProtocolAddress,
+        bytes: &[u8],
+    ) -> Result<wa::Message> {
+        let name = sig::SenderKeyName::new(group.to_string(), sender.to_string());
+        let plaintext = sig::group_decrypt(bytes, &mut self.sender_keys, &name)
+            .await
+            .map_err(FakeError::signal)?;
+        wacore::messages::decode_plaintext(&plaintext, 2).map_err(FakeError::signal)
+    }
+}
+
 /// All server-held Signal peers, by phone number (digits).
 #[derive(Default)]
 pub(crate) struct SignalWorld {
@@ -317,24 +371,6 @@ impl SignalWorld {
     pub(crate) fn knows(&self, phone: &str) -> bool {
         self.peers.contains_key(phone)
     }
-}
-
-/// The text of a message as a test would read it: plain conversation,
-/// extended text, or either one wrapped in a device-sent copy.
-pub(crate) fn message_text(message: &wa::Message) -> Option<String> {
-    if let Some(text) = &message.conversation {
-        return Some(text.clone());
-    }
-    if let Some(ext) = message.extended_text_message.as_option()
-        && let Some(text) = &ext.text
-    {
-        return Some(text.clone());
-    }
-    message
-        .device_sent_message
-        .as_option()
-        .and_then(|dsm| dsm.message.as_option())
-        .and_then(message_text)
 }
 
 /// A text message protobuf.

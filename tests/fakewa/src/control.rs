@@ -24,8 +24,10 @@ use crate::accounts::{ConnId, Device, DeviceKey, Inbound, Outbound, PendingSign,
 use crate::codec;
 use crate::contacts::SignalWorld;
 use crate::error::{FakeError, Result};
+use crate::media::MediaStore;
 use crate::noise::{HandshakePattern, ServerKeys};
 use crate::phone::{self, PairSuccess};
+use crate::rich::ContactContent;
 
 /// Server configuration. `Config::default()` binds `127.0.0.1:0`.
 #[derive(Debug, Clone)]
@@ -76,16 +78,79 @@ pub struct Linked {
 }
 
 /// A message a client sent to a fake contact, decrypted by that contact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Optional fields are present (in JSON) only where they apply to `kind`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SentMessage {
     /// Sender phone number (the linked account).
     pub from: String,
-    /// Recipient phone number (the contact).
+    /// Recipient phone number (the contact; for groups, one participant).
     pub to: String,
     /// Message id from the client's stanza.
     pub id: String,
-    /// The decrypted text.
+    /// The decrypted text (`text` and `edit` kinds; empty otherwise).
     pub text: String,
+    /// `text`, `image`, `video`, `audio`, `voice` (push-to-talk audio),
+    /// `document`, `sticker`, `location`, `contact`, `reaction`, `edit`,
+    /// `revoke`, `protocol` (other protocol messages), `other`.
+    #[serde(default)]
+    pub kind: String,
+    /// Hex SHA-256 of the decrypted media file; set only when the blob was
+    /// on the media host and its `file_enc_sha256`, MAC and `file_sha256`
+    /// all checked out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_sha256: Option<String>,
+    /// Why a media check failed (then `media_sha256` is absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_error: Option<String>,
+    /// Media MIME type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+    /// Document file name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    /// Media caption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+    /// The quoted message id (`ContextInfo.stanza_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quoted_id: Option<String>,
+    /// Reaction emoji and target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reaction: Option<Reaction>,
+    /// Id of the message an `edit` replaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit_of: Option<String>,
+    /// Id of the message a `revoke` deletes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_of: Option<String>,
+    /// Location latitude.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latitude: Option<f64>,
+    /// Location longitude.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longitude: Option<f64>,
+    /// Location name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_name: Option<String>,
+    /// Location address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// vCards of a contact message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vcards: Vec<String>,
+    /// Group JID when the message was sent to a group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+/// A reaction's emoji (empty = reaction removed) and the message it targets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    /// The emoji.
+    pub emoji: String,
+    /// Id of the message reacted to.
+    pub target_id: String,
 }
 
 /// Stream errors that can be injected into a device's live connections.
@@ -137,6 +202,43 @@ impl FromStr for StreamErrorKind {
     }
 }
 
+/// The receipts a contact can send for a client's message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptKind {
+    /// Delivered (a receipt without `type`).
+    Delivered,
+    /// `type="read"`.
+    Read,
+    /// `type="played"` (voice notes, videos).
+    Played,
+}
+
+impl ReceiptKind {
+    fn attr(self) -> Option<&'static str> {
+        match self {
+            Self::Delivered => None,
+            Self::Read => Some("read"),
+            Self::Played => Some("played"),
+        }
+    }
+}
+
+impl FromStr for ReceiptKind {
+    type Err = FakeError;
+
+    /// `delivered` (or `delivery`), `read`, `played`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "delivered" | "delivery" | "" => Ok(Self::Delivered),
+            "read" => Ok(Self::Read),
+            "played" => Ok(Self::Played),
+            other => Err(FakeError::InvalidInput(format!(
+                "unknown receipt type {other:?}"
+            ))),
+        }
+    }
+}
+
 /// Direction of a recorded stanza.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -175,6 +277,9 @@ pub(crate) struct ContactText {
     to: String,
     text: String,
     push_name: Option<String>,
+    content: Option<Arc<waproto::whatsapp::Message>>,
+    as_lid: bool,
+    stanza_type: &'static str,
 }
 
 /// State shared by the accept loop, every connection task and the control API.
@@ -184,22 +289,33 @@ pub(crate) struct Shared {
     pub(crate) reg: Mutex<Registry>,
     pub(crate) world: tokio::sync::Mutex<SignalWorld>,
     pub(crate) journal: Mutex<Journal>,
+    /// The media host's uploads.
+    pub(crate) media: Mutex<MediaStore>,
+    /// The address the server listens on (announced as the media host).
+    addr: SocketAddr,
     changed: watch::Sender<u64>,
     next_conn: AtomicU64,
 }
 
 impl Shared {
-    pub(crate) fn new(config: Config) -> Result<Self> {
+    pub(crate) fn new(config: Config, addr: SocketAddr) -> Result<Self> {
         let keys = ServerKeys::from_seed(&config.noise_seed)?;
         Ok(Self {
             config,
             keys,
+            media: Mutex::new(MediaStore::default()),
+            addr,
             reg: Mutex::new(Registry::default()),
             world: tokio::sync::Mutex::new(SignalWorld::default()),
             journal: Mutex::new(Journal::default()),
             changed: watch::Sender::new(0),
             next_conn: AtomicU64::new(1),
         })
+    }
+
+    /// The media hostname announced in `media_conn`: `127.0.0.1:PORT`.
+    pub(crate) fn media_host(&self) -> String {
+        self.addr.to_string()
     }
 
     pub(crate) fn next_conn_id(&self) -> ConnId {
@@ -404,6 +520,9 @@ impl Shared {
             to: to.to_string(),
             text: text.to_string(),
             push_name,
+            content: None,
+            as_lid: false,
+            stanza_type: "text",
         };
         self.journal
             .lock()
@@ -412,6 +531,182 @@ impl Shared {
         self.queue_contact_text_as(&id, &message, undecryptable, false)
             .await?;
         Ok(id)
+    }
+
+    /// Queues an arbitrary message from `from` (like [`Self::queue_contact_text`]).
+    pub(crate) async fn queue_contact_message(
+        self: &Arc<Self>,
+        from: &str,
+        to: &str,
+        message: waproto::whatsapp::Message,
+        push_name: Option<String>,
+    ) -> Result<String> {
+        let id = codec::new_message_id();
+        let message = ContactText {
+            from: from.to_string(),
+            to: to.to_string(),
+            text: String::new(),
+            push_name,
+            content: Some(Arc::new(message)),
+            as_lid: false,
+            stanza_type: "text",
+        };
+        self.journal
+            .lock()
+            .contact_texts
+            .insert(id.clone(), message.clone());
+        self.queue_contact_text_as(&id, &message, false, false)
+            .await?;
+        Ok(id)
+    }
+
+    /// Contact `from` sends `content` (any kind) to `to`; see [`ContactContent`].
+    pub(crate) async fn queue_contact_content(
+        self: &Arc<Self>,
+        from: &str,
+        to: &str,
+        content: &ContactContent,
+    ) -> Result<String> {
+        if self.reg.lock().resolve(to).is_none() {
+            return Err(FakeError::UnknownDevice("recipient".into()));
+        }
+        let from_jid = format!("{from}@s.whatsapp.net");
+        let built = content.build(self, &from_jid)?;
+        if content.as_lid {
+            self.reg.lock().lid_for(from);
+        }
+        let id = codec::new_message_id();
+        let message = ContactText {
+            from: from.to_string(),
+            to: to.to_string(),
+            text: String::new(),
+            push_name: None,
+            content: Some(Arc::new(built)),
+            as_lid: content.as_lid,
+            stanza_type: content.stanza_type(),
+        };
+        self.journal
+            .lock()
+            .contact_texts
+            .insert(id.clone(), message.clone());
+        self.queue_contact_text_as(&id, &message, false, false)
+            .await?;
+        Ok(id)
+    }
+
+    /// Contact `from` sends a receipt of `kind` for `ids` (messages a
+    /// linked account sent it) to every live device of `to` (or, when
+    /// `None`, of the account that sent the first of `ids`).
+    pub(crate) fn contact_receipt(
+        &self,
+        from: &str,
+        to: Option<&str>,
+        ids: &[String],
+        kind: ReceiptKind,
+    ) -> Result<()> {
+        let Some(first) = ids.first() else {
+            return Err(FakeError::InvalidInput("no message ids".into()));
+        };
+        let to = match to {
+            Some(t) => t.to_string(),
+            None => self
+                .journal
+                .lock()
+                .sent
+                .iter()
+                .find(|m| &m.id == first && m.to == from)
+                .map(|m| m.from.clone())
+                .ok_or_else(|| {
+                    FakeError::InvalidInput(format!("{from} received no message {first}"))
+                })?,
+        };
+        let group = self
+            .journal
+            .lock()
+            .sent
+            .iter()
+            .find(|m| &m.id == first && m.to == from)
+            .and_then(|m| m.group.clone());
+        let mut receipt = wacore_binary::builder::NodeBuilder::new("receipt")
+            .attrs([("id", first.clone()), ("t", codec::now_secs().to_string())]);
+        receipt = match &group {
+            Some(g) => receipt
+                .attr("from", g.clone())
+                .attr("participant", format!("{from}@s.whatsapp.net")),
+            None => receipt.attr("from", format!("{from}@s.whatsapp.net")),
+        };
+        if let Some(t) = kind.attr() {
+            receipt = receipt.attr("type", t.to_string());
+        }
+        if ids.len() > 1 {
+            let items = ids[1..].iter().map(|id| {
+                wacore_binary::builder::NodeBuilder::new("item")
+                    .attr("id", id.clone())
+                    .build()
+            });
+            receipt = receipt.children([wacore_binary::builder::NodeBuilder::new("list")
+                .children(items)
+                .build()]);
+        }
+        let receipt = receipt.build();
+        let reg = self.reg.lock();
+        let devices = reg.devices_of(&to);
+        if devices.is_empty() {
+            return Err(FakeError::UnknownDevice("recipient".into()));
+        }
+        let mut sent = 0;
+        for key in &devices {
+            for (_, tx) in reg.conns_of(key) {
+                if tx.send(Outbound::Node(Box::new(receipt.clone()))).is_ok() {
+                    sent += 1;
+                }
+            }
+        }
+        if sent == 0 {
+            return Err(FakeError::NotConnected("recipient".into()));
+        }
+        Ok(())
+    }
+
+    /// See [`FakeServer::create_group`].
+    pub(crate) fn create_group<S: AsRef<str>>(
+        &self,
+        subject: &str,
+        participants: &[S],
+    ) -> Result<String> {
+        let participants = participants
+            .iter()
+            .map(|p| normalize_phone(p.as_ref()))
+            .collect::<Result<Vec<_>>>()?;
+        let mut reg = self.reg.lock();
+        reg.seq += 1;
+        let user = format!("120363{:012}", reg.seq);
+        reg.groups.insert(
+            user.clone(),
+            crate::accounts::Group {
+                subject: subject.to_string(),
+                participants,
+                creation: codec::now_secs(),
+            },
+        );
+        Ok(format!("{user}@g.us"))
+    }
+
+    /// See [`FakeServer::set_auto_receipts`].
+    pub(crate) fn set_auto_receipts(&self, contact: Option<&str>, enabled: bool) -> Result<()> {
+        let mut reg = self.reg.lock();
+        match contact {
+            None => reg.auto_receipts_off = !enabled,
+            Some(phone) => {
+                let phone = normalize_phone(phone)?;
+                if enabled {
+                    reg.no_auto_receipts.remove(&phone);
+                } else {
+                    reg.no_auto_receipts.insert(phone);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Queues contact text `id` for every linked device of its recipient
@@ -450,6 +745,9 @@ impl Shared {
                     stanza: None,
                     sent_on: None,
                     undecryptable,
+                    content: message.content.clone(),
+                    as_lid: message.as_lid,
+                    stanza_type: message.stanza_type,
                 });
                 keys.push(DeviceKey {
                     phone: phone.clone(),
@@ -526,7 +824,7 @@ impl FakeServer {
     pub async fn start(config: Config) -> Result<Self> {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(config)?);
+        let shared = Arc::new(Shared::new(config, addr)?);
         let (shutdown, shutdown_rx) = watch::channel(false);
         tokio::spawn(crate::transport::accept_loop(
             shared.clone(),
@@ -660,6 +958,102 @@ impl FakeServer {
         Ok(())
     }
 
+    /// Contact `from_phone` sends `content` (any kind: text, media, reaction,
+    /// edit, revoke, location, contact card; quoted; optionally from its
+    /// LID) to the linked account `to`. Media is encrypted with a fresh key
+    /// and stored on the fake media host first. Returns the message id.
+    pub async fn contact_send(
+        &self,
+        from_phone: &str,
+        to: &str,
+        content: ContactContent,
+    ) -> Result<String> {
+        let from = normalize_phone(from_phone)?;
+        self.shared.queue_contact_content(&from, to, &content).await
+    }
+
+    /// Contact `from_phone` acknowledges messages a linked account sent it:
+    /// one `<receipt>` (`ids[0]`, the rest in `<list>`) of `kind` to every
+    /// live device of `to`, or of the account that sent `ids[0]` when `to`
+    /// is `None`.
+    pub fn contact_receipt(
+        &self,
+        from_phone: &str,
+        to: Option<&str>,
+        ids: &[String],
+        kind: ReceiptKind,
+    ) -> Result<()> {
+        let from = normalize_phone(from_phone)?;
+        self.shared.contact_receipt(&from, to, ids, kind)
+    }
+
+    /// Turns the automatic delivery receipt (sent when a contact decrypts a
+    /// client's message) on or off, for one contact or (`None`) for all.
+    /// Off by `Config::contact_receipts = false` stays off.
+    pub fn set_auto_receipts(&self, contact: Option<&str>, enabled: bool) -> Result<()> {
+        self.shared.set_auto_receipts(contact, enabled)
+    }
+
+    /// Gives contact `phone` a LID (allocated once, stable) and returns it
+    /// as `NNN@lid`. usync answers it from now on (also with
+    /// `Config::contact_lids` off), and messages a client addresses to it
+    /// reach the contact.
+    pub fn contact_lid(&self, phone: &str) -> Result<String> {
+        let phone = normalize_phone(phone)?;
+        Ok(format!("{}@lid", self.shared.reg.lock().lid_for(&phone)))
+    }
+
+    /// Marks `phone` as not on WhatsApp (or back on it): usync answers
+    /// `contact type="out"`, no LID and an empty device list.
+    pub fn set_not_on_whatsapp(&self, phone: &str, out: bool) -> Result<()> {
+        let phone = normalize_phone(phone)?;
+        let mut reg = self.shared.reg.lock();
+        if out {
+            reg.not_on_whatsapp.insert(phone);
+        } else {
+            reg.not_on_whatsapp.remove(&phone);
+        }
+        Ok(())
+    }
+
+    /// Marks `phone` as a business account (usync `<business/>`, which the
+    /// client reports as `is_business`).
+    pub fn set_business(&self, phone: &str, business: bool) -> Result<()> {
+        let phone = normalize_phone(phone)?;
+        let mut reg = self.shared.reg.lock();
+        if business {
+            reg.business.insert(phone);
+        } else {
+            reg.business.remove(&phone);
+        }
+        Ok(())
+    }
+
+    /// Creates a group of fake contacts; returns its JID (`120363…@g.us`).
+    /// Every linked account that asks for the group's metadata is listed
+    /// as an admin member; messages clients send to it are decrypted by
+    /// each participant (one [`SentMessage`] per participant, `group` set).
+    pub fn create_group(&self, subject: &str, participants: &[&str]) -> Result<String> {
+        self.shared.create_group(subject, participants)
+    }
+
+    /// The media host announced to clients (`127.0.0.1:PORT`): clients
+    /// request `https://{media_host}/…`, which tests must map to `http://`.
+    pub fn media_host(&self) -> String {
+        self.shared.media_host()
+    }
+
+    /// Expires a stored media blob, named by the hex SHA-256 of the
+    /// plaintext file or of the encrypted blob (or the base64url token):
+    /// downloads answer 410 from now on.
+    pub fn expire_media(&self, sha256: &str) -> Result<()> {
+        if self.shared.media.lock().expire(sha256) {
+            Ok(())
+        } else {
+            Err(FakeError::UnknownMedia(sha256.to_string()))
+        }
+    }
+
     /// Messages clients sent to fake contacts, decrypted, in arrival order.
     pub fn sent_messages(&self) -> Vec<SentMessage> {
         self.shared.journal.lock().sent.clone()
@@ -676,6 +1070,30 @@ impl FakeServer {
         shared
             .wait_until(timeout, || {
                 shared.journal.lock().sent.iter().find(|m| pred(m)).cloned()
+            })
+            .await
+    }
+
+    /// Waits until at least `count` sent messages match `pred`; returns them
+    /// (e.g. one entry per participant of a group message).
+    pub async fn wait_for_sent_messages(
+        &self,
+        pred: impl Fn(&SentMessage) -> bool,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Vec<SentMessage>> {
+        let shared = &self.shared;
+        shared
+            .wait_until(timeout, || {
+                let matching: Vec<SentMessage> = shared
+                    .journal
+                    .lock()
+                    .sent
+                    .iter()
+                    .filter(|m| pred(m))
+                    .cloned()
+                    .collect();
+                (matching.len() >= count).then_some(matching)
             })
             .await
     }

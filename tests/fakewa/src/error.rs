@@ -21,6 +21,9 @@ pub enum FakeError {
     /// The phone number or device JID is not a linked account/device.
     #[error("unknown account or device: {0}")]
     UnknownDevice(String),
+    /// No stored media blob has this hash.
+    #[error("unknown media: {0}")]
+    UnknownMedia(String),
     /// The target has no live connection to act on.
     #[error("no live connection for {0}")]
     NotConnected(String),

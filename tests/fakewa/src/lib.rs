@@ -18,7 +18,9 @@
 //! - `messaging`: contact messages to and from clients, queues, key share;
 //! - `accounts`: accounts, devices, live connections, queues (the registry);
 //! - `phone`: pairing crypto (ADV identities, pair codes), key share;
-//! - `contacts`: server-held Signal peers (contacts and phones);
+//! - `contacts`: server-held Signal peers (contacts and phones), incl. sender keys;
+//! - `media`: the media host (`media_conn` IQ, upload/download over plain HTTP);
+//! - `rich`: message kinds — what contacts record ([`SentMessage`]) and send ([`ContactContent`]);
 //! - `admin_http`: the admin HTTP API on the same port (binary `fakewa`).
 //!
 //! # Rust API (on [`FakeServer`])
@@ -41,6 +43,21 @@
 //! | `set_ping_replies(bool)`, `set_device_ping_replies(t, bool)` | stop answering keepalives (watchdog tests) |
 //! | `redeliver(id)` | deliver a contact message again with the same id (deduplication tests) |
 //! | `set_device_muted(t, bool)` | the socket stays open but nothing more is sent to it (zombie-session tests) |
+//! | `contact_send(from, to, ContactContent)` → id | a contact sends any kind: `ContactContent::text/media(kind, bytes, mime)/reaction(target, emoji)/edit(target, text)/revoke(target)/location(lat, lon)/contact(vcard)`, `.quoting(id)`, `.from_lid()`; media is encrypted and stored on the media host first |
+//! | `contact_receipt(from, to: Option, &ids, ReceiptKind)` | the contact sends a delivered / read / played receipt (`to: None` = the account that sent `ids[0]`) |
+//! | `set_auto_receipts(contact: Option, bool)` | the automatic delivery receipt on decrypt, per contact or for all |
+//! | `contact_lid(phone)` → `NNN@lid` | give a contact a LID: usync serves it, messages to it reach the contact |
+//! | `set_not_on_whatsapp(phone, bool)`, `set_business(phone, bool)` | usync `contact type="out"` / `<business/>` (`is_on_whatsapp`'s `is_registered` / `is_business`) |
+//! | `create_group(subject, &[phones])` → `…@g.us` | a group; every linked account asking for it is an admin member; client sends are decrypted by each participant (one [`SentMessage`] each, `group` set) |
+//! | `media_host()`, `expire_media(sha256)` | the announced media host `127.0.0.1:PORT` (clients request `https://` there: map it to `http://`); expire a blob (hex SHA-256 of the file or of the encrypted blob) so downloads get 410 |
+//! | `wait_for_sent_messages(pred, n, t)` | wait until `n` sent messages match (group fan-out) |
+//!
+//! [`SentMessage`] has `from`, `to`, `id`, `text`, `kind` (`text`, `image`,
+//! `video`, `audio`, `voice`, `document`, `sticker`, `location`, `contact`,
+//! `reaction`, `edit`, `revoke`, …) and where they apply `media_sha256` (only
+//! when the blob's hashes and MAC checked out, else `media_error`),
+//! `mime_type`, `file_name`, `caption`, `quoted_id`, `reaction`, `edit_of`,
+//! `revoke_of`, `latitude`/`longitude`, `vcards`, `group`.
 //!
 //! A `target` is a phone number (all its devices), a device JID
 //! (`PHONE:DEV@s.whatsapp.net`) or a LID JID. A second login of a device
@@ -54,9 +71,18 @@
 //! `GET /admin/messages` → `[{"from","to","id","text"}]`,
 //! `POST /admin/devices/{jid}/stream-error` `{"kind"}` → 204,
 //! `POST /admin/devices/{jid}/mute` `{"muted"}` → 204, `POST /admin/messages/{id}/redeliver` → 204,
-//! `GET /admin/connections` → `[{"jid","connections"}]`, `GET /admin/devices` → `[Linked]`.
+//! `GET /admin/connections` → `[{"jid","connections"}]`, `GET /admin/devices` → `[Linked]`,
+//! `POST /admin/contacts/{phone}/messages` with `kind` (media, reaction, edit, revoke,
+//! location, contact; `quoted_id`, `as_lid`) → `{"id"}`,
+//! `POST /admin/contacts/{phone}/receipts` `{"to"?,"message_ids","type"}` → 204,
+//! `POST /admin/contacts/{phone}/auto-receipts` / `POST /admin/auto-receipts` `{"enabled"}` → 204,
+//! `POST /admin/contacts/{phone}/lid` → `{"lid"}`, `POST /admin/contacts/{phone}/not-on-whatsapp` → 204,
+//! `POST /admin/contacts/{phone}/business` → 204, `POST /admin/groups` `{"subject","participants"}` → `{"jid"}`,
+//! `POST /admin/media/{sha256}/expire` → 204; media host: `POST /mms/{type}/{token}`,
+//! `GET /v/fakewa/{hex}.enc`, `GET /mms/{type}/{token}`.
 //! Errors: `{"error":{"code","message"}}` (`invalid_input` 400,
-//! `no_pending_pairing`/`unknown_device` 404, `not_connected`/`pairing_failed` 409, `timeout` 504).
+//! `no_pending_pairing`/`unknown_device`/`unknown_media` 404, `not_connected`/`pairing_failed` 409, `timeout` 504).
+//! Every route with request/response shapes: `README.md` of this crate.
 //!
 //! Client-neutral: the real whatsapp-rust 0.7 client (tests/client.rs) and
 //! Baileys 7.0.0-rc14 (`baileys/smoke.mjs`) both pair, send and receive.
@@ -87,14 +113,20 @@ mod codec;
 mod contacts;
 pub mod control;
 mod error;
+mod media;
 mod messaging;
 mod noise;
 mod phone;
+mod rich;
 mod router;
 mod transport;
 
-pub use control::{Config, Direction, FakeServer, Linked, SentMessage, Stanza, StreamErrorKind};
+pub use control::{
+    Config, Direction, FakeServer, Linked, Reaction, ReceiptKind, SentMessage, Stanza,
+    StreamErrorKind,
+};
 pub use error::{FakeError, Result};
 pub use noise::HandshakePattern;
+pub use rich::ContactContent;
 /// The stanza type recorded in [`Stanza`] (re-exported so tests need no direct dependency).
 pub use wacore_binary::Node;

@@ -26,6 +26,7 @@ use crate::contacts::{self, device_address};
 use crate::control::{SentMessage, Shared};
 use crate::error::{FakeError, Result};
 use crate::phone;
+use crate::rich;
 use crate::router::{ConnCtx, jid_attr, phone_of};
 
 /// Takes a bundle of a client device's uploaded keys, popping one one-time
@@ -64,7 +65,24 @@ async fn encrypt_to_device(
     key: &DeviceKey,
     message: &wa::Message,
 ) -> Result<(&'static str, Vec<u8>)> {
-    let address = device_address(&key.phone, key.device);
+    encrypt_to_device_as(shared, world, from, key, message, false).await
+}
+
+/// Like [`encrypt_to_device`]; `as_lid` uses the session the contact keeps
+/// for sending as its LID (a separate one: the client sees another sender).
+async fn encrypt_to_device_as(
+    shared: &Shared,
+    world: &mut contacts::SignalWorld,
+    from: &str,
+    key: &DeviceKey,
+    message: &wa::Message,
+    as_lid: bool,
+) -> Result<(&'static str, Vec<u8>)> {
+    let address = if as_lid {
+        device_address(&format!("{}.lid", key.phone), key.device)
+    } else {
+        device_address(&key.phone, key.device)
+    };
     let peer = world.peer(from)?;
     if !peer.has_session(&address) {
         let bundle = take_device_bundle(shared, key)?
@@ -128,6 +146,18 @@ pub(crate) async fn send_key_share(shared: &Arc<Shared>, ctx: &ConnCtx) {
     }
 }
 
+/// One queued message waiting for encryption.
+struct Pending {
+    id: String,
+    from: String,
+    text: String,
+    push_name: Option<String>,
+    undecryptable: bool,
+    content: Option<Arc<wa::Message>>,
+    as_lid: bool,
+    stanza_type: &'static str,
+}
+
 /// Delivers a device's queued contact messages. With `flush_on` (the
 /// login path) every unacknowledged message goes out on that connection
 /// marked `offline`, followed by the `<ib><offline>` marker, and the
@@ -141,7 +171,7 @@ pub(crate) async fn deliver_inbox(
     // Holding the world lock serializes deliveries to all devices, which
     // keeps each device's messages in order.
     let mut world = shared.world.lock().await;
-    let todo: Vec<(String, String, String, Option<String>, bool)> = {
+    let todo: Vec<Pending> = {
         let reg = shared.reg.lock();
         let Some(dev) = reg.device(key) else {
             return Ok(());
@@ -149,18 +179,37 @@ pub(crate) async fn deliver_inbox(
         dev.inbox
             .iter()
             .filter(|m| m.stanza.is_none())
-            .map(|m| {
-                let (id, from, text) = (m.id.clone(), m.from.clone(), m.text.clone());
-                (id, from, text, m.push_name.clone(), m.undecryptable)
+            .map(|m| Pending {
+                id: m.id.clone(),
+                from: m.from.clone(),
+                text: m.text.clone(),
+                push_name: m.push_name.clone(),
+                undecryptable: m.undecryptable,
+                content: m.content.clone(),
+                as_lid: m.as_lid,
+                stanza_type: m.stanza_type,
             })
             .collect()
     };
-    for (id, from, text, push_name, undecryptable) in todo {
-        let message = contacts::text_message(&text);
+    for p in todo {
+        let Pending {
+            id,
+            from,
+            text,
+            push_name,
+            undecryptable,
+            content,
+            as_lid,
+            stanza_type,
+        } = p;
+        let message = match content {
+            Some(m) => (*m).clone(),
+            None => contacts::text_message(&text),
+        };
         let encrypted = if undecryptable {
             undecryptable_copy(shared, &mut world, &from, key, &message).await
         } else {
-            encrypt_to_device(shared, &mut world, &from, key, &message).await
+            encrypt_to_device_as(shared, &mut world, &from, key, &message, as_lid).await
         };
         let (kind, bytes) = match encrypted {
             Ok(enc) => enc,
@@ -169,11 +218,16 @@ pub(crate) async fn deliver_inbox(
                 break;
             }
         };
+        let from_jid = if as_lid {
+            format!("{}@lid", shared.reg.lock().lid_for(&from))
+        } else {
+            format!("{from}@s.whatsapp.net")
+        };
         let stanza = NodeBuilder::new("message")
             .attrs([
-                ("from", format!("{from}@s.whatsapp.net")),
+                ("from", from_jid),
                 ("id", id.clone()),
-                ("type", "text".to_string()),
+                ("type", stanza_type.to_string()),
                 ("t", now_secs().to_string()),
                 (
                     "notify",
@@ -270,31 +324,70 @@ pub(crate) async fn handle_message(shared: &Arc<Shared>, ctx: &ConnCtx, msg: &No
         copies.push((to.clone(), enc));
     }
     let is_dm = matches!(to.server, Server::Pn | Server::Lid);
+    let group = (to.server == Server::Group).then(|| to.to_non_ad().to_string());
     let recipient = phone_of(shared, &to);
     let sender_address = device_address(&own.phone, own.device);
-    let mut text = None;
+    let mut dm_message = None;
+    let mut group_messages = Vec::new();
     {
         let mut world = shared.world.lock().await;
+        let mut skmsg = None;
         for (jid, enc) in copies {
-            let phone = phone_of(shared, &jid);
-            if jid.device != 0 || !is_dm {
-                continue; // companion devices and groups are not decrypted
-            }
+            let kind = attr(enc, "type");
             let Some(bytes) = codec::content_bytes(enc) else {
                 continue;
             };
-            let kind = attr(enc, "type");
+            if kind == "skmsg" {
+                skmsg = Some(bytes);
+                continue;
+            }
+            if jid.device != 0 || !(is_dm || group.is_some()) {
+                continue; // companion devices are not decrypted
+            }
+            let phone = phone_of(shared, &jid);
+            if shared.reg.lock().not_on_whatsapp.contains(&phone) {
+                continue;
+            }
             match world
                 .peer(&phone)?
                 .decrypt(&sender_address, &kind, bytes)
                 .await
             {
-                Ok(message) if phone != own.phone => {
-                    text = contacts::message_text(&message).or(text);
+                Ok(message) => {
+                    let skdm = message
+                        .sender_key_distribution_message
+                        .as_option()
+                        .and_then(|d| d.axolotl_sender_key_distribution_message.as_deref());
+                    if let (Some(g), Some(skdm)) = (&group, skdm) {
+                        if let Err(e) = world
+                            .peer(&phone)?
+                            .process_sender_key(g, &sender_address, skdm)
+                            .await
+                        {
+                            tracing::warn!(error = %e, "contact could not store a sender key");
+                        }
+                    } else if is_dm && phone != own.phone {
+                        dm_message = Some(message);
+                    }
+                    // Otherwise: the own phone's copy (device-sent message).
                 }
-                Ok(_) => {} // the own phone's copy (device-sent message)
                 Err(e) => {
                     tracing::warn!(conn.id = ctx.id, error = %e, "contact could not decrypt a message")
+                }
+            }
+        }
+        if let (Some(g), Some(bytes)) = (&group, skmsg) {
+            let participants = group_participants(shared, &to.user, &own.phone);
+            for phone in participants {
+                match world
+                    .peer(&phone)?
+                    .group_decrypt(g, &sender_address, bytes)
+                    .await
+                {
+                    Ok(message) => group_messages.push((phone, message)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "participant could not decrypt a group message")
+                    }
                 }
             }
         }
@@ -309,14 +402,16 @@ pub(crate) async fn handle_message(shared: &Arc<Shared>, ctx: &ConnCtx, msg: &No
             ])
             .build(),
     );
-    if let (true, Some(text)) = (is_dm && recipient != own.phone, text) {
-        shared.record_sent(SentMessage {
+    if let (true, Some(message)) = (is_dm && recipient != own.phone, dm_message) {
+        let mut sent = SentMessage {
             from: own.phone.clone(),
             to: recipient.clone(),
             id: id.clone(),
-            text: text.clone(),
-        });
-        if shared.config.contact_receipts {
+            ..SentMessage::default()
+        };
+        rich::describe(shared, &message, &mut sent);
+        shared.record_sent(sent);
+        if auto_receipts(shared, &recipient) {
             ctx.send(
                 NodeBuilder::new("receipt")
                     .attrs([
@@ -331,13 +426,70 @@ pub(crate) async fn handle_message(shared: &Arc<Shared>, ctx: &ConnCtx, msg: &No
         let recipient_linked = shared.reg.lock().accounts.contains_key(&recipient);
         if recipient_linked
             && let Err(e) = shared
-                .queue_contact_text(&own.phone, &recipient, &text, None, false)
+                .queue_contact_message(&own.phone, &recipient, strip_dsm(message), None)
                 .await
         {
             tracing::debug!(error = %e, "not forwarded to the linked recipient");
         }
     }
+    for (phone, message) in group_messages {
+        let mut sent = SentMessage {
+            from: own.phone.clone(),
+            to: phone.clone(),
+            id: id.clone(),
+            group: group.clone(),
+            ..SentMessage::default()
+        };
+        rich::describe(shared, &message, &mut sent);
+        shared.record_sent(sent);
+        if auto_receipts(shared, &phone) {
+            ctx.send(
+                NodeBuilder::new("receipt")
+                    .attrs([
+                        ("from", to.to_non_ad().to_string()),
+                        ("participant", format!("{phone}@s.whatsapp.net")),
+                        ("id", id.clone()),
+                        ("t", now_secs().to_string()),
+                    ])
+                    .build(),
+            );
+        }
+    }
     Ok(())
+}
+
+/// The content of a message as a recipient sees it (device-sent wrappers
+/// are the sender's own copies).
+fn strip_dsm(mut message: wa::Message) -> wa::Message {
+    match message.device_sent_message.take() {
+        Some(dsm) => dsm.message.into_option().unwrap_or_default(),
+        None => message,
+    }
+}
+
+/// Whether contact `phone` acknowledges delivery by itself.
+pub(crate) fn auto_receipts(shared: &Shared, phone: &str) -> bool {
+    let reg = shared.reg.lock();
+    shared.config.contact_receipts
+        && !reg.auto_receipts_off
+        && !reg.no_auto_receipts.contains(phone)
+}
+
+/// Participants of group `user` other than `own` (unknown groups: none).
+fn group_participants(shared: &Shared, user: &str, own: &str) -> Vec<String> {
+    shared
+        .reg
+        .lock()
+        .groups
+        .get(user)
+        .map(|g| {
+            g.participants
+                .iter()
+                .filter(|p| p.as_str() != own)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A client's receipt: acknowledge it and drop the named messages from the

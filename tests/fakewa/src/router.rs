@@ -238,6 +238,8 @@ async fn handle_iq(shared: &Arc<Shared>, ctx: &mut ConnCtx, iq: &Node) -> Result
             ctx.send(reply);
         }
         ("w:sync:app:state", "set", _) => ctx.send(app_state(iq, &id)),
+        ("w:m", "set", "media_conn") => ctx.send(crate::media::media_conn_reply(shared, &id)),
+        ("w:g2", "get", "query") => ctx.send(group_info(shared, ctx, iq, &id)),
         ("abt", "get", _) => ctx.send(iq_result(
             &id,
             vec![
@@ -530,11 +532,25 @@ fn usync(shared: &Shared, ctx: &ConnCtx, iq: &Node, id: &str) -> Node {
         let Some(jid) = jid else { continue };
         let phone = reg.phone_of_user(&jid.user, jid.server == Server::Lid);
         let is_own = own.is_some_and(|k| k.phone == phone);
-        let lid = (is_own || shared.config.contact_lids).then(|| reg.lid_for(&phone));
+        let not_on_wa = reg.not_on_whatsapp.contains(&phone);
+        let business = reg.business.contains(&phone);
+        let lid = if not_on_wa {
+            None
+        } else if is_own || shared.config.contact_lids {
+            Some(reg.lid_for(&phone))
+        } else {
+            // Contacts given a LID explicitly (`FakeServer::contact_lid`).
+            reg.lid_by_phone.get(&phone).cloned()
+        };
         let account = reg.accounts.get(&phone);
         let mut children = Vec::new();
         for query in &queries {
             match query.as_str() {
+                "devices" if not_on_wa => children.push(
+                    NodeBuilder::new("devices")
+                        .children([NodeBuilder::new("device-list").build()])
+                        .build(),
+                ),
                 "devices" => {
                     let mut list = vec![
                         NodeBuilder::new("device")
@@ -577,9 +593,10 @@ fn usync(shared: &Shared, ctx: &ConnCtx, iq: &Node, id: &str) -> Node {
                 }
                 "contact" => children.push(
                     NodeBuilder::new("contact")
-                        .attr("type", "in".to_string())
+                        .attr("type", if not_on_wa { "out" } else { "in" }.to_string())
                         .build(),
                 ),
+                "business" if business => children.push(NodeBuilder::new("business").build()),
                 _ => {}
             }
         }
@@ -604,6 +621,55 @@ fn usync(shared: &Shared, ctx: &ConnCtx, iq: &Node, id: &str) -> Node {
                 .build(),
         ],
     )
+}
+
+/// `w:g2` group info: the group's subject and participants; the asking
+/// account is always listed, as an admin (it is implicitly a member of
+/// every group the fake knows). Unknown groups: 404.
+fn group_info(shared: &Shared, ctx: &ConnCtx, iq: &Node, id: &str) -> Node {
+    let Some(to) = jid_attr(iq, "to") else {
+        return iq_error(id, 400, "bad-request");
+    };
+    let reg = shared.reg.lock();
+    let Some(group) = reg.groups.get(to.user.as_str()) else {
+        return iq_error(id, 404, "item-not-found");
+    };
+    let own = ctx.device.as_ref().map(|k| k.phone.clone());
+    let creator = own.clone().or_else(|| group.participants.first().cloned());
+    let mut participants: Vec<Node> = Vec::new();
+    if let Some(own) = &own
+        && !group.participants.contains(own)
+    {
+        participants.push(
+            NodeBuilder::new("participant")
+                .attrs([
+                    ("jid", format!("{own}@s.whatsapp.net")),
+                    ("type", "admin".to_string()),
+                ])
+                .build(),
+        );
+    }
+    for phone in &group.participants {
+        let mut p = NodeBuilder::new("participant").attr("jid", format!("{phone}@s.whatsapp.net"));
+        if own.as_deref() == Some(phone.as_str()) {
+            p = p.attr("type", "admin".to_string());
+        }
+        participants.push(p.build());
+    }
+    let mut node = NodeBuilder::new("group").attrs([
+        ("id", to.user.to_string()),
+        ("subject", group.subject.clone()),
+        ("creation", group.creation.to_string()),
+        ("s_t", group.creation.to_string()),
+        ("addressing_mode", "pn".to_string()),
+        ("size", participants.len().to_string()),
+    ]);
+    if let Some(c) = creator {
+        node = node
+            .attr("creator", format!("{c}@s.whatsapp.net"))
+            .attr("s_o", format!("{c}@s.whatsapp.net"));
+    }
+    iq_result(id, vec![node.children(participants).build()])
 }
 
 /// App-state sync: every requested collection is empty at version 0, which

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real whatsapp-rust client against the fake server.
 
 mod harness;
+mod rich;
 
 use std::time::{Duration, Instant};
 

@@ -30,6 +30,98 @@ impl HttpClient for NoHttp {
     }
 }
 
+/// Reaches the fake's media host only: `https://127.0.0.1:PORT/…` (the
+/// host the fake announces in `media_conn`) is requested as plain
+/// `http://127.0.0.1:PORT/…`; any other host is refused.
+pub struct LoopbackHttp;
+
+#[async_trait::async_trait]
+impl HttpClient for LoopbackHttp {
+    async fn execute(&self, request: HttpRequest) -> anyhow::Result<HttpResponse> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let rest = request
+            .url
+            .strip_prefix("https://")
+            .or_else(|| request.url.strip_prefix("http://"))
+            .ok_or_else(|| anyhow::anyhow!("unsupported URL {}", request.url))?;
+        let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if !(host.starts_with("127.0.0.1:") || host.starts_with("localhost:")) {
+            anyhow::bail!("HTTP to {host} is disabled in tests");
+        }
+        let body = request.body.clone().unwrap_or_default();
+        let mut head = format!(
+            "{} {} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            request.method,
+            if path.is_empty() { "/" } else { path },
+            body.len()
+        );
+        for (k, v) in &request.headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut stream = tokio::net::TcpStream::connect(host).await?;
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(&body).await?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await?;
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or_else(|| anyhow::anyhow!("no HTTP header end"))?;
+        let head = String::from_utf8_lossy(&raw[..split]).to_string();
+        let mut body = raw[split + 4..].to_vec();
+        let status_code = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("no HTTP status line"))?;
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            body = dechunk(&body)?;
+        }
+        Ok(HttpResponse { status_code, body })
+    }
+}
+
+/// [`NoHttp`], or [`LoopbackHttp`] when `loopback`.
+struct TestHttp {
+    loopback: bool,
+}
+
+#[async_trait::async_trait]
+impl HttpClient for TestHttp {
+    async fn execute(&self, request: HttpRequest) -> anyhow::Result<HttpResponse> {
+        if self.loopback {
+            LoopbackHttp.execute(request).await
+        } else {
+            NoHttp.execute(request).await
+        }
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(|| anyhow::anyhow!("bad chunk"))?;
+        let size_text = std::str::from_utf8(&data[..line_end])?;
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(
+            data.get(..size)
+                .ok_or_else(|| anyhow::anyhow!("short chunk"))?,
+        );
+        data = data.get(size + 2..).unwrap_or_default();
+    }
+}
+
 /// A fresh, empty credential store.
 pub fn new_backend() -> Arc<dyn Backend> {
     Arc::new(InMemoryBackend::new())
@@ -42,6 +134,9 @@ pub struct ClientOptions {
     pub pair_code: Option<(String, String)>,
     /// One-time prekeys per upload (whatsapp-rust's default is 812).
     pub prekey_count: Option<usize>,
+    /// Use [`LoopbackHttp`] (media up/downloads reach the fake) instead of
+    /// refusing all HTTP.
+    pub loopback_http: bool,
 }
 
 /// A running client plus its recorded events.
@@ -63,7 +158,9 @@ impl TestClient {
         let mut builder = Bot::builder()
             .with_backend_arc(backend.clone())
             .with_transport_factory(TokioWebSocketTransportFactory::new().with_url(ws_url))
-            .with_http_client(NoHttp)
+            .with_http_client(TestHttp {
+                loopback: options.loopback_http,
+            })
             .with_runtime(TokioRuntime)
             .with_version((2, 3000, 1))
             .with_push_name("Test User")
