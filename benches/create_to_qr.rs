@@ -14,14 +14,12 @@
 //! Run: `cargo bench --bench create_to_qr --features test-server`
 //! (optional: `WAGATE_BENCH_SINGLE=N`, `WAGATE_BENCH_BURST=N`).
 
-#[path = "../tests/e2e/support.rs"]
-mod support;
-
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 
-use support::{Api, spawn_app};
+use test_support::api::Api;
+use test_support::gateway::spawn_app;
 
 /// Time from the create request to the first QR code on the event stream.
 async fn create_to_qr(api: &Api, company: &str) -> Duration {

@@ -21,67 +21,51 @@
 //! `WAGATE_BENCH_SESSIONS` (default 8), `WAGATE_BENCH_RATE`,
 //! `WAGATE_BENCH_SECONDS`).
 
-/// The webhook sink shared with the capacity suite.
-#[allow(dead_code)]
-#[path = "capacity/sink.rs"]
-mod sink;
-#[path = "../tests/e2e/support.rs"]
-mod support;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
 use parking_lot::Mutex;
 use reqwest::Method;
-use serde_json::json;
 
-use sink::Sink;
-use support::spawn_app;
+use test_support::gateway::{TestApp, spawn_app};
+use test_support::webhook::Receiver;
 
 /// The linked phone of session `s`.
 fn own_phone(s: usize) -> String {
     format!("155500{:05}", 1111 + s)
 }
 
-/// A fresh gateway with `sessions` linked companies, each with the sink as
-/// its webhook.
-async fn setup(sessions: usize) -> (support::TestApp, Sink) {
+/// A fresh gateway with `sessions` linked companies, each with the webhook
+/// receiver as its webhook (message events only).
+async fn setup(sessions: usize) -> (TestApp, Receiver) {
     let app = spawn_app().await;
-    let sink = Sink::start().await.expect("start the webhook sink");
-    let url = sink.url.clone();
+    let receiver = Receiver::start().await;
     for s in 0..sessions {
         let company = format!("bench{s}");
         app.api.link_by_qr(&app.fake, &company, &own_phone(s)).await;
-        let (status, body) = app
-            .api
-            .call(
-                Method::PUT,
-                &format!("/v1/sessions/{company}/webhook"),
-                Some(json!({"url": url, "secret": "bench-secret", "events": ["message.received"]})),
-            )
+        receiver
+            .subscribe(&app.api, &company, Some(&["message.received"]))
             .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
     }
-    (app, sink)
+    (app, receiver)
 }
 
 fn contact(c: usize) -> String {
     format!("1555000{:04}", 3000 + c)
 }
 
-/// Waits until the sink got `count` distinct messages; panics after `limit`.
-async fn wait_for(sink: &Sink, count: usize, limit: Duration) {
-    assert!(
-        sink.wait_for(count, limit).await,
-        "only {} of {count} messages arrived",
-        sink.received.lock().len()
-    );
+/// Waits until the receiver got `count` distinct messages; panics after `limit`.
+async fn wait_for(receiver: &Receiver, count: usize, limit: Duration) {
+    receiver
+        .wait_for_within(&format!("{count} messages"), limit, |log| {
+            log.first_arrival.len() >= count
+        })
+        .await;
 }
 
 async fn throughput(messages: usize, contacts: usize, sessions: usize) {
-    let (app, sink) = setup(sessions).await;
+    let (app, receiver) = setup(sessions).await;
     let per_contact = messages / contacts;
     let total = per_contact * contacts;
     let started = Instant::now();
@@ -101,7 +85,7 @@ async fn throughput(messages: usize, contacts: usize, sessions: usize) {
     let flushes_before = flush_stats(&app).await;
     sends.join_all().await;
     let sent_in = started.elapsed();
-    wait_for(&sink, total, Duration::from_secs(600)).await;
+    wait_for(&receiver, total, Duration::from_secs(600)).await;
     let elapsed = started.elapsed();
     let (flushes, commits, flush_s) = flush_stats(&app).await;
     let flushes = flushes - flushes_before.0;
@@ -119,7 +103,7 @@ async fn throughput(messages: usize, contacts: usize, sessions: usize) {
 
 /// The outbox's group flushes so far, from `/metrics`: (flushes, commits
 /// they covered, seconds spent flushing).
-async fn flush_stats(app: &support::TestApp) -> (f64, f64, f64) {
+async fn flush_stats(app: &TestApp) -> (f64, f64, f64) {
     let body = match app.api.request(Method::GET, "/metrics").send().await {
         Ok(response) => response.text().await.unwrap_or_default(),
         Err(_) => String::new(),
@@ -137,7 +121,7 @@ async fn flush_stats(app: &support::TestApp) -> (f64, f64, f64) {
 }
 
 async fn latency(rate: usize, seconds: usize, contacts: usize) {
-    let (app, sink) = setup(1).await;
+    let (app, receiver) = setup(1).await;
     let total = rate * seconds;
     let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
@@ -169,18 +153,19 @@ async fn latency(rate: usize, seconds: usize, contacts: usize) {
     drop(tx);
     sends.join_all().await;
     let offered = total as f64 / started.elapsed().as_secs_f64();
-    wait_for(&sink, total, Duration::from_secs(600)).await;
+    wait_for(&receiver, total, Duration::from_secs(600)).await;
     let mut samples: Vec<Duration> = {
         let sent_at = sent_at.lock();
-        let received = sink.received.lock();
-        sent_at
-            .iter()
-            .filter_map(|(text, sent)| {
-                received
-                    .get(text)
-                    .map(|got| got.saturating_duration_since(*sent))
-            })
-            .collect()
+        receiver.with_log(|log| {
+            sent_at
+                .iter()
+                .filter_map(|(text, sent)| {
+                    log.first_arrival
+                        .get(text)
+                        .map(|got| got.saturating_duration_since(*sent))
+                })
+                .collect()
+        })
     };
     samples.sort_unstable();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;

@@ -164,6 +164,7 @@ impl Fake {
             if done(live) || tokio::time::Instant::now() >= deadline {
                 return Ok(live);
             }
+            // Polled: the fake is another process, its admin API has no wait.
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

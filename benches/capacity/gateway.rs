@@ -8,8 +8,11 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+use test_support::api::Api;
+use test_support::gateway::{ADMIN_KEY, WA_VERSION};
+use test_support::webhook;
+
 use crate::procs::{self, Proc};
-use crate::support::{ADMIN_KEY, Api, WA_VERSION};
 
 /// CPU the gateway (and later the Baileys harness) runs on.
 pub const GATEWAY_CPU: usize = 1;
@@ -86,6 +89,8 @@ impl Gateway {
                 return Ok(gateway);
             }
             anyhow::ensure!(Instant::now() < deadline, "wagate did not come up");
+            // Polled: this gateway logs warnings only, to a file, so there is
+            // no "serving" line to wait on (see test_support::process).
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -106,14 +111,17 @@ impl Gateway {
         Ok(())
     }
 
-    /// Points `company`'s webhook at `url` (message events only).
+    /// Points `company`'s webhook at `url` (message events only), signed with
+    /// the receiver's [`webhook::SECRET`].
     pub async fn set_webhook(&self, company: &str, url: &str) -> anyhow::Result<()> {
         let (status, body) = self
             .api
             .call(
                 Method::PUT,
                 &format!("/v1/sessions/{company}/webhook"),
-                Some(json!({"url": url, "secret": "capacity-bench-secret", "events": ["message.received"]})),
+                Some(
+                    json!({"url": url, "secret": webhook::SECRET, "events": ["message.received"]}),
+                ),
             )
             .await;
         anyhow::ensure!(status == StatusCode::OK, "webhook: {status} {body}");

@@ -50,17 +50,12 @@
 //! Under `cargo test --benches` (no `--bench` argument) it only prints how to
 //! run it: the suite takes minutes and needs release builds.
 
-#[allow(unused_imports)]
-#[path = "../../tests/e2e/support.rs"]
-mod support;
-
 mod baileys;
 mod fake;
 mod gateway;
 mod procs;
 mod report;
 mod scenarios;
-mod sink;
 mod stats;
 
 use std::collections::HashSet;
@@ -72,7 +67,7 @@ use serde_json::{Value, json};
 use fake::Fake;
 use gateway::Gateway;
 use scenarios::SendRun;
-use sink::Sink;
+use test_support::webhook::Receiver;
 
 /// What to measure, from `CAP_*` environment variables.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -168,7 +163,8 @@ impl Plan {
 pub struct Suite {
     pub plan: Plan,
     pub fake: Fake,
-    pub sink: Sink,
+    /// The webhook receiver the inbound runs deliver to.
+    pub sink: Receiver,
     /// Everything measured, keyed by phase (becomes `latest.json`'s `raw`).
     pub raw: serde_json::Map<String, Value>,
 }
@@ -508,7 +504,7 @@ async fn run(plan: Plan) -> anyhow::Result<()> {
     let started = Instant::now();
     let date = chrono_like_now();
     let fake = Fake::start(Some(0), &plan.work.join("fakewa.log")).await?;
-    let sink = Sink::start().await?;
+    let sink = Receiver::start().await;
     let mut suite = Suite {
         plan: plan.clone(),
         fake,

@@ -11,11 +11,12 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use test_support::api::Api;
+use test_support::webhook::Receiver;
+
 use crate::fake::Fake;
 use crate::gateway::Gateway;
-use crate::sink::Sink;
 use crate::stats::percentile;
-use crate::support::Api;
 
 /// Company id and fictitious phone number (`1555P` + 6 digits) of the
 /// `i`-th tenant of a series; `prefix` is one digit, so series never share a
@@ -139,6 +140,8 @@ pub async fn watch_restore_until(
         if stopping {
             break;
         }
+        // Sampled, not awaited: the fake is another process and reports
+        // logins only through its admin API; 50 ms is the figures' resolution.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(Restore {
@@ -270,7 +273,7 @@ pub struct InboundRun {
 
 pub async fn inbound(
     fake: &Fake,
-    sink: &Sink,
+    sink: &Receiver,
     phone: &str,
     tag: &str,
     contacts: usize,
@@ -291,9 +294,13 @@ pub async fn inbound(
         result?;
     }
     let offered = total as f64 / started.elapsed().as_secs_f64();
-    let complete = sink.wait_for(total, Duration::from_secs(300)).await;
-    let last = sink.last_arrival().unwrap_or_else(Instant::now);
-    let received = sink.received.lock().len();
+    let complete = sink
+        .wait_until(Duration::from_secs(300), |log| {
+            log.first_arrival.len() >= total
+        })
+        .await;
+    let (last, received) = sink.with_log(|log| (log.last_arrival(), log.first_arrival.len()));
+    let last = last.unwrap_or_else(Instant::now);
     Ok(InboundRun {
         messages: total,
         contacts,

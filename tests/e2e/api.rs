@@ -7,7 +7,13 @@ use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{self, Api, GatewayProcess, pairing_connections, spawn_app};
+use test_support::WAIT;
+use test_support::api::Api;
+use test_support::fake::{pairing_connections, start_fake};
+use test_support::gateway::{ADMIN_KEY, init_logging, spawn_app};
+use test_support::process::GatewayProcess;
+
+use crate::WAGATE;
 
 const ACME_PHONE: &str = "15550001111";
 const GLOBEX_PHONE: &str = "15550001122";
@@ -205,11 +211,11 @@ async fn pair_code_links_the_number() {
 /// data directory, brings every linked company back without a QR code.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_gateway_restores_linked_sessions_without_a_qr() {
-    support::init_logging();
-    let fake = support::start_fake().await;
+    init_logging();
+    let fake = start_fake().await;
     let dir = tempfile::tempdir().unwrap();
 
-    let first = GatewayProcess::start(&fake, dir.path()).await;
+    let first = GatewayProcess::start(WAGATE, &fake, dir.path()).await;
     let acme = first.api.link_by_qr(&fake, "acme", ACME_PHONE).await;
     first.api.link_by_qr(&fake, "globex", GLOBEX_PHONE).await;
     let (status, sent) = first
@@ -217,7 +223,7 @@ async fn killed_gateway_restores_linked_sessions_without_a_qr() {
         .send_text("acme", CONTACT, "a private text", None)
         .await;
     assert_eq!(status, StatusCode::CREATED, "{sent}");
-    fake.wait_for_sent_message(|m| m.text == "a private text", support::WAIT)
+    fake.wait_for_sent_message(|m| m.text == "a private text", WAIT)
         .await
         .expect("delivered");
 
@@ -226,7 +232,7 @@ async fn killed_gateway_restores_linked_sessions_without_a_qr() {
     let token = acme["token"].as_str().unwrap();
     for secret in [
         token,
-        support::ADMIN_KEY,
+        ADMIN_KEY,
         ACME_PHONE,
         GLOBEX_PHONE,
         CONTACT,
@@ -242,14 +248,14 @@ async fn killed_gateway_restores_linked_sessions_without_a_qr() {
     assert_eq!(devices.len(), 2);
 
     first.kill().await;
-    fake.wait_for_connection_count(ACME_PHONE, 0, support::WAIT)
+    fake.wait_for_connection_count(ACME_PHONE, 0, WAIT)
         .await
         .expect("the killed socket closes");
-    fake.wait_for_connection_count(GLOBEX_PHONE, 0, support::WAIT)
+    fake.wait_for_connection_count(GLOBEX_PHONE, 0, WAIT)
         .await
         .expect("the killed socket closes");
 
-    let second = GatewayProcess::start(&fake, dir.path()).await;
+    let second = GatewayProcess::start(WAGATE, &fake, dir.path()).await;
     for (company, phone) in [("acme", ACME_PHONE), ("globex", GLOBEX_PHONE)] {
         let status = second.api.wait_for_state(company, "connected").await;
         assert_eq!(status["phone"], phone, "{status}");
@@ -347,7 +353,7 @@ async fn sent_text_reaches_the_contact_once_per_idempotency_key() {
     assert_eq!(first["duplicate"], false);
     let delivered = app
         .fake
-        .wait_for_sent_message(|m| m.text == "hello from wagate", support::WAIT)
+        .wait_for_sent_message(|m| m.text == "hello from wagate", WAIT)
         .await
         .expect("the contact decrypts the text");
     assert_eq!(
@@ -369,7 +375,7 @@ async fn sent_text_reaches_the_contact_once_per_idempotency_key() {
         .await;
     assert_eq!(status, StatusCode::CREATED);
     app.fake
-        .wait_for_sent_message(|m| m.text == "second", support::WAIT)
+        .wait_for_sent_message(|m| m.text == "second", WAIT)
         .await
         .expect("second message");
     let copies = app
@@ -638,7 +644,7 @@ async fn graceful_shutdown_keeps_phones_linked() {
         "no stage waited for its timeout"
     );
     assert!(events.ends().await, "open event streams end at shutdown");
-    fake.wait_for_connection_count(ACME_PHONE, 0, support::WAIT)
+    fake.wait_for_connection_count(ACME_PHONE, 0, WAIT)
         .await
         .expect("the socket is closed");
     assert!(!fake.is_removed(&jid), "shutdown must not log out");

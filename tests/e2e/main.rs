@@ -1,9 +1,12 @@
 //! The end-to-end test binary: the gateway against the fake WhatsApp server
 //! (`fakewa`) with the real, unmodified whatsapp-rust client. One binary for
 //! the whole repository (one link step); each area of the gateway is a module.
-//! The harness is in [`support`].
+//! The harness (the fake, a gateway, the `wagate` binary, a webhook receiver,
+//! the waits) is the test support crate, [`test_support`] (`tests/support`).
 
-mod support;
+/// The `wagate` binary cargo built for these tests (for
+/// [`test_support::process::GatewayProcess`]).
+const WAGATE: &str = env!("CARGO_BIN_EXE_wagate");
 
 mod api;
 mod ops;

@@ -5,65 +5,38 @@
 //!
 //! The watchdog runs with timings of about a second (config flags), so a
 //! dead connection is detected in seconds; every wait is on an event (the
-//! session's event stream) with the harness's generous limit.
+//! session's event stream) with the harness's generous limit, except
+//! readiness and the keepalive round trip, which only `/readyz` and the
+//! status body show (polled, same limit).
 
-use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use tokio::sync::oneshot;
 
-use crate::support::{self, ADMIN_KEY, Api, WAIT};
-use fakewa::FakeServer;
-use wagate::app::App;
+use test_support::api::Api;
+use test_support::fake::start_fake;
+use test_support::gateway::{TestApp, spawn_app_with};
+use test_support::wait;
 
-/// A gateway with a fast watchdog: check every 200 ms, ping after 1 s idle,
-/// 1 s ping deadline; `max_failures` unanswered pings → `keepalive_timeout`;
-/// nothing received for `stall_ms` → `stalled`.
-struct FastApp {
-    api: Api,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    _dir: tempfile::TempDir,
+/// A gateway (and its own fake) with a fast watchdog: check every 200 ms,
+/// ping after 1 s idle, 1 s ping deadline; `max_failures` unanswered pings →
+/// `keepalive_timeout`; nothing received for `stall_ms` → `stalled`.
+async fn spawn_fast(max_failures: u32, stall_ms: u64) -> TestApp {
+    spawn_app_with(start_fake().await, |config| {
+        config.ops.watchdog_interval_ms = 200;
+        config.ops.watchdog_idle_ms = 1_000;
+        config.ops.watchdog_ping_timeout_ms = 1_000;
+        config.ops.watchdog_max_failures = max_failures;
+        config.ops.watchdog_stall_ms = stall_ms;
+    })
+    .await
 }
 
-async fn spawn_fast(fake: &FakeServer, max_failures: u32, stall_ms: u64) -> FastApp {
-    support::init_logging();
-    let dir = tempfile::tempdir().expect("a temporary data directory");
-    let mut config = support::config(fake, dir.path());
-    config.ops.watchdog_interval_ms = 200;
-    config.ops.watchdog_idle_ms = 1_000;
-    config.ops.watchdog_ping_timeout_ms = 1_000;
-    config.ops.watchdog_max_failures = max_failures;
-    config.ops.watchdog_stall_ms = stall_ms;
-    let (app, _) = App::build(&config).await.expect("build the gateway");
-    let api = Api::new(format!("http://{}", app.local_addr()), Some(ADMIN_KEY));
-    let (shutdown, stop) = oneshot::channel::<()>();
-    let task = tokio::spawn(app.run(async move {
-        let _ = stop.await;
-    }));
-    FastApp {
-        api,
-        shutdown: Some(shutdown),
-        task,
-        _dir: dir,
-    }
-}
-
-impl FastApp {
-    async fn stop(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        let _ = tokio::time::timeout(WAIT, self.task).await;
-    }
-}
-
-/// `GET /metrics`, parsed.
+/// `GET /metrics` (without a credential), parsed.
 pub(crate) async fn scrape(api: &Api) -> (String, prometheus_parse::Scrape) {
-    let response = api.without_key_get("/metrics").await;
-    assert_eq!(response.0, StatusCode::OK);
-    let text = response.1;
+    let (status, text) = api.with_key(None).get_text("/metrics").await;
+    assert_eq!(status, StatusCode::OK);
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
         .expect("/metrics is valid Prometheus text format");
     (text, scrape)
@@ -88,40 +61,23 @@ pub(crate) fn counter(
         .sum()
 }
 
-pub(crate) trait RawGet {
-    async fn without_key_get(&self, path: &str) -> (StatusCode, String);
-}
-
-impl RawGet for Api {
-    async fn without_key_get(&self, path: &str) -> (StatusCode, String) {
-        let response = reqwest::get(format!("{}{path}", self.base))
-            .await
-            .expect("the gateway answers");
-        let status = response.status();
-        (status, response.text().await.expect("a text body"))
-    }
-}
-
 /// Ready once restore finished; `/metrics` parses and has the HTTP and
 /// session series, without company ids.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_and_readyz_follows_restore() {
-    let fake: Arc<FakeServer> = support::start_fake().await;
-    let app = spawn_fast(&fake, 2, 600_000).await;
-    // Restore runs in the background: readyz is 503 until it finished, then 200.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let (status, _) = app.api.without_key_get("/readyz").await;
+    let app = spawn_fast(2, 600_000).await;
+    // Restore runs in the background: readyz is 503 until it finished, then
+    // 200. Polled: readiness is only observable on `/readyz` itself.
+    let unauthenticated = app.api.with_key(None);
+    wait::poll("readyz to be 200", Duration::from_millis(10), || async {
+        let (status, _) = unauthenticated.get_text("/readyz").await;
         if status == StatusCode::OK {
-            break;
+            return Some(());
         }
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "ready within the time limit"
-        );
-        tokio::task::yield_now().await;
-    }
+        None
+    })
+    .await;
     app.api.ensure("metrics-co").await;
     let (_, _) = app.api.get("/v1/sessions/metrics-co").await;
     let (text, scrape) = scrape(&app.api).await;
@@ -164,11 +120,9 @@ async fn metrics_parse_and_readyz_follows_restore() {
 /// and `/metrics` shows the transition.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unanswered_keepalives_reconnect_with_keepalive_timeout() {
-    let fake = support::start_fake().await;
-    let app = spawn_fast(&fake, 2, 600_000).await;
-    app.api
-        .link_by_qr(&fake, "watchdog-ka", "15550007001")
-        .await;
+    let app = spawn_fast(2, 600_000).await;
+    let fake = &app.fake;
+    app.api.link_by_qr(fake, "watchdog-ka", "15550007001").await;
     let mut events = app.api.events("watchdog-ka").await;
     fake.set_device_ping_replies("15550007001", false)
         .expect("the device exists");
@@ -218,10 +172,10 @@ async fn unanswered_keepalives_reconnect_with_keepalive_timeout() {
 /// (`max_failures` high), and recovers by itself once the server delivers again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_socket_is_detected_as_stalled() {
-    let fake = support::start_fake().await;
-    let app = spawn_fast(&fake, 100, 3_000).await;
+    let app = spawn_fast(100, 3_000).await;
+    let fake = &app.fake;
     app.api
-        .link_by_qr(&fake, "watchdog-stall", "15550007002")
+        .link_by_qr(fake, "watchdog-stall", "15550007002")
         .await;
     let mut events = app.api.events("watchdog-stall").await;
     fake.set_device_muted("15550007002", true)
@@ -235,18 +189,13 @@ async fn a_silent_socket_is_detected_as_stalled() {
     fake.set_device_muted("15550007002", false)
         .expect("the device exists");
     events.wait_for_state("connected").await;
-    // Answered pings on the healthy connection report a round trip.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    // Answered pings on the healthy connection report a round trip. Polled:
+    // the round trip is a field of the status, and updating it is no
+    // transition (no event carries it).
+    wait::poll("a keepalive RTT", Duration::from_millis(200), || async {
         let status = app.api.status("watchdog-stall").await;
-        if status["keepalive_rtt_ms"].is_u64() {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "a keepalive RTT within the time limit: {status}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+        status["keepalive_rtt_ms"].is_u64().then_some(())
+    })
+    .await;
     app.stop().await;
 }

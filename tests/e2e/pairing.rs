@@ -18,7 +18,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
-use crate::support::{Api, Events, TestApp, WAIT, spawn_app};
+use test_support::WAIT;
+use test_support::api::{Api, Events};
+use test_support::gateway::{TestApp, spawn_app};
 use wagate::domain::CompanyId;
 use wagate::pairing::strings::EN;
 use wagate::pairing::token::Claims;

@@ -4,38 +4,32 @@
 //! sending with idempotency keys.
 //!
 //! Waiting is on the sessions' own status channel, never on fixed sleeps —
-//! except the one place where the point is that nothing happens: after
-//! `replaced`, the test watches a window many times longer than the
-//! configured backoff and asserts no login occurred.
+//! except two places where time itself is what is tested: after `replaced`,
+//! the test watches a window many times longer than the configured backoff
+//! and asserts no login occurred; and a second pair code is asked for after
+//! exactly the `retry_after` the refusal gave.
 
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use fakewa::{FakeServer, StreamErrorKind};
-use wagate::domain::{CompanyId, PhoneNumber};
+use test_support::WAIT;
+use test_support::fake::start_fake;
+use test_support::gateway::{WA_VERSION, company, reopen};
+use test_support::wait::watch_until;
+use wagate::domain::PhoneNumber;
 use wagate::pool::{
     BackoffConfig, PoolError, SessionHandle, SessionPool, SessionState, SessionStatus, StepOutcome,
     WaConfig,
 };
 use wagate::store::Store;
 
-/// Upper bound for anything a test waits for.
-const WAIT: Duration = Duration::from_secs(30);
-
 /// A fake contact (server-held Signal identity).
 const CONTACT: &str = "15550002222";
 
-fn company(id: &str) -> CompanyId {
-    CompanyId::parse(id).expect("valid company id")
-}
-
+/// The test [`test_support::gateway::wa_config`] with fast retries, so that
+/// "no reconnect" windows are meaningful.
 fn wa_config(fake: &FakeServer) -> WaConfig {
     WaConfig {
-        url: Some(fake.ws_url()),
-        version: Some((2, 3000, 1_023_456_789)),
-        push_name: "wagate-pool-e2e".to_owned(),
-        // Fast retries, so that "no reconnect" windows are meaningful.
         backoff: BackoffConfig {
             base: Duration::from_millis(50),
             max: Duration::from_millis(400),
@@ -44,16 +38,8 @@ fn wa_config(fake: &FakeServer) -> WaConfig {
         },
         stop_timeout: Duration::from_secs(5),
         op_timeout: Duration::from_secs(20),
-        ..WaConfig::default()
+        ..test_support::gateway::wa_config(fake)
     }
-}
-
-async fn start_fake() -> Arc<FakeServer> {
-    Arc::new(
-        FakeServer::start(fakewa::Config::default())
-            .await
-            .expect("start the fake WhatsApp server"),
-    )
 }
 
 fn pool_on(store: Store, fake: &FakeServer) -> SessionPool {
@@ -68,13 +54,12 @@ async fn wait_status(
     pred: impl Fn(&SessionStatus) -> bool,
 ) -> SessionStatus {
     let mut rx = handle.watch_status();
-    match tokio::time::timeout(WAIT, rx.wait_for(|s| pred(s))).await {
-        Ok(Ok(status)) => status.clone(),
-        _ => panic!(
+    watch_until(&mut rx, WAIT, pred).await.unwrap_or_else(|| {
+        panic!(
             "timed out waiting for {what}; last status: {:?}",
             handle.status()
-        ),
-    }
+        )
+    })
 }
 
 async fn wait_state(handle: &SessionHandle, state: SessionState) -> SessionStatus {
@@ -293,6 +278,8 @@ async fn a_new_pair_code_replaces_the_outstanding_one_once_per_interval() {
     };
     assert!(retry_after <= interval, "{retry_after:?}");
 
+    // A deliberate sleep: the refusal's `retry_after` is the thing under
+    // test (waiting that long must be enough), and no event marks its end.
     tokio::time::sleep(retry_after).await;
     // whatsapp-rust alone refuses a second code while the first is valid
     // (about 3 minutes); the gateway withdraws the first one instead.
@@ -432,22 +419,6 @@ async fn service_unavailable_reconnects_the_same_device_without_a_qr() {
         went_through_reconnecting,
         "reconnecting with reason stream_error_503: {seen:?}"
     );
-}
-
-/// Opens the sled database in `dir`, waiting for the previous holder (the
-/// stopped gateway's last clients) to release its file lock.
-async fn reopen(dir: &Path) -> Store {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        match Store::open(dir) {
-            Ok(store) => return store,
-            Err(e) if tokio::time::Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("reopening the store: {e}"),
-        }
-    }
 }
 
 #[tokio::test]
@@ -722,7 +693,7 @@ async fn an_unreachable_server_means_reconnecting_with_growing_delays() {
         .unwrap();
     let wa = WaConfig {
         url: Some(format!("ws://{addr}/ws/chat")),
-        version: Some((2, 3000, 1_023_456_789)),
+        version: Some(WA_VERSION),
         backoff: BackoffConfig {
             base: Duration::from_millis(20),
             max: Duration::from_millis(160),

@@ -3,129 +3,23 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use parking_lot::Mutex;
-use reqwest::Method;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::sync::watch;
 
-use wagate::webhook::sign;
+use test_support::fake::start_fake;
+use test_support::gateway::{init_logging, spawn_app};
+use test_support::process::GatewayProcess;
+use test_support::webhook::{Log, Receiver, SECRET};
 
-use crate::ops;
-use crate::support::{self, GatewayProcess, spawn_app};
+use crate::{WAGATE, ops};
 
-/// The receiver's signing key, as given to the gateway.
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const OWN_PHONE: &str = "15550001111";
-const RECEIVE_WAIT: Duration = Duration::from_secs(180);
-
-/// One accepted webhook request.
-#[derive(Clone, Debug)]
-struct Hook {
-    id: String,
-    body: Value,
-}
-
-/// What the receiver saw (cloned out for assertions, so no lock is held
-/// across an await).
-#[derive(Default, Clone)]
-struct Log {
-    accepted: Vec<Hook>,
-    refused: usize,
-    bad_signatures: usize,
-}
-
-/// A webhook receiver on `127.0.0.1:0` that verifies every signature and
-/// answers 500 until `fail_until`.
-#[derive(Clone)]
-struct Receiver {
-    log: Arc<Mutex<Log>>,
-    fail_until: Arc<Mutex<Option<Instant>>>,
-    changed: watch::Sender<()>,
-    url: String,
-}
-
-impl Receiver {
-    async fn start() -> Receiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the receiver");
-        let receiver = Receiver {
-            log: Arc::default(),
-            fail_until: Arc::default(),
-            changed: watch::Sender::new(()),
-            url: format!(
-                "http://{}/hook",
-                listener.local_addr().expect("receiver address")
-            ),
-        };
-        let app = axum::Router::new()
-            .route("/hook", axum::routing::post(receive))
-            .with_state(receiver.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        receiver
-    }
-
-    fn fail_for(&self, duration: Duration) {
-        *self.fail_until.lock() = Some(Instant::now() + duration);
-    }
-
-    /// Waits until the received message events satisfy `pred`.
-    async fn wait_for(&self, what: &str, pred: impl Fn(&Log) -> bool) {
-        let mut rx = self.changed.subscribe();
-        let waited =
-            tokio::time::timeout(RECEIVE_WAIT, rx.wait_for(|_| pred(&self.log.lock()))).await;
-        if waited.is_err() {
-            let log = self.log.lock();
-            panic!(
-                "timed out waiting for {what}: {} accepted ({} distinct), {} refused",
-                log.accepted.len(),
-                distinct_message_ids(&log).len(),
-                log.refused
-            );
-        }
-    }
-}
-
-async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let key = sign::parse_secret(SECRET).expect("a valid secret");
-    let verified = sign::verify_headers(&key, &headers, &body);
-    let valid = verified.is_ok();
-    let id = verified.unwrap_or_else(|id| id);
-    let failing = receiver
-        .fail_until
-        .lock()
-        .is_some_and(|until| Instant::now() < until);
-    let status = {
-        let mut log = receiver.log.lock();
-        if !valid {
-            log.bad_signatures += 1;
-        }
-        if failing {
-            log.refused += 1;
-            StatusCode::INTERNAL_SERVER_ERROR
-        } else {
-            let body: Value = serde_json::from_slice(&body).expect("a JSON body");
-            log.accepted.push(Hook { id, body });
-            StatusCode::NO_CONTENT
-        }
-    };
-    receiver.changed.send_replace(());
-    status
-}
-
-/// Event ids of accepted `message.received` events.
-fn distinct_message_ids(log: &Log) -> HashSet<String> {
-    log.accepted
-        .iter()
-        .filter(|h| h.body["type"] == "message.received")
-        .map(|h| h.id.clone())
-        .collect()
-}
+/// The limit of waits on bulk traffic (hundreds of messages through a debug
+/// build on a busy machine), instead of [`test_support::WAIT`]; the only
+/// longer bound in the suite.
+const BULK_WAIT: Duration = Duration::from_secs(180);
 
 /// Per chat, the message numbers (text `"{n}"`) in first-arrival order.
 fn numbers_per_chat(log: &Log) -> HashMap<String, Vec<usize>> {
@@ -175,28 +69,6 @@ fn assert_one_id_per_message(log: &Log) {
     }
 }
 
-/// Points `company`'s webhook at `url` with the test secret, for every
-/// event type or only `events`.
-async fn set_webhook(api: &support::Api, company: &str, url: &str, events: Option<&[&str]>) {
-    let mut body = json!({"url": url, "secret": SECRET});
-    if let Some(events) = events {
-        body["events"] = json!(events);
-    }
-    let (status, body) = api
-        .call(
-            Method::PUT,
-            &format!("/v1/sessions/{company}/webhook"),
-            Some(body),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["url"], url);
-    assert!(
-        body.get("secret").is_none(),
-        "a given secret is never echoed"
-    );
-}
-
 /// `contacts` fake contacts each send `per_contact` numbered texts, in order.
 async fn send_from_contacts(fake: &Arc<fakewa::FakeServer>, contacts: usize, per_contact: usize) {
     let mut sends = tokio::task::JoinSet::new();
@@ -219,19 +91,19 @@ async fn a_thousand_messages_reach_a_recovering_receiver_once_each_in_order_sign
     let app = spawn_app().await;
     let receiver = Receiver::start().await;
     app.api.link_by_qr(&app.fake, "acme", OWN_PHONE).await;
-    set_webhook(&app.api, "acme", &receiver.url, None).await;
+    receiver.subscribe(&app.api, "acme", None).await;
     receiver.fail_for(Duration::from_secs(3));
 
     let (contacts, per_contact) = (4, 250);
     send_from_contacts(&app.fake, contacts, per_contact).await;
     receiver
-        .wait_for("1000 message events", |log| {
-            distinct_message_ids(log).len() >= contacts * per_contact
+        .wait_for_within("1000 message events", BULK_WAIT, |log| {
+            log.message_ids().len() >= contacts * per_contact
         })
         .await;
 
-    let log = receiver.log.lock().clone();
-    assert_eq!(distinct_message_ids(&log).len(), 1000);
+    let log = receiver.log();
+    assert_eq!(log.message_ids().len(), 1000);
     assert!(
         log.refused > 0,
         "the receiver refused some deliveries first"
@@ -333,9 +205,9 @@ async fn webhook_api_validates_retries_500s_and_replays() {
             "{histogram}: {text}"
         );
     }
-    *receiver.fail_until.lock() = None;
+    receiver.recover();
     receiver
-        .wait_for("the message", |log| distinct_message_ids(log).len() == 1)
+        .wait_for("the message", |log| log.message_ids().len() == 1)
         .await;
     let (text, metrics) = ops::scrape(&app.api).await;
     assert!(
@@ -371,7 +243,7 @@ async fn webhook_api_validates_retries_500s_and_replays() {
         .wait_for("the replay", |log| log.accepted.len() == 2)
         .await;
     {
-        let log = receiver.log.lock().clone();
+        let log = receiver.log();
         assert_eq!(log.accepted[0].id, log.accepted[1].id);
     }
     let (status, body) = app.api.get("/v1/sessions/acme/deliveries").await;
@@ -382,13 +254,13 @@ async fn webhook_api_validates_retries_500s_and_replays() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_killed_mid_traffic_loses_no_message_and_keeps_event_ids() {
-    support::init_logging();
-    let fake = support::start_fake().await;
+    init_logging();
+    let fake = start_fake().await;
     let dir = tempfile::tempdir().expect("a data directory");
     let receiver = Receiver::start().await;
-    let gateway = GatewayProcess::start(&fake, dir.path()).await;
+    let gateway = GatewayProcess::start(WAGATE, &fake, dir.path()).await;
     gateway.api.link_by_qr(&fake, "acme", OWN_PHONE).await;
-    set_webhook(&gateway.api, "acme", &receiver.url, None).await;
+    receiver.subscribe(&gateway.api, "acme", None).await;
 
     let (contacts, per_contact) = (2, 200);
     let sending = {
@@ -396,22 +268,24 @@ async fn a_gateway_killed_mid_traffic_loses_no_message_and_keeps_event_ids() {
         tokio::spawn(async move { send_from_contacts(&fake, contacts, per_contact).await })
     };
     receiver
-        .wait_for("some traffic", |log| distinct_message_ids(log).len() >= 50)
+        .wait_for_within("some traffic", BULK_WAIT, |log| {
+            log.message_ids().len() >= 50
+        })
         .await;
     gateway.kill().await;
     sending
         .await
         .expect("the contacts finish sending (queued while the gateway is down)");
 
-    let _restarted = GatewayProcess::start(&fake, dir.path()).await;
+    let _restarted = GatewayProcess::start(WAGATE, &fake, dir.path()).await;
     receiver
-        .wait_for("every message after the restart", |log| {
-            distinct_message_ids(log).len() >= contacts * per_contact
+        .wait_for_within("every message after the restart", BULK_WAIT, |log| {
+            log.message_ids().len() >= contacts * per_contact
         })
         .await;
-    let log = receiver.log.lock().clone();
+    let log = receiver.log();
     assert_eq!(
-        distinct_message_ids(&log).len(),
+        log.message_ids().len(),
         contacts * per_contact,
         "none missing, no new ids"
     );
@@ -433,7 +307,7 @@ async fn a_gateway_killed_mid_traffic_loses_no_message_and_keeps_event_ids() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_event_stream_carries_inbound_messages() {
     let app = spawn_app().await;
-    let api = app.admin();
+    let api = &app.api;
     api.link_by_qr(&app.fake, "acme", OWN_PHONE).await;
     let mut events = api.events("acme").await;
 
@@ -463,7 +337,9 @@ async fn a_message_whatsapp_redelivers_is_one_event() {
     let app = spawn_app().await;
     let receiver = Receiver::start().await;
     app.api.link_by_qr(&app.fake, "acme", OWN_PHONE).await;
-    set_webhook(&app.api, "acme", &receiver.url, Some(&["message.received"])).await;
+    receiver
+        .subscribe(&app.api, "acme", Some(&["message.received"]))
+        .await;
     let contact = "15550002000";
     let id = app
         .fake
@@ -471,7 +347,7 @@ async fn a_message_whatsapp_redelivers_is_one_event() {
         .await
         .expect("send");
     receiver
-        .wait_for("the message", |log| distinct_message_ids(log).len() == 1)
+        .wait_for("the message", |log| log.message_ids().len() == 1)
         .await;
     // WhatsApp delivers the same message id again, three times (each copy
     // decrypts: the client itself does not deduplicate).
@@ -485,11 +361,9 @@ async fn a_message_whatsapp_redelivers_is_one_event() {
         .await
         .expect("send");
     receiver
-        .wait_for("the later message", |log| {
-            distinct_message_ids(log).len() == 2
-        })
+        .wait_for("the later message", |log| log.message_ids().len() == 2)
         .await;
-    let log = receiver.log.lock().clone();
+    let log = receiver.log();
     let messages: Vec<_> = log
         .accepted
         .iter()
@@ -509,7 +383,9 @@ async fn every_status_change_from_the_first_is_a_webhook_event() {
     let app = spawn_app().await;
     let receiver = Receiver::start().await;
     app.api.ensure("acme").await;
-    set_webhook(&app.api, "acme", &receiver.url, Some(&["session.status"])).await;
+    receiver
+        .subscribe(&app.api, "acme", Some(&["session.status"]))
+        .await;
     let mut events = app.api.events("acme").await;
     let qr = events.next_qr().await;
     app.fake
@@ -524,8 +400,7 @@ async fn every_status_change_from_the_first_is_a_webhook_event() {
         })
         .await;
     let states: Vec<String> = receiver
-        .log
-        .lock()
+        .log()
         .accepted
         .iter()
         .map(|h| {

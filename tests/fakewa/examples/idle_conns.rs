@@ -8,14 +8,13 @@
 //! child's resident set size (VmRSS) before and after. Only the server's
 //! memory is measured; the clients live in the parent.
 
-#[path = "../tests/harness/mod.rs"]
-mod harness;
-
 use std::time::{Duration, Instant};
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use test_support::WAIT;
+use test_support::fake::{self, ClientOptions, TestClient, new_backend};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 
 /// Counts live heap bytes, so the server can report its heap next to RSS
@@ -67,20 +66,20 @@ async fn serve() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn link_one(addr: String) -> anyhow::Result<harness::TestClient> {
+async fn link_one(addr: String) -> anyhow::Result<TestClient> {
     let url = format!("ws://{addr}/ws/chat");
     // FAKEWA_BENCH_PREKEYS: one-time prekeys each client uploads (default 812).
-    let options = harness::ClientOptions {
+    let options = ClientOptions {
         prekey_count: std::env::var("FAKEWA_BENCH_PREKEYS")
             .ok()
             .and_then(|v| v.parse().ok()),
         ..Default::default()
     };
-    let mut client = harness::TestClient::start(&url, harness::new_backend(), options).await;
+    let mut client = TestClient::start(&url, new_backend(), options).await;
     let qr = client.qr().await;
-    let (status, body) = harness::http(&addr, "POST", "/admin/mock-phone/scan-qr", &qr).await?;
+    let (status, body) = fake::http(&addr, "POST", "/admin/mock-phone/scan-qr", &qr).await?;
     anyhow::ensure!(status == 200, "scan-qr returned {status}: {body}");
-    client.connected(Duration::from_secs(60)).await;
+    client.connected(WAIT).await;
     client.clear_events();
     Ok(client)
 }
@@ -114,6 +113,8 @@ async fn main() -> anyhow::Result<()> {
         let line = lines.next_line().await?.unwrap_or_default();
         Ok(line.trim().parse::<u64>()? / 1024)
     };
+    // A measurement settle, kept on purpose: the server is up (it printed its
+    // address), but nothing signals that its start-up allocations are done.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_before = rss_kib(pid);
     let heap_before = heap().await?;
@@ -136,9 +137,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let link_time = started.elapsed();
 
-    // Let start-up traffic finish, then measure the idle state.
+    // Let start-up traffic finish, then measure the idle state (a
+    // measurement settle, kept on purpose: "idle" has no event).
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let (_, body) = harness::http(&addr, "GET", "/admin/connections", "").await?;
+    let (_, body) = fake::http(&addr, "GET", "/admin/connections", "").await?;
     let conns: Vec<serde_json::Value> = serde_json::from_str(&body)?;
     let live: u64 = conns.iter().filter_map(|c| c["connections"].as_u64()).sum();
     let rss_after = rss_kib(pid);

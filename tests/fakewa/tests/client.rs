@@ -1,29 +1,23 @@
 //! End-to-end tests: the real whatsapp-rust client against the fake server.
+//! The client and the fake's start-up are in the test support crate
+//! (`tests/support`, [`test_support::fake`]).
 
-mod harness;
 mod rich;
 
 use std::time::{Duration, Instant};
 
 use fakewa::{Config, FakeServer, HandshakePattern, StreamErrorKind};
-use harness::{ClientOptions, TestClient, new_backend};
+use test_support::WAIT;
+use test_support::fake::{self, ClientOptions, TestClient, new_backend, start_fake as server};
 use whatsapp_rust::NodeBuilder;
 use whatsapp_rust::prelude::*;
-
-const T: Duration = Duration::from_secs(15);
-
-async fn server() -> FakeServer {
-    FakeServer::start(Config::default())
-        .await
-        .expect("fake starts")
-}
 
 /// Starts a fresh client and links it by QR; returns it once Connected.
 async fn paired(srv: &FakeServer) -> (TestClient, fakewa::Linked) {
     let mut c = TestClient::start(&srv.ws_url(), new_backend(), ClientOptions::default()).await;
     let qr = c.qr().await;
     let linked = srv.scan_qr(&qr).await.expect("QR scan links");
-    c.connected(T).await;
+    c.connected(WAIT).await;
     (c, linked)
 }
 
@@ -34,7 +28,7 @@ async fn qr_pairing_reaches_connected_quickly() {
     let qr = c.qr().await;
     let started = Instant::now();
     let linked = srv.scan_qr(&qr).await.expect("QR scan links");
-    c.connected(T).await;
+    c.connected(WAIT).await;
     let elapsed = started.elapsed();
     eprintln!("QR scan to Connected: {elapsed:?}");
     assert!(elapsed < Duration::from_secs(1), "pairing took {elapsed:?}");
@@ -48,28 +42,15 @@ async fn qr_pairing_reaches_connected_quickly() {
     assert_eq!(srv.max_concurrent_connections(&linked.phone), 1);
 }
 
-/// The client sends `text` to contact `to`; returns it once the contact decrypted it.
-async fn send_and_decrypt(
-    srv: &FakeServer,
-    c: &TestClient,
-    to: &str,
-    text: &str,
-) -> fakewa::SentMessage {
-    c.client.send_text(Jid::pn(to), text).await.expect("sent");
-    srv.wait_for_sent_message(|m| m.text == text, T)
-        .await
-        .expect("the contact decrypted it")
-}
-
 /// Contact `from` sends `text` to `to`; returns the sender once the client got it.
 async fn receive(srv: &FakeServer, c: &mut TestClient, from: &str, to: &str, text: &str) -> Jid {
     srv.contact_send_text(from, to, text).await.expect("queued");
-    c.message_text(text, T).await
+    c.message_text(text, WAIT).await
 }
 
 /// Waits for `LoggedOut`; returns its `on_connect` flag.
 async fn logged_out(c: &mut TestClient) -> bool {
-    c.wait_for("LoggedOut", T, |e| match e {
+    c.wait_for("LoggedOut", WAIT, |e| match e {
         Event::LoggedOut(l) => Some(l.on_connect),
         _ => None,
     })
@@ -77,6 +58,10 @@ async fn logged_out(c: &mut TestClient) -> bool {
 }
 
 /// Gives a client that should stay down time to (wrongly) reconnect.
+///
+/// A deliberate fixed wait: the point is that nothing happens (no login, no
+/// connection), and there is no event for "did not reconnect". 2 s is about
+/// twice whatsapp-rust's first reconnect delay (1 s ± 10 %).
 async fn settle() {
     tokio::time::sleep(Duration::from_secs(2)).await;
 }
@@ -90,7 +75,7 @@ async fn stream_error_503_reconnects_with_ik() {
     srv.inject_stream_error(&linked.jid, StreamErrorKind::Code503)
         .await
         .expect("injected");
-    c.connected(T).await;
+    c.connected(WAIT).await;
     assert_eq!(srv.login_count(&linked.phone), 2);
     assert_eq!(srv.handshakes().last(), Some(&HandshakePattern::Ik));
     assert_eq!(srv.connection_count(&linked.phone), 1);
@@ -102,11 +87,11 @@ async fn restarted_client_logs_in_with_stored_credentials() {
     let srv = server().await;
     let (c, linked) = paired(&srv).await;
     let backend = c.stop().await;
-    srv.wait_for_connection_count(&linked.phone, 0, T)
+    srv.wait_for_connection_count(&linked.phone, 0, WAIT)
         .await
         .expect("old connection closed");
     let mut c = TestClient::start(&srv.ws_url(), backend, ClientOptions::default()).await;
-    c.connected(T).await;
+    c.connected(WAIT).await;
     assert_eq!(
         c.count(|e| matches!(e, Event::PairingQrCode(_))),
         0,
@@ -124,7 +109,7 @@ async fn replaced_stops_the_client_without_reconnecting() {
     srv.inject_stream_error(&linked.phone, StreamErrorKind::Replaced)
         .await
         .expect("injected");
-    c.wait_for("StreamReplaced", T, |e| {
+    c.wait_for("StreamReplaced", WAIT, |e| {
         matches!(e, Event::StreamReplaced(_)).then_some(())
     })
     .await;
@@ -178,7 +163,7 @@ async fn logout_unlinks_and_the_next_login_fails_with_401() {
     let (mut c, linked) = paired(&srv).await;
     c.client.logout().await;
     logged_out(&mut c).await;
-    srv.wait_for_connection_count(&linked.phone, 0, T)
+    srv.wait_for_connection_count(&linked.phone, 0, WAIT)
         .await
         .expect("connection closed after logout");
     assert!(srv.is_removed(&linked.jid));
@@ -196,7 +181,7 @@ async fn stream_error_515_reconnects_at_once() {
     srv.inject_stream_error(&linked.jid, StreamErrorKind::Code515)
         .await
         .expect("injected");
-    c.connected(T).await;
+    c.connected(WAIT).await;
     assert_eq!(srv.login_count(&linked.phone), 2);
     assert_eq!(srv.max_concurrent_connections(&linked.phone), 1);
 }
@@ -227,14 +212,15 @@ async fn sent_text_is_decrypted_by_the_contact() {
         .await
         .expect("sent");
     let got = srv
-        .wait_for_sent_message(|m| m.text == "hello bob from client", T)
+        .wait_for_sent_message(|m| m.text == "hello bob from client", WAIT)
         .await
         .expect("contact decrypted it");
     assert_eq!(got.from, linked.phone);
     assert_eq!(got.to, "15550002222");
     assert_eq!(got.id, sent.message_id.to_string());
     // A second message rides the established session.
-    send_and_decrypt(&srv, &c, "15550002222", "second").await;
+    c.send_and_decrypt(&srv, "15550002222", "second", WAIT)
+        .await;
 }
 
 #[tokio::test]
@@ -245,11 +231,13 @@ async fn inbound_pkmsg_and_msg_reach_the_client() {
     assert_eq!(sender.user.as_str(), "15550003333");
     // Until the client answers, the contact keeps sending prekey messages
     // (Signal semantics); after a reply it switches to plain `msg`.
-    send_and_decrypt(&srv, &c, "15550003333", "hi carol").await;
+    c.send_and_decrypt(&srv, "15550003333", "hi carol", WAIT)
+        .await;
     receive(&srv, &mut c, "15550003333", &linked.phone, "carol again").await;
     assert_eq!(enc_types_from(&srv, "15550003333"), ["pkmsg", "msg"]);
     // The contact also answers on a session the client started.
-    send_and_decrypt(&srv, &c, "15550004444", "hello dave").await;
+    c.send_and_decrypt(&srv, "15550004444", "hello dave", WAIT)
+        .await;
     receive(&srv, &mut c, "15550004444", &linked.jid, "dave replies").await;
     assert_eq!(enc_types_from(&srv, "15550004444"), ["msg"]);
 }
@@ -265,7 +253,7 @@ async fn each_contact_gets_its_own_one_time_prekey() {
             .expect("queued");
     }
     for i in 0..contacts.len() {
-        c.message_text(&format!("otk test {i}"), T).await;
+        c.message_text(&format!("otk test {i}"), WAIT).await;
     }
     assert_eq!(
         c.count(|e| matches!(e, Event::UndecryptableMessage(_))),
@@ -279,14 +267,14 @@ async fn messages_to_an_offline_device_arrive_at_its_next_login() {
     let srv = server().await;
     let (c, linked) = paired(&srv).await;
     let backend = c.stop().await;
-    srv.wait_for_connection_count(&linked.phone, 0, T)
+    srv.wait_for_connection_count(&linked.phone, 0, WAIT)
         .await
         .expect("offline");
     srv.contact_send_text("15550006666", &linked.phone, "while you were away")
         .await
         .expect("queued for the offline device");
     let mut c = TestClient::start(&srv.ws_url(), backend, ClientOptions::default()).await;
-    c.message_text("while you were away", T).await;
+    c.message_text("while you were away", WAIT).await;
     // The client's receipt empties the queue: the next login gets nothing again.
     srv.wait_for_stanza(
         |s| {
@@ -296,13 +284,13 @@ async fn messages_to_an_offline_device_arrive_at_its_next_login() {
                     .get("to")
                     .is_some_and(|v| v.as_str().starts_with("15550006666"))
         },
-        T,
+        WAIT,
     )
     .await
     .expect("delivery receipt");
     let backend = c.stop().await;
     let mut c = TestClient::start(&srv.ws_url(), backend, ClientOptions::default()).await;
-    c.connected(T).await;
+    c.connected(WAIT).await;
     assert_eq!(c.count(|e| matches!(e, Event::Messages(_))), 0);
 }
 
@@ -325,7 +313,7 @@ async fn pair_code_links_the_named_number() {
     };
     let mut c = TestClient::start(&srv.ws_url(), new_backend(), options).await;
     let code = c
-        .wait_for("PairingCode", T, |e| match e {
+        .wait_for("PairingCode", WAIT, |e| match e {
             Event::PairingCode(p) => Some(p.code.clone()),
             _ => None,
         })
@@ -336,7 +324,7 @@ async fn pair_code_links_the_named_number() {
         .await
         .expect("pair code links");
     assert_eq!(linked.phone, "15550007777");
-    c.connected(T).await;
+    c.connected(WAIT).await;
     assert_eq!(
         c.client.pn().map(|j| j.user.to_string()),
         Some("15550007777".into())
@@ -356,7 +344,7 @@ async fn a_wrong_pair_code_does_not_link() {
         ..ClientOptions::default()
     };
     let mut c = TestClient::start(&srv.ws_url(), new_backend(), options).await;
-    c.wait_for("PairingCode", T, |e| {
+    c.wait_for("PairingCode", WAIT, |e| {
         matches!(e, Event::PairingCode(_)).then_some(())
     })
     .await;
@@ -388,7 +376,7 @@ async fn many_accounts_link_and_message_independently() {
         .expect("queued");
     }
     for (c, linked) in &mut clients {
-        c.message_text(&format!("hi {}", linked.phone), T).await;
+        c.message_text(&format!("hi {}", linked.phone), WAIT).await;
         let texts = c.count(|e| match e {
             Event::Messages(b) => b.messages.iter().any(|m| m.message.conversation.is_some()),
             _ => false,
@@ -404,14 +392,14 @@ async fn many_accounts_link_and_message_independently() {
         .await
         .expect("sent");
     let got = srv
-        .wait_for_sent_message(|m| m.text == "account to account", T)
+        .wait_for_sent_message(|m| m.text == "account to account", WAIT)
         .await
         .expect("recorded");
     assert_eq!(
         (got.from.as_str(), got.to.as_str()),
         (a_linked.phone.as_str(), b_linked.phone.as_str())
     );
-    b.message_text("account to account", T).await;
+    b.message_text("account to account", WAIT).await;
     for (_, linked) in &clients {
         assert_eq!(srv.max_concurrent_connections(&linked.phone), 1);
     }
@@ -426,7 +414,7 @@ async fn scan_as_links_a_chosen_number() {
     let linked = srv.scan_qr_as("15550001111", &qr).await.expect("linked");
     assert_eq!(linked.phone, "15550001111");
     assert!(linked.jid.starts_with("15550001111:"));
-    c.connected(T).await;
+    c.connected(WAIT).await;
     assert!(
         srv.scan_qr(&qr).await.is_err(),
         "a used QR cannot link twice"
@@ -453,7 +441,7 @@ async fn expect_closed_after(srv: &FakeServer, bytes: Vec<u8>) {
     ws.send(tokio_websockets::Message::binary(bytes))
         .await
         .expect("sent");
-    let closed = tokio::time::timeout(T, async {
+    let closed = tokio::time::timeout(WAIT, async {
         loop {
             match ws.next().await {
                 None | Some(Err(_)) => return,
@@ -489,17 +477,17 @@ async fn a_misbehaving_client_is_closed_and_the_others_keep_working() {
         .send_node(NodeBuilder::new("bogus").build())
         .await
         .expect("sent");
-    bad.wait_for("Disconnected", T, |e| {
+    bad.wait_for("Disconnected", WAIT, |e| {
         matches!(e, Event::Disconnected(_)).then_some(())
     })
     .await;
-    bad.connected(T).await;
+    bad.connected(WAIT).await;
     bad.clear_events();
     bad.client
         .send_raw_bytes(vec![0x00, 0xf8, 0xff, 0xff, 0xff])
         .await
         .expect("sent");
-    bad.wait_for("Disconnected", T, |e| {
+    bad.wait_for("Disconnected", WAIT, |e| {
         matches!(e, Event::Disconnected(_)).then_some(())
     })
     .await;
@@ -508,12 +496,13 @@ async fn a_misbehaving_client_is_closed_and_the_others_keep_working() {
     // The well-behaved client never noticed.
     assert_eq!(srv.login_count(&good_linked.phone), 1);
     assert_eq!(srv.connection_count(&good_linked.phone), 1);
-    send_and_decrypt(&srv, &good, "15550009999", "still here").await;
+    good.send_and_decrypt(&srv, "15550009999", "still here", WAIT)
+        .await;
 }
 
 /// An admin API request to `srv`: `(status, body)`.
 async fn http(srv: &FakeServer, method: &str, path: &str, body: &str) -> (u16, String) {
-    harness::http(&srv.addr().to_string(), method, path, body)
+    fake::http(&srv.addr().to_string(), method, path, body)
         .await
         .expect("admin API answers")
 }
@@ -530,7 +519,7 @@ async fn admin_http_api_drives_the_fake() {
     let (status, body) = http(&srv, "POST", "/admin/mock-phone/scan-qr", &qr).await;
     assert_eq!(status, 200, "{body}");
     let linked: fakewa::Linked = serde_json::from_str(&body).expect("Linked JSON");
-    c.connected(T).await;
+    c.connected(WAIT).await;
 
     let (status, body) = http(&srv, "GET", "/admin/connections", "").await;
     assert_eq!(status, 200);
@@ -548,14 +537,14 @@ async fn admin_http_api_drives_the_fake() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    c.message_text("via admin", T).await;
+    c.message_text("via admin", WAIT).await;
     let id = serde_json::from_str::<serde_json::Value>(&body).expect("json")["id"]
         .as_str()
         .expect("a message id")
         .to_string();
     let (status, _) = http(&srv, "POST", &format!("/admin/messages/{id}/redeliver"), "").await;
     assert_eq!(status, 204);
-    wait_for_copies(&c, &id, 2).await;
+    wait_for_copies(&mut c, &id, 2).await;
     let (status, _) = http(&srv, "POST", "/admin/messages/nope/redeliver", "").await;
     assert_eq!(status, 400);
     let mute = format!("/admin/devices/{}/mute", linked.jid);
@@ -564,7 +553,8 @@ async fn admin_http_api_drives_the_fake() {
     let (status, _) = http(&srv, "POST", &mute, r#"{"muted":false}"#).await;
     assert_eq!(status, 204);
 
-    send_and_decrypt(&srv, &c, "15550002222", "to the admin log").await;
+    c.send_and_decrypt(&srv, "15550002222", "to the admin log", WAIT)
+        .await;
     let (_, body) = http(&srv, "GET", "/admin/messages", "").await;
     let messages: Vec<fakewa::SentMessage> = serde_json::from_str(&body).expect("json");
     assert!(
@@ -579,7 +569,7 @@ async fn admin_http_api_drives_the_fake() {
     assert!(body.contains("invalid_input"));
     let (status, _) = http(&srv, "POST", &path, r#"{"kind":"replaced"}"#).await;
     assert_eq!(status, 204);
-    c.wait_for("StreamReplaced", T, |e| {
+    c.wait_for("StreamReplaced", WAIT, |e| {
         matches!(e, Event::StreamReplaced(_)).then_some(())
     })
     .await;
@@ -608,13 +598,13 @@ async fn the_binary_serves_the_admin_api() {
         .expect("fakewa starts");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(T, lines.next_line())
+    let line = tokio::time::timeout(WAIT, lines.next_line())
         .await
         .expect("prints its address")
         .expect("reads")
         .expect("a line");
     let addr = line.rsplit(' ').next().expect("address").to_string();
-    let (status, body) = harness::http(&addr, "GET", "/admin/connections", "")
+    let (status, body) = fake::http(&addr, "GET", "/admin/connections", "")
         .await
         .expect("admin API answers");
     assert_eq!((status, body.as_str()), (200, "[]"));
@@ -689,7 +679,7 @@ async fn keepalives_and_unknown_iqs_are_answered() {
     let srv = server().await;
     let (c, linked) = paired(&srv).await;
     c.client.send_node(iq("ka-1", "w:p")).await.expect("sent");
-    let reply = reply_to(&srv, "ka-1", T).await.expect("ping answered");
+    let reply = reply_to(&srv, "ka-1", WAIT).await.expect("ping answered");
     assert_eq!(
         reply.attrs.get("type").map(|v| v.as_str().into_owned()),
         Some("result".into())
@@ -699,7 +689,7 @@ async fn keepalives_and_unknown_iqs_are_answered() {
         .send_node(iq("odd-1", "w:no-such-namespace"))
         .await
         .expect("sent");
-    let reply = reply_to(&srv, "odd-1", T)
+    let reply = reply_to(&srv, "odd-1", WAIT)
         .await
         .expect("unknown IQ answered");
     let code = reply
@@ -720,7 +710,7 @@ async fn keepalives_and_unknown_iqs_are_answered() {
     srv.set_device_ping_replies(&linked.phone, true)
         .expect("known device");
     c.client.send_node(iq("ka-3", "w:p")).await.expect("sent");
-    assert!(reply_to(&srv, "ka-3", T).await.is_some());
+    assert!(reply_to(&srv, "ka-3", WAIT).await.is_some());
 }
 
 #[tokio::test]
@@ -740,11 +730,11 @@ async fn a_retry_receipt_makes_the_contact_resend_on_a_new_session() {
                     .is_some_and(|v| v.as_str() == "retry")
                 && s.node.attrs.get("id").is_some_and(|v| v.as_str() == id)
         },
-        T,
+        WAIT,
     )
     .await
     .expect("the client asks for a retry");
-    c.message_text("second try", T).await;
+    c.message_text("second try", WAIT).await;
     assert_eq!(enc_types_from(&srv, "15550004321"), ["msg", "pkmsg"]);
 }
 
@@ -752,18 +742,20 @@ async fn a_retry_receipt_makes_the_contact_resend_on_a_new_session() {
 async fn contacts_acknowledge_delivery_and_reading() {
     let srv = server().await;
     let (mut c, linked) = paired(&srv).await;
-    let sent = send_and_decrypt(&srv, &c, "15550002222", "read me").await;
+    let sent = c
+        .send_and_decrypt(&srv, "15550002222", "read me", WAIT)
+        .await;
     let receipt_type = |e: &Event| match e {
         Event::Receipt(r) if r.message_ids.iter().any(|id| id.as_str() == sent.id) => {
             Some(format!("{:?}", r.r#type))
         }
         _ => None,
     };
-    let first = c.wait_for("a delivery receipt", T, receipt_type).await;
+    let first = c.wait_for("a delivery receipt", WAIT, receipt_type).await;
     assert_eq!(first, "Delivered");
     srv.contact_read("15550002222", &linked.phone, &sent.id)
         .expect("sent");
-    c.wait_for("a read receipt", T, |e| {
+    c.wait_for("a read receipt", WAIT, |e| {
         receipt_type(e).filter(|t| t == "Read")
     })
     .await;
@@ -777,23 +769,20 @@ async fn a_redelivered_message_arrives_again_with_the_same_id() {
         .contact_send_text("15550004545", &linked.phone, "say it twice")
         .await
         .expect("queued");
-    c.message_text("say it twice", T).await;
+    c.message_text("say it twice", WAIT).await;
     srv.redeliver(&id).await.expect("a known message id");
-    wait_for_copies(&c, &id, 2).await;
+    wait_for_copies(&mut c, &id, 2).await;
     assert!(srv.redeliver("no-such-id").await.is_err());
 }
 
 /// Waits until the client has received `n` copies of message `id`.
-async fn wait_for_copies(c: &TestClient, id: &str, n: usize) {
+async fn wait_for_copies(c: &mut TestClient, id: &str, n: usize) {
     let has_copy = |e: &Event| match e {
         Event::Messages(batch) => batch.messages.iter().any(|m| m.info.id == id),
         _ => false,
     };
-    let deadline = Instant::now() + T;
-    while c.count(has_copy) < n {
-        assert!(Instant::now() < deadline, "{n} copies never arrived");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    c.wait_for_count("copies of the message", WAIT, n, has_copy)
+        .await;
 }
 
 #[tokio::test]
@@ -817,5 +806,5 @@ async fn a_muted_device_keeps_its_socket_but_receives_nothing() {
     srv.set_device_muted(&linked.phone, false)
         .expect("known device");
     c.client.send_node(iq("mute-2", "w:p")).await.expect("sent");
-    assert!(reply_to(&srv, "mute-2", T).await.is_some());
+    assert!(reply_to(&srv, "mute-2", WAIT).await.is_some());
 }

@@ -13,7 +13,7 @@ use whatsapp_rust::wacore::types::presence::ReceiptType;
 use whatsapp_rust::waproto::buffa::MessageField;
 use whatsapp_rust::waproto::whatsapp as wa;
 
-use crate::harness::{ClientOptions, TestClient, new_backend};
+use test_support::fake::{ClientOptions, TestClient, new_backend};
 
 const T: Duration = Duration::from_secs(15);
 const BOB: &str = "15550002222";
@@ -660,7 +660,7 @@ async fn admin_routes_for_rich_messaging() {
     let http = |method: &'static str, path: String, body: String| {
         let addr = addr.clone();
         async move {
-            crate::harness::http(&addr, method, &path, &body)
+            test_support::fake::http(&addr, method, &path, &body)
                 .await
                 .expect("admin HTTP")
         }

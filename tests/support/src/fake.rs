@@ -1,16 +1,19 @@
-//! Test harness: a real, unmodified whatsapp-rust client (`Bot`) pointed at
-//! the fake server, with every event recorded so tests can wait on them.
+//! The fake WhatsApp server ([`start_fake`]), what tests read from it
+//! ([`pairing_connections`], its admin API over [`http`]), and a real,
+//! unmodified whatsapp-rust client ([`TestClient`]) pointed at it, with every
+//! event recorded so tests can wait on them.
 //!
 //! Client setup follows protocol spec §0: `with_version` (no sw.js fetch), a
 //! stub HTTP client that always errors (nothing leaves the box), a push name
-//! (no 10 s bootstrap wait on reconnects), and an `InMemoryBackend` whose
-//! `Arc` can be reused to simulate a process restart with stored credentials.
-
-#![allow(dead_code)]
+//! (no 10 s bootstrap wait on reconnects), and a credential store whose `Arc`
+//! can be reused to simulate a process restart with stored credentials (an
+//! `InMemoryBackend` from [`new_backend`], or a company's keyspace of
+//! wagate's sled store).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use fakewa::FakeServer;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use whatsapp_rust::pair_code::PairCodeOptions;
@@ -19,6 +22,34 @@ use whatsapp_rust::store::traits::Backend;
 use whatsapp_rust::transport::TokioWebSocketTransportFactory;
 use whatsapp_rust::wacore::net::{HttpClient, HttpRequest, HttpResponse};
 use whatsapp_rust::wacore::store::InMemoryBackend;
+
+use crate::wait::WAIT;
+
+/// Starts a fake WhatsApp server with its default configuration.
+pub async fn start_fake() -> Arc<FakeServer> {
+    Arc::new(
+        FakeServer::start(fakewa::Config::default())
+            .await
+            .expect("start the fake WhatsApp server"),
+    )
+}
+
+/// Distinct connections on which the fake offered pairing (a `pair-device`
+/// IQ): each is one socket a client opened without credentials.
+pub fn pairing_connections(fake: &FakeServer) -> usize {
+    let mut conns: Vec<u64> = fake
+        .stanzas()
+        .iter()
+        .filter(|s| {
+            s.direction == fakewa::Direction::ToClient
+                && s.node.get_optional_child("pair-device").is_some()
+        })
+        .map(|s| s.conn)
+        .collect();
+    conns.sort_unstable();
+    conns.dedup();
+    conns.len()
+}
 
 /// Fails every HTTP request: tests never reach the internet.
 struct NoHttp;
@@ -141,8 +172,11 @@ pub struct ClientOptions {
 
 /// A running client plus its recorded events.
 pub struct TestClient {
+    /// The running bot (`None` once stopped).
     pub handle: Option<BotHandle>,
+    /// The whatsapp-rust client, to send with.
     pub client: Arc<Client>,
+    /// Its credential store, to start it again after [`TestClient::stop`].
     pub backend: Arc<dyn Backend>,
     events: Arc<Mutex<Vec<Arc<Event>>>>,
     changed: watch::Receiver<u64>,
@@ -218,6 +252,31 @@ impl TestClient {
         }
     }
 
+    /// Waits until `n` recorded events match `pred` (events before the call
+    /// count too).
+    pub async fn wait_for_count(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        n: usize,
+        pred: impl Fn(&Event) -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            self.changed.borrow_and_update();
+            if self.count(&pred) >= n {
+                return;
+            }
+            match tokio::time::timeout_at(deadline, self.changed.changed()).await {
+                Ok(Ok(())) => {}
+                _ => panic!(
+                    "timed out after {timeout:?} waiting for {n} × {what}; got {}",
+                    self.count(&pred)
+                ),
+            }
+        }
+    }
+
     /// Number of recorded events matching `pred`.
     pub fn count(&self, pred: impl Fn(&Event) -> bool) -> usize {
         self.events.lock().iter().filter(|e| pred(e)).count()
@@ -239,7 +298,7 @@ impl TestClient {
 
     /// The first QR string the client displayed.
     pub async fn qr(&mut self) -> String {
-        self.wait_for("a QR code", Duration::from_secs(10), |e| match e {
+        self.wait_for("a QR code", WAIT, |e| match e {
             Event::PairingQrCode(q) => Some(q.code.clone()),
             _ => None,
         })
@@ -266,10 +325,28 @@ impl TestClient {
         .await
     }
 
+    /// Sends `text` to the fake contact `to`; returns the message once the
+    /// contact decrypted it.
+    pub async fn send_and_decrypt(
+        &self,
+        srv: &FakeServer,
+        to: &str,
+        text: &str,
+        timeout: Duration,
+    ) -> fakewa::SentMessage {
+        self.client
+            .send_text(Jid::pn(to), text)
+            .await
+            .expect("sent");
+        srv.wait_for_sent_message(|m| m.text == text, timeout)
+            .await
+            .expect("the contact decrypted it")
+    }
+
     /// Stops the client without logging out (credentials stay in the backend).
     pub async fn stop(mut self) -> Arc<dyn Backend> {
         if let Some(handle) = self.handle.take() {
-            tokio::time::timeout(Duration::from_secs(10), handle.shutdown())
+            tokio::time::timeout(WAIT, handle.shutdown())
                 .await
                 .expect("client shuts down");
         }
