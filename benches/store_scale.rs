@@ -66,9 +66,8 @@ fn dir_size(path: &Path) -> u64 {
     let mut total = 0;
     if let Ok(entries) = std::fs::read_dir(path) {
         for entry in entries.flatten() {
-            let meta = match entry.metadata() {
-                Ok(meta) => meta,
-                Err(_) => continue,
+            let Ok(meta) = entry.metadata() else {
+                continue;
             };
             total += if meta.is_dir() {
                 dir_size(&entry.path())
@@ -86,10 +85,10 @@ fn company(i: usize) -> CompanyId {
 
 /// Writes what a fresh pairing leaves behind, through the Backend trait.
 async fn pair(backend: &dyn Backend, i: usize, rng: &mut XorShift) {
-    let phone = format!("1555{:07}", i);
+    let phone = format!("1555{i:07}");
     let mut device = Device::new();
     device.pn = Some(format!("{phone}:7@s.whatsapp.net").parse().expect("jid"));
-    device.lid = Some(format!("1000000{:08}:7@lid", i).parse().expect("jid"));
+    device.lid = Some(format!("1000000{i:08}:7@lid").parse().expect("jid"));
     device.push_name = format!("Company {i}");
     device.next_pre_key_id = PREKEYS + 1;
     backend.save(&device).await.expect("save device");
@@ -145,7 +144,7 @@ async fn pair(backend: &dyn Backend, i: usize, rng: &mut XorShift) {
     }
     backend
         .put_lid_mapping(&LidPnMappingEntry {
-            lid: format!("1000000{:08}", i),
+            lid: format!("1000000{i:08}"),
             phone_number: phone.clone(),
             created_at: 1_700_000_000,
             updated_at: 1_700_000_000,

@@ -129,10 +129,12 @@ impl App {
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
+    /// The store the gateway runs on.
     pub fn store(&self) -> &Store {
         &self.store
     }
 
+    /// The session pool (one actor per company).
     pub fn pool(&self) -> &SessionPool {
         &self.pool
     }
@@ -198,27 +200,23 @@ impl App {
         };
         lifecycle.begin_stopping();
         restore.abort();
-        let outcome = match served {
-            Some(served) => served
+        let outcome = if let Some(served) = served {
+            served
                 .context("the HTTP server task failed")?
-                .context("the HTTP server failed"),
-            None => {
-                tracing::info!(
-                    timeout_s = shutdown_timeout.as_secs(),
-                    "shutting down: draining HTTP"
-                );
-                match tokio::time::timeout(shutdown_timeout, &mut server).await {
-                    Ok(served) => served
-                        .context("the HTTP server task failed")?
-                        .context("the HTTP server failed"),
-                    Err(_) => {
-                        tracing::warn!(
-                            "HTTP requests still open after the shutdown timeout; closing them"
-                        );
-                        server.abort();
-                        Ok(())
-                    }
-                }
+                .context("the HTTP server failed")
+        } else {
+            tracing::info!(
+                timeout_s = shutdown_timeout.as_secs(),
+                "shutting down: draining HTTP"
+            );
+            if let Ok(served) = tokio::time::timeout(shutdown_timeout, &mut server).await {
+                served
+                    .context("the HTTP server task failed")?
+                    .context("the HTTP server failed")
+            } else {
+                tracing::warn!("HTTP requests still open after the shutdown timeout; closing them");
+                server.abort();
+                Ok(())
             }
         };
 

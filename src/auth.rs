@@ -51,12 +51,15 @@ const ADMIN_KEY_PREFIX: &str = "wga_";
 #[derive(Debug, thiserror::Error)]
 pub enum AuthSetupError {
     #[error("reading or writing the stored admin key failed")]
+    /// Reading or writing the stored hash failed.
     Store(#[from] StoreError),
     #[error(
         "the stored admin key hash is damaged ({0} bytes instead of 32); remove the setting or pass --admin-key"
     )]
+    /// The stored hash has the wrong length (its length in bytes).
     CorruptAdminKey(usize),
     #[error("the system random number generator failed: {0}")]
+    /// The operating system could not provide random bytes.
     Random(String),
 }
 
@@ -96,6 +99,7 @@ impl std::fmt::Debug for AdminKey {
 }
 
 impl AdminKey {
+    /// The key `key` (only its SHA-256 is kept).
     pub fn from_plaintext(key: &str) -> Self {
         Self {
             hash: hash_token(key),
@@ -182,12 +186,14 @@ pub struct Authenticator {
 /// Who a request acts as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
+    /// The admin key: may act on every company.
     Admin,
     /// A company token, valid for this company only.
     Company(CompanyId),
 }
 
 impl Authenticator {
+    /// Checks requests against `admin`, and company tokens against `store` (classified with `tokens`).
     pub fn new(admin: AdminKey, store: Store, tokens: TokenIndex) -> Self {
         Self {
             admin,
@@ -196,6 +202,7 @@ impl Authenticator {
         }
     }
 
+    /// The token index, to record issued tokens and forget deleted companies.
     pub fn tokens(&self) -> &TokenIndex {
         &self.tokens
     }

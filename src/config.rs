@@ -166,6 +166,7 @@ impl Config {
         }
     }
 
+    /// The time allowed for each shutdown stage.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout)
     }

@@ -17,7 +17,9 @@ pub fn now_ms() -> i64 {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct InvalidInput {
+    /// Stable snake_case code clients match on, e.g. `invalid_phone`.
     pub code: &'static str,
+    /// Human-readable explanation.
     pub message: String,
 }
 
@@ -37,8 +39,10 @@ impl InvalidInput {
 pub struct CompanyId(String);
 
 impl CompanyId {
+    /// Longest company id, in bytes (it also fits the one-byte key prefix).
     pub const MAX_LEN: usize = 64;
 
+    /// Parses and validates `raw` (400 with this type's code when it is not one).
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
         let valid_char =
             |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
@@ -57,6 +61,7 @@ impl CompanyId {
         Ok(Self(raw.to_owned()))
     }
 
+    /// The value as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -82,6 +87,7 @@ impl fmt::Debug for CompanyId {
 pub struct PhoneNumber(String);
 
 impl PhoneNumber {
+    /// Parses and validates `raw` (400 with this type's code when it is not one).
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
         let raw = raw.trim();
         let user = match raw.split_once('@') {
@@ -149,6 +155,7 @@ impl MessageText {
     /// WhatsApp's own limit for one text message.
     pub const MAX_CHARS: usize = 65_536;
 
+    /// Parses and validates `raw` (400 with this type's code when it is not one).
     pub fn parse(raw: impl Into<String>) -> Result<Self, InvalidInput> {
         let raw = raw.into();
         if raw.trim().is_empty() {
@@ -171,10 +178,12 @@ impl MessageText {
         Ok(Self(raw))
     }
 
+    /// The value as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
+    /// The value as an owned string.
     pub fn into_string(self) -> String {
         self.0
     }
@@ -194,8 +203,10 @@ impl fmt::Debug for MessageText {
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
+    /// Longest accepted value, in bytes.
     pub const MAX_LEN: usize = 255;
 
+    /// Parses and validates `raw` (400 with this type's code when it is not one).
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
         if raw.is_empty() || raw.len() > Self::MAX_LEN || !raw.bytes().all(|b| b.is_ascii_graphic())
         {
@@ -210,10 +221,12 @@ impl IdempotencyKey {
         Ok(Self(raw.to_owned()))
     }
 
+    /// The value as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
+    /// The value as an owned string.
     pub fn into_string(self) -> String {
         self.0
     }

@@ -15,6 +15,8 @@
 //! - [`wa`]: everything that touches whatsapp-rust (the sled storage `Backend`, client building).
 //! - [`webhook`]: inbound events: the durable outbox (via whatsapp-rust's inbound durability hook), signing, and the webhook dispatcher.
 
+#![warn(missing_docs)]
+
 pub mod app;
 pub mod auth;
 pub mod config;

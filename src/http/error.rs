@@ -45,14 +45,20 @@ pub enum ApiError {
     /// 400 `invalid_path`: a request axum could not even parse.
     #[error("{message}")]
     Malformed {
+        /// The HTTP status to answer with.
         status: StatusCode,
+        /// The stable error code.
         code: &'static str,
+        /// What was wrong, for humans.
         message: String,
     },
 
     /// 413 `payload_too_large`: the body is over the limit.
     #[error("the request body is too large (limit {limit} bytes)")]
-    PayloadTooLarge { limit: usize },
+    PayloadTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
 
     /// 401 `missing_credentials`: no `Authorization: Bearer …` header.
     #[error("an `Authorization: Bearer <key>` header is required")]
@@ -82,7 +88,10 @@ pub enum ApiError {
     /// 409 `no_qr`: the session shows no QR code in its current state
     /// (returned in the envelope's `state` field).
     #[error("the session has no QR code to show in state `{state}`")]
-    NoQr { state: String },
+    NoQr {
+        /// The session's state.
+        state: String,
+    },
 
     /// 503 `not_ready`: the gateway is still restoring sessions.
     #[error("the gateway is starting; sessions are still being restored")]
@@ -101,6 +110,7 @@ pub enum ApiError {
 /// The JSON envelope of every error response.
 #[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct ErrorBody {
+    /// The error.
     pub error: ErrorDetail,
 }
 
@@ -123,6 +133,7 @@ impl ApiError {
         Self::Internal(err.into())
     }
 
+    /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::InvalidInput(_) => StatusCode::BAD_REQUEST,
@@ -139,6 +150,7 @@ impl ApiError {
         }
     }
 
+    /// The stable snake_case code of this error.
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidInput(err) => err.code,

@@ -47,8 +47,11 @@ pub const MAX_BODY_BYTES: usize = 512 * 1024;
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
+    /// The session pool every route acts on.
     pub pool: SessionPool,
+    /// Checks the admin key and company tokens.
     pub auth: Arc<Authenticator>,
+    /// Readiness and shutdown signals.
     pub lifecycle: Lifecycle,
     /// Signs and checks pairing links (`pair`).
     pub pairing: Arc<crate::pairing::PairingLinks>,
@@ -77,6 +80,7 @@ impl Lifecycle {
         self.ready.store(true, Ordering::Release);
     }
 
+    /// Whether stored sessions are restored and the webhook dispatcher runs.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }

@@ -84,10 +84,20 @@ pub enum PairingError {
     Random(String),
     /// The default lifetime is longer than the maximum.
     #[error("--pairing-link-ttl ({ttl_s} s) must not exceed --pairing-link-max-ttl ({max_s} s)")]
-    TtlAboveMax { ttl_s: u64, max_s: u64 },
+    TtlAboveMax {
+        /// The requested lifetime, seconds.
+        ttl_s: u64,
+        /// The longest allowed, seconds.
+        max_s: u64,
+    },
     /// A request asked for a lifetime outside the allowed range.
     #[error("ttl_seconds must be between {min_s} and {max_s}")]
-    TtlOutOfRange { min_s: u64, max_s: u64 },
+    TtlOutOfRange {
+        /// The shortest allowed, seconds.
+        min_s: u64,
+        /// The longest allowed, seconds.
+        max_s: u64,
+    },
 }
 
 /// Why a link does not lead to its page.
@@ -133,19 +143,18 @@ impl PairingLinks {
                 max_s: options.link_max_ttl_s,
             });
         }
-        let key = match store.get_setting(SIGNING_KEY_SETTING)? {
-            Some(stored) => SigningKey::from_bytes(
+        let key = if let Some(stored) = store.get_setting(SIGNING_KEY_SETTING)? {
+            SigningKey::from_bytes(
                 stored
                     .as_slice()
                     .try_into()
                     .map_err(|_| PairingError::CorruptKey(stored.len()))?,
-            ),
-            None => {
-                let mut bytes = [0u8; SigningKey::LEN];
-                getrandom::fill(&mut bytes).map_err(|e| PairingError::Random(e.to_string()))?;
-                store.put_setting(SIGNING_KEY_SETTING, &bytes)?;
-                SigningKey::from_bytes(bytes)
-            }
+            )
+        } else {
+            let mut bytes = [0u8; SigningKey::LEN];
+            getrandom::fill(&mut bytes).map_err(|e| PairingError::Random(e.to_string()))?;
+            store.put_setting(SIGNING_KEY_SETTING, &bytes)?;
+            SigningKey::from_bytes(bytes)
         };
         Ok(Self {
             key,

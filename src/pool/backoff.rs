@@ -42,14 +42,18 @@ impl Default for BackoffConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidBackoff {
     #[error("backoff base must be greater than zero")]
+    /// The base delay is zero.
     ZeroBase,
     #[error("backoff max must be at least its base")]
+    /// The cap is below the base delay.
     MaxBelowBase,
     #[error("backoff jitter must be in [0, 1)")]
+    /// The jitter is not a fraction between 0 and 1.
     Jitter,
 }
 
 impl BackoffConfig {
+    /// Checks that the settings make a usable backoff.
     pub fn validate(&self) -> Result<(), InvalidBackoff> {
         if self.base.is_zero() {
             return Err(InvalidBackoff::ZeroBase);
@@ -72,6 +76,7 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// A backoff at its first step, if `config` is valid.
     pub fn new(config: BackoffConfig) -> Result<Self, InvalidBackoff> {
         config.validate()?;
         Ok(Self { config, attempt: 0 })
@@ -106,6 +111,7 @@ impl Backoff {
         self.attempt
     }
 
+    /// The settings this backoff runs with.
     pub fn config(&self) -> &BackoffConfig {
         &self.config
     }

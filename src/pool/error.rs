@@ -6,22 +6,32 @@
 
 use super::state::SessionState;
 
+/// Why a pool or session operation was refused or failed; each variant has a stable code.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
     /// The operation needs a `connected` session (HTTP 409).
     #[error("the session is not connected (state: {state})")]
-    NotConnected { state: SessionState },
+    NotConnected {
+        /// The session's state.
+        state: SessionState,
+    },
     /// The operation needs a session in another state, e.g. a pair code while
     /// already linked (HTTP 409).
     #[error("not possible while the session is {state}")]
-    InvalidState { state: SessionState },
+    InvalidState {
+        /// The session's state.
+        state: SessionState,
+    },
     /// No such company in the registry (HTTP 404).
     #[error("unknown company")]
     UnknownCompany,
     /// A pair code was requested too soon after the previous one (HTTP 429,
     /// with `Retry-After`).
     #[error("a pair code was just requested; ask again in {}s", retry_after.as_secs().max(1))]
-    TooSoon { retry_after: std::time::Duration },
+    TooSoon {
+        /// How long until a new code may be asked for.
+        retry_after: std::time::Duration,
+    },
     /// Another operation on this company is in progress (a delete) (HTTP 409).
     #[error("another operation on this company is in progress")]
     Busy,

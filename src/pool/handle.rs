@@ -35,9 +35,15 @@ pub enum StepOutcome {
     /// The step ran and succeeded.
     Done,
     /// Nothing to do (e.g. no linked device to log out).
-    Skipped { reason: String },
+    Skipped {
+        /// The stable reason code.
+        reason: String,
+    },
     /// The step failed; the other steps still ran.
-    Failed { error: String },
+    Failed {
+        /// What failed.
+        error: String,
+    },
 }
 
 /// What the actor did for a delete, before the pool removes the registry
@@ -157,6 +163,7 @@ impl SessionHandle {
         }
     }
 
+    /// The company this session belongs to.
     pub fn company(&self) -> &CompanyId {
         &self.inner.company
     }

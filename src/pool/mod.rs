@@ -127,7 +127,9 @@ impl WaConfig {
 /// One session's event, on the pool-wide stream ([`SessionPool::subscribe`]).
 #[derive(Debug, Clone)]
 pub struct PoolEvent {
+    /// The company whose session it is.
     pub company: CompanyId,
+    /// What happened.
     pub event: SessionEvent,
 }
 
@@ -143,6 +145,7 @@ const SESSION_EVENTS_CAPACITY: usize = 16;
 /// Result of [`SessionPool::ensure`].
 #[derive(Debug, Clone)]
 pub struct Ensured {
+    /// The session, existing or just created.
     pub handle: SessionHandle,
     /// This call created the company (its registry record).
     pub created: bool,
@@ -168,15 +171,19 @@ pub struct RestoreReport {
     pub failed: Vec<RestoreFailure>,
 }
 
+/// A company that could not be restored at start, and why.
 #[derive(Debug, Clone, Serialize)]
 pub struct RestoreFailure {
+    /// The company id as stored.
     pub company: String,
+    /// Why it failed.
     pub error: String,
 }
 
 /// Result of [`SessionPool::delete`]: each step's outcome.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeleteReport {
+    /// The company id as stored.
     pub company: String,
     /// Unlinking the device on WhatsApp.
     pub logout: StepOutcome,
@@ -331,7 +338,7 @@ impl SessionPool {
             };
             match crate::wa::is_linked(store, &company) {
                 Ok(true) if handle.status().state.waits_for_reconnect() => {
-                    report.held.push(company.to_string())
+                    report.held.push(company.to_string());
                 }
                 Ok(true) => match handle.start(StartReason::Restored).await {
                     Ok(_) => report.started.push(company.to_string()),
@@ -440,25 +447,22 @@ impl SessionPool {
         if !known {
             return Err(PoolError::UnknownCompany);
         }
-        let (logout, credentials) = match handle {
-            Some(handle) => {
-                let outcome = handle.delete().await?;
-                (outcome.logout, outcome.credentials)
-            }
-            None => {
-                let credentials = match store.wipe_credentials(company) {
-                    Ok(()) => StepOutcome::Done,
-                    Err(e) => StepOutcome::Failed {
-                        error: e.to_string(),
-                    },
-                };
-                (
-                    StepOutcome::Skipped {
-                        reason: "no session in this process".to_owned(),
-                    },
-                    credentials,
-                )
-            }
+        let (logout, credentials) = if let Some(handle) = handle {
+            let outcome = handle.delete().await?;
+            (outcome.logout, outcome.credentials)
+        } else {
+            let credentials = match store.wipe_credentials(company) {
+                Ok(()) => StepOutcome::Done,
+                Err(e) => StepOutcome::Failed {
+                    error: e.to_string(),
+                },
+            };
+            (
+                StepOutcome::Skipped {
+                    reason: "no session in this process".to_owned(),
+                },
+                credentials,
+            )
         };
         let registry = match store.remove_company(company) {
             Ok(()) => StepOutcome::Done,

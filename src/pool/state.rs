@@ -97,7 +97,9 @@ pub const DELETED: &str = "deleted";
 /// One recorded state change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Transition {
+    /// The state before.
     pub from: SessionState,
+    /// The state after.
     pub to: SessionState,
     /// Stable snake_case reason code, e.g. `stream_replaced`.
     pub reason: String,
@@ -111,7 +113,9 @@ pub struct Transition {
 /// never logged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SessionStatus {
+    /// The company id.
     pub company: String,
+    /// The current state.
     pub state: SessionState,
     /// Stable snake_case code of the last transition's cause.
     pub reason: String,
@@ -123,6 +127,7 @@ pub struct SessionStatus {
     pub phone: Option<String>,
     /// Own LID JID once linked.
     pub lid: Option<String>,
+    /// The linked account's display name, when linked.
     pub push_name: Option<String>,
     /// When the current connection reached `connected` (unix ms).
     pub connected_since_ms: Option<i64>,
@@ -172,6 +177,7 @@ impl SessionStatus {
 /// is returned to API callers, never logged.
 #[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct Qr {
+    /// The QR code's text (what the phone scans).
     pub code: String,
     /// When WhatsApp rotates it (unix ms).
     pub expires_at_ms: i64,
@@ -198,7 +204,10 @@ pub enum SessionEvent {
     QrRotated(Qr),
     /// A pair code was issued (the code itself is only returned to the caller
     /// that asked for it).
-    PairCodeIssued { expires_at_ms: i64 },
+    PairCodeIssued {
+        /// When the code expires (Unix ms).
+        expires_at_ms: i64,
+    },
 }
 
 /// Why the current connection attempt ended, as far as the events said.
@@ -215,17 +224,29 @@ pub enum ExitCause {
     /// at once, no backoff.
     Restart,
     /// The device was unlinked: wipe credentials, never reconnect.
-    LoggedOut { reason: String },
+    LoggedOut {
+        /// The stable reason code.
+        reason: String,
+    },
     /// Another client took the number.
-    Replaced { reason: String },
+    Replaced {
+        /// The stable reason code.
+        reason: String,
+    },
     /// Temporary ban.
-    Banned { reason: String },
+    Banned {
+        /// The stable reason code.
+        reason: String,
+    },
     /// Client version refused.
     Outdated,
     /// Every QR code expired without a scan; the client closed the socket.
     QrExpired,
     /// Transient: retry with backoff.
-    Transient { reason: String },
+    Transient {
+        /// The stable reason code.
+        reason: String,
+    },
 }
 
 /// What an event from whatsapp-rust means for the session.
@@ -234,9 +255,17 @@ pub enum Verdict {
     /// The connection is authenticated and ready (`Event::Connected`).
     Ready,
     /// A QR code to show; `timeout_ms` until it rotates.
-    Qr { code: String, timeout_ms: i64 },
+    Qr {
+        /// The QR code's text.
+        code: String,
+        /// Milliseconds until it rotates or expires.
+        timeout_ms: i64,
+    },
     /// A pair code was generated.
-    PairCode { timeout_ms: i64 },
+    PairCode {
+        /// Milliseconds until it rotates or expires.
+        timeout_ms: i64,
+    },
     /// The connection will end (or has ended) for this cause.
     Exit(ExitCause),
     /// Pairing was refused by the client (bad signature, ...): stop.

@@ -58,6 +58,7 @@ impl Default for WatchdogConfig {
 
 /// Reason codes the watchdog records.
 pub const KEEPALIVE_TIMEOUT: &str = "keepalive_timeout";
+/// Reason code: the socket stayed silent past the stall limit.
 pub const STALLED: &str = "stalled";
 
 /// What a tick decides.

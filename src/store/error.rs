@@ -12,7 +12,9 @@ pub enum StoreError {
     /// another process, or damaged beyond sled's recovery).
     #[error("cannot open the store at {path}")]
     Open {
+        /// The database directory.
         path: String,
+        /// The underlying sled error.
         #[source]
         source: sled::Error,
     },
@@ -26,15 +28,23 @@ pub enum StoreError {
     /// credentials are wiped or the company is removed.
     #[error("stored {what} of company `{company}` is unreadable: {detail}")]
     Corrupt {
+        /// The company whose data it is.
         company: String,
+        /// What kind of value (e.g. `device`, `registry record`).
         what: String,
+        /// Why it could not be decoded.
         detail: String,
     },
 
     /// A record handed to the store is not valid (e.g. a registry record whose
     /// `company_id` is not a valid company id). Nothing was written.
     #[error("invalid {what}: {detail}")]
-    InvalidRecord { what: &'static str, detail: String },
+    InvalidRecord {
+        /// What kind of record.
+        what: &'static str,
+        /// What is wrong with it.
+        detail: String,
+    },
 }
 
 impl StoreError {

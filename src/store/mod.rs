@@ -287,13 +287,13 @@ impl Store {
     /// starting; [`Store::get_company`] reports it as [`StoreError::Corrupt`].
     pub fn list_companies(&self) -> Result<Vec<pb::CompanyRecord>, StoreError> {
         let mut records = Vec::new();
-        for row in self.trees.registry.iter() {
+        for row in &self.trees.registry {
             let (key, value) = row?;
             let company = String::from_utf8_lossy(&key);
             match decode::<pb::CompanyRecord>(&company, "registry record", &value) {
                 Ok(record) => records.push(record),
                 Err(error) => {
-                    tracing::error!(company.id = %company, %error, "skipping unreadable registry record")
+                    tracing::error!(company.id = %company, %error, "skipping unreadable registry record");
                 }
             }
         }
@@ -421,7 +421,7 @@ impl Store {
     pub fn prune_idempotency_keys(&self, cutoff_ms: i64) -> Result<usize, StoreError> {
         let cutoff = u64::try_from(cutoff_ms).unwrap_or(0);
         let mut expired = Vec::new();
-        for row in self.trees.idempotency.iter() {
+        for row in &self.trees.idempotency {
             let (key, value) = row?;
             if split_idempotency_row(&value).0 < cutoff {
                 expired.push(key);

@@ -29,6 +29,7 @@ use crate::domain::CompanyId;
 /// issue plugs the outbox in here). `None` in [`ClientOptions`] = no hook: the
 /// client acks messages as soon as they are decrypted.
 pub trait InboundHookFactory: Send + Sync {
+    /// The hook for `company`'s client.
     fn hook_for(&self, company: &CompanyId) -> Arc<dyn InboundDurabilityHook>;
 }
 
@@ -43,6 +44,7 @@ pub struct ClientOptions {
     /// The device's display name. Non-empty also keeps whatsapp-rust off its
     /// 10 s "bootstrap" wait on every reconnect.
     pub push_name: String,
+    /// Where inbound messages are made durable before they are acknowledged (none: the client acks on its own).
     pub inbound_hook: Option<Arc<dyn InboundHookFactory>>,
     /// HTTP client for version fetches and media; `None` = [`default_http_client`]
     /// (built per client: pass a shared one when building many clients).
@@ -98,6 +100,7 @@ impl ReqwestHttpClient {
     /// Per-request bound; whatsapp-rust also bounds the version fetch (20 s).
     const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+    /// A client with its own connection pool and the default TLS roots.
     pub fn new() -> Result<Self, reqwest::Error> {
         Ok(Self(
             reqwest::Client::builder().timeout(Self::TIMEOUT).build()?,
@@ -158,6 +161,7 @@ pub const PRE_KEY_BATCH: usize = 50;
 
 /// A built, not yet started client.
 pub struct BuiltBot {
+    /// The whatsapp-rust bot, ready to run.
     pub bot: Bot,
     /// Keeps raw `stream:error` stanzas flowing to the sink (whatsapp-rust
     /// emits no event of its own for 503/429). Drop it with the client.

@@ -43,6 +43,7 @@ pub struct DispatcherConfig {
     pub max_attempts: u32,
     /// First retry delay; doubled per attempt, with full jitter.
     pub backoff_base: Duration,
+    /// The longest wait between two attempts.
     pub backoff_max: Duration,
     /// Requests in flight per endpoint URL (at least 1).
     pub concurrency: usize,
@@ -171,7 +172,7 @@ impl Dispatcher {
                 }
             }
             Err(error) => {
-                tracing::error!(%error, "cannot read the webhook queue; only new deliveries are sent")
+                tracing::error!(%error, "cannot read the webhook queue; only new deliveries are sent");
             }
         }
         loop {
@@ -207,7 +208,7 @@ impl Dispatcher {
                 }
                 Ok(None) => {}
                 Err(error) => {
-                    tracing::error!(company.id = %key.company, %error, "cannot read a queued webhook delivery")
+                    tracing::error!(company.id = %key.company, %error, "cannot read a queued webhook delivery");
                 }
             }
         }
@@ -382,9 +383,10 @@ impl Dispatcher {
                     self.settle(&lane, &key, delivery, status, &code, DeliveryState::Dead);
                     return;
                 }
-                let delay = retry_after
-                    .map(|d| d.min(self.config.backoff_max))
-                    .unwrap_or_else(|| backoff(&self.config, delivery.attempts));
+                let delay = retry_after.map_or_else(
+                    || backoff(&self.config, delivery.attempts),
+                    |d| d.min(self.config.backoff_max),
+                );
                 delivery.next_attempt_ms =
                     now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
                 delivery.last_status = u32::from(status);

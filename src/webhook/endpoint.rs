@@ -28,6 +28,7 @@ use super::WebhookError;
 /// One webhook endpoint.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Endpoint {
+    /// Where events are POSTed.
     pub url: url::Url,
     /// HMAC key bytes (never logged).
     pub secret: Vec<u8>,
@@ -134,6 +135,7 @@ pub struct Endpoints {
 }
 
 impl Endpoints {
+    /// Endpoints read from `store`, plus the gateway-wide `global` one.
     pub fn new(store: Store, global: Option<Endpoint>) -> Self {
         Self {
             store,

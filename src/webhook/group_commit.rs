@@ -8,7 +8,7 @@ use crate::domain::CompanyId;
 use crate::store::Store;
 use crate::store::outbox::{CommitRequest, Committed, NewEvent, Outbox, Target};
 
-use super::*;
+use super::WebhookError;
 
 /// Group commit: one task commits every request waiting at that moment and
 /// makes them durable with one flush, so N concurrent commits (many chats,

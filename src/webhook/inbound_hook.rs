@@ -10,7 +10,7 @@ use crate::domain::CompanyId;
 use crate::pool::InboundHookFactory;
 use crate::store::outbox::NewEvent;
 
-use super::*;
+use super::{Webhooks, event};
 
 impl InboundHookFactory for Webhooks {
     fn hook_for(&self, company: &CompanyId) -> Arc<dyn InboundDurabilityHook> {

@@ -131,7 +131,9 @@ pub fn validate_events(events: &[String]) -> Result<Vec<String>, WebhookError> {
 /// A company's webhook as the API shows it.
 #[derive(Clone, Debug)]
 pub struct WebhookSettings {
+    /// The company's webhook URL, if set.
     pub url: Option<String>,
+    /// The event types it receives (empty: all).
     pub events: Vec<String>,
     /// The secret in display form, only when this call generated it.
     pub generated_secret: Option<String>,
@@ -265,23 +267,20 @@ impl Webhooks {
             .get_company(company)?
             .ok_or(WebhookError::UnknownCompany)?;
         let mut generated_secret = None;
-        match &url {
-            Some(url) => {
-                record.webhook_url = url.to_string();
-                record.webhook_events = events.clone();
-                if let Some(secret) = secret {
-                    record.webhook_secret = secret;
-                } else if record.webhook_secret.is_empty() {
-                    let key = sign::generate_secret().map_err(|_| WebhookError::Random)?;
-                    generated_secret = Some(sign::display_secret(&key));
-                    record.webhook_secret = key;
-                }
+        if let Some(url) = &url {
+            record.webhook_url = url.to_string();
+            record.webhook_events = events.clone();
+            if let Some(secret) = secret {
+                record.webhook_secret = secret;
+            } else if record.webhook_secret.is_empty() {
+                let key = sign::generate_secret().map_err(|_| WebhookError::Random)?;
+                generated_secret = Some(sign::display_secret(&key));
+                record.webhook_secret = key;
             }
-            None => {
-                record.webhook_url.clear();
-                record.webhook_events.clear();
-                record.webhook_secret.clear();
-            }
+        } else {
+            record.webhook_url.clear();
+            record.webhook_events.clear();
+            record.webhook_secret.clear();
         }
         self.inner.store.put_company(&record)?;
         self.inner

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use super::*;
+use super::{
+    DispatcherConfig, Endpoint, Retention, UrlPolicy, WebhookError, sign, validate_events,
+};
 
 /// Webhook configuration (flags and environment).
 #[derive(Clone, clap::Args)]

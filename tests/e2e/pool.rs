@@ -232,7 +232,7 @@ async fn pair_code_links_the_number() {
         .await
         .expect("pair code");
     assert_eq!(
-        code.chars().filter(|c| c.is_ascii_alphanumeric()).count(),
+        code.chars().filter(char::is_ascii_alphanumeric).count(),
         8,
         "8-character code"
     );

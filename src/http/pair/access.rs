@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::super::AppState;
-use super::*;
+use super::page_headers;
 use crate::domain::{CompanyId, now_ms};
 use crate::pairing::LinkRefusal;
 use crate::pairing::page::{self};

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
 use super::super::{AppState, Lifecycle};
-use super::*;
+use super::{PairAccess, Refused, ensure_session};
 use crate::domain::now_ms;
 use crate::pairing::page::{self, StateView};
 use crate::pairing::strings::Strings;

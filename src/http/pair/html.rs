@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::super::AppState;
-use super::*;
+use super::{PairAccess, Refused, ensure_session};
 use crate::domain::{PhoneNumber, now_ms};
 use crate::pairing::page::{self, PageContext};
 use crate::pairing::page_path;
@@ -125,18 +125,15 @@ pub async fn pair_code(
         let html = page::message_page(strings, strings.title, message, Some(&back));
         (status, page_headers(), Html(html)).into_response()
     };
-    let phone = match form
+    let Some(phone) = form
         .ok()
         .and_then(|Form(form)| PhoneNumber::parse(&form.phone).ok())
-    {
-        Some(phone) => phone,
-        None => {
-            return Ok(failure(
-                StatusCode::BAD_REQUEST,
-                "invalid_phone",
-                strings.error_phone,
-            ));
-        }
+    else {
+        return Ok(failure(
+            StatusCode::BAD_REQUEST,
+            "invalid_phone",
+            strings.error_phone,
+        ));
     };
     let handle = ensure_session(&state, &access).await?;
     match handle.pair_code(phone).await {

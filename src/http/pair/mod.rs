@@ -46,11 +46,14 @@ use utoipa_axum::routes;
 use super::AppState;
 use crate::pairing::page::{self};
 
-use access::*;
+use access::ensure_session;
 pub use access::{Audience, PageRefusal, PairAccess, Refused};
-use feed::*;
-use html::*;
-use links::*;
+use feed::{__path_events, events};
+use html::{
+    __path_pair_code, __path_pairing_page, __path_start, page_headers, pair_code, pairing_page,
+    start,
+};
+use links::{__path_create_link, create_link};
 
 /// The routes of this module (the API one documented in OpenAPI).
 pub fn routes() -> OpenApiRouter<AppState> {

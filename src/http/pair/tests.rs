@@ -5,7 +5,9 @@ use axum::http::header::HOST;
 use axum::http::{HeaderMap, HeaderName, StatusCode};
 use qrcode::QrCode;
 
-use super::*;
+use super::access::PageRefusal;
+use super::feed::inline_svg;
+use super::links::{CreatePairingLinkRequest, parse_optional_json, public_base, rfc3339};
 use crate::pairing::LinkRefusal;
 use crate::pairing::token::TokenError;
 

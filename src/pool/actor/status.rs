@@ -18,9 +18,9 @@ impl SessionActor {
         let lid = client.lid();
         let push_name = client.push_name();
         self.status.send_if_modified(|s| {
-            let jid = pn.as_ref().map(|j| j.to_string());
+            let jid = pn.as_ref().map(std::string::ToString::to_string);
             let phone = pn.as_ref().map(|j| j.user.to_string());
-            let lid = lid.as_ref().map(|j| j.to_string());
+            let lid = lid.as_ref().map(std::string::ToString::to_string);
             let push_name = (!push_name.is_empty()).then(|| push_name.clone());
             let changed =
                 s.jid != jid || s.phone != phone || s.lid != lid || s.push_name != push_name;

@@ -229,7 +229,7 @@ impl Outbox {
     /// that cannot be decoded are logged and skipped.
     pub fn queued(&self) -> Result<Vec<(DeliveryKey, pb::OutboxDelivery)>, StoreError> {
         let mut rows = Vec::new();
-        for row in self.queue.iter() {
+        for row in &self.queue {
             let (key, value) = row?;
             match decode_delivery(&key, &value) {
                 Ok(pair) => rows.push(pair),

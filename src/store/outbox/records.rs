@@ -53,8 +53,11 @@ pub enum DedupKey {
     /// An inbound message: `(chat, sender, message id)` within the company
     /// (stanza ids are unique only within a chat and sender).
     Message {
+        /// The chat JID.
         chat: String,
+        /// The sender JID.
         sender: String,
+        /// The stanza id.
         message_id: String,
     },
     /// Any other event: its stable event id.
@@ -64,7 +67,9 @@ pub enum DedupKey {
 /// An event to commit.
 #[derive(Clone, Debug)]
 pub struct NewEvent {
+    /// What makes it the same event as an earlier one.
     pub dedup: DedupKey,
+    /// The event as delivered.
     pub event: pb::WebhookEvent,
     /// The ordering lane within the company (the chat JID; a fixed name for
     /// session events).
@@ -74,8 +79,11 @@ pub struct NewEvent {
 /// Identifies one delivery row.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DeliveryKey {
+    /// The company the delivery belongs to.
     pub company: CompanyId,
+    /// Its sequence number within the company (delivery order).
     pub seq: u64,
+    /// The endpoint it goes to.
     pub target: Target,
 }
 
@@ -110,7 +118,9 @@ pub struct Committed {
 /// One company's events to commit ([`Outbox::commit_all`]).
 #[derive(Clone, Copy, Debug)]
 pub struct CommitRequest<'a> {
+    /// The company whose events these are.
     pub company: &'a CompanyId,
+    /// The events, in order.
     pub events: &'a [NewEvent],
     /// The endpoints each new event is queued for.
     pub targets: &'a [Target],
@@ -119,6 +129,7 @@ pub struct CommitRequest<'a> {
 /// A delivery attempt's outcome to record ([`Outbox::finish_all`]).
 #[derive(Clone, Debug)]
 pub struct Settled {
+    /// The delivery settled.
     pub key: DeliveryKey,
     /// The delivery row as it should be stored (attempts, last status, ...).
     pub delivery: pb::OutboxDelivery,
@@ -129,12 +140,16 @@ pub struct Settled {
 /// Which delivery list to read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeliveryState {
+    /// Waiting to be sent (or retried).
     Queued,
+    /// Accepted by the endpoint.
     Delivered,
+    /// Given up after the last attempt (a dead letter; can be retried).
     Dead,
 }
 
 impl DeliveryState {
+    /// The stable name used in listings and filters.
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryState::Queued => "queued",

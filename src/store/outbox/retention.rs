@@ -8,8 +8,11 @@ use crate::store::{StoreError, decode, keys};
 /// What [`Outbox::prune_before`] removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Pruned {
+    /// Events removed.
     pub events: usize,
+    /// Deduplication keys removed.
     pub dedup_keys: usize,
+    /// Delivered-log rows removed.
     pub delivered: usize,
 }
 
@@ -68,7 +71,7 @@ impl Outbox {
         // Events still referenced by a delivery that may be sent again.
         let mut referenced = std::collections::HashSet::new();
         for tree in [&self.queue, &self.dead] {
-            for row in tree.iter() {
+            for row in tree {
                 let (key, value) = row?;
                 let delivery: pb::OutboxDelivery = decode("?", "webhook delivery", &value)?;
                 referenced.insert((keys::prefix_of(&key).to_vec(), delivery.event_seq));
@@ -92,7 +95,7 @@ impl Outbox {
         self.events.apply_batch(batch)?;
 
         let mut batch = sled::Batch::default();
-        for row in self.dedup.iter() {
+        for row in &self.dedup {
             let (key, value) = row?;
             if let Some(seq) = keys::u64_at(&value, 0)
                 && old_unreferenced(&key, seq)
