@@ -10,9 +10,9 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
-use super::super::AppState;
 use super::page_headers;
 use crate::domain::{CompanyId, now_ms};
+use crate::http::AppState;
 use crate::pairing::LinkRefusal;
 use crate::pairing::page::{self};
 use crate::pairing::strings::{self, Strings};

@@ -12,9 +12,9 @@ use qrcode::QrCode;
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
-use super::super::{AppState, Lifecycle};
 use super::{PairAccess, Refused, ensure_session};
 use crate::domain::now_ms;
+use crate::http::{AppState, Lifecycle};
 use crate::pairing::page::{self, StateView};
 use crate::pairing::strings::Strings;
 use crate::pool::{Qr, SessionEvent, SessionStatus};
@@ -102,7 +102,7 @@ impl Feed {
         match QrCode::new(qr.code.as_bytes()) {
             Ok(code) => {
                 let push = QrPush {
-                    svg: inline_svg(&super::super::qr::render_svg(&code)),
+                    svg: inline_svg(&crate::http::qr::render_svg(&code)),
                     expires_at_ms: qr.expires_at_ms,
                 };
                 self.queue.push_back(json_event("qr", &push));

@@ -13,9 +13,9 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::super::AppState;
 use super::{PairAccess, Refused, ensure_session};
 use crate::domain::{PhoneNumber, now_ms};
+use crate::http::AppState;
 use crate::pairing::page::{self, PageContext};
 use crate::pairing::page_path;
 use crate::pool::{PoolError, SessionState};
@@ -36,8 +36,6 @@ pub(super) fn page_headers() -> [(HeaderName, HeaderValue); 5] {
         ),
     ]
 }
-
-// ----- the page ---------------------------------------------------------------
 
 /// The pairing page.
 #[utoipa::path(

@@ -10,10 +10,10 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::super::access::CompanyAccess;
-use super::super::error::{ApiError, ErrorBody};
-use super::super::{AppState, no_store};
 use crate::domain::{InvalidInput, now_ms};
+use crate::http::access::CompanyAccess;
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::{AppState, no_store};
 use crate::pairing::{PairingError, fingerprint, page_path};
 
 /// Body of `POST /v1/sessions/{company}/pairing-links` (optional).
@@ -157,5 +157,3 @@ pub(super) fn rfc3339(ms: i64) -> String {
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default()
 }
-
-// ----- checking links --------------------------------------------------------

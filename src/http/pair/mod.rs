@@ -44,7 +44,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use crate::pairing::page::{self};
+use crate::pairing::page;
 
 use access::ensure_session;
 pub use access::{Audience, PageRefusal, PairAccess, Refused};
@@ -69,8 +69,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .route(page::JS_PATH, get(script))
 }
 
-// ----- issuing links (API) ---------------------------------------------------
-
 /// `GET /pair` and `/pair/`: a link cut before its token (copied short from a
 /// message) gets the invalid-link page, not the API's JSON 404.
 pub(super) async fn missing_token(headers: HeaderMap) -> Refused {
@@ -79,8 +77,6 @@ pub(super) async fn missing_token(headers: HeaderMap) -> Refused {
         audience: Audience::of(&headers),
     }
 }
-
-// ----- assets -----------------------------------------------------------------
 
 /// `GET /assets/pairing/pair.css`.
 pub(super) async fn stylesheet() -> impl IntoResponse {

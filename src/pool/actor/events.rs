@@ -5,10 +5,10 @@
 use tokio::time::Instant;
 use wacore::types::events::Event;
 
-use super::super::state::{
+use crate::domain::now_ms;
+use crate::pool::state::{
     ExitCause, Qr, SessionEvent, SessionState, Verdict, classify, merge_exit,
 };
-use crate::domain::now_ms;
 
 use super::{Linking, SessionActor, StopMode};
 

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use tracing::Instrument as _;
 
-use super::super::state::{ExitCause, SessionState};
-use super::super::watchdog::{self, Check};
 use crate::domain::now_ms;
+use crate::pool::state::{ExitCause, SessionState};
+use crate::pool::watchdog::{self, Check};
 
 use super::{SessionActor, Signal};
 

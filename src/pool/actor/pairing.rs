@@ -4,9 +4,9 @@
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::super::error::PoolError;
-use super::super::state::SessionState;
 use crate::domain::PhoneNumber;
+use crate::pool::error::PoolError;
+use crate::pool::state::SessionState;
 
 use super::SessionActor;
 

@@ -7,10 +7,10 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use whatsapp_rust::Client;
 
-use super::super::error::PoolError;
-use super::super::handle::Sent;
-use super::super::state::SessionState;
 use crate::domain::PhoneNumber;
+use crate::pool::error::PoolError;
+use crate::pool::handle::Sent;
+use crate::pool::state::SessionState;
 
 use super::{SessionActor, Signal};
 

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use tokio::time::Instant;
 use whatsapp_rust::Client;
 
-use super::super::PoolEvent;
-use super::super::state::{SessionEvent, SessionState, Transition};
 use crate::domain::now_ms;
+use crate::pool::PoolEvent;
+use crate::pool::state::{SessionEvent, SessionState, Transition};
 
 use super::{DAY, SessionActor};
 
