@@ -68,10 +68,6 @@ pub(crate) fn decode_device(company: &CompanyId, bytes: &[u8]) -> Result<Device>
         .map_err(|error| StoreError::corrupt(company.as_str(), "device credentials", error))
 }
 
-// ---------------------------------------------------------------------------
-// SignalStore
-// ---------------------------------------------------------------------------
-
 /// Whether `company` has a stored device with its own JID, i.e. it is linked
 /// to a WhatsApp account (DESIGN.md invariant 2). A device that was created
 /// but never paired is not linked.
