@@ -60,18 +60,13 @@ pub enum ApiError {
         limit: usize,
     },
 
-    /// 401 `missing_credentials`: no `Authorization: Bearer …` header.
-    #[error("an `Authorization: Bearer <key>` header is required")]
-    MissingCredentials,
-
-    /// 401 `invalid_credentials`: the key or token is not valid.
-    #[error("the API key or token is not valid")]
-    InvalidCredentials,
-
-    /// 403 `forbidden`: a valid company token used outside its own company,
-    /// or on an admin-only endpoint.
-    #[error("this token may act only on its own company")]
-    Forbidden,
+    /// 401 `missing_credentials` (no `Authorization: Bearer …` header),
+    /// 401 `invalid_credentials` (the key or token is not valid) or 403
+    /// `forbidden` (a company token outside its own company, or on an
+    /// admin-only endpoint). Never an invalid company id or a store failure:
+    /// [`From<AuthError>`] maps those to their own variants.
+    #[error(transparent)]
+    Unauthorized(AuthError),
 
     /// 404 `unknown_company`: no session exists for that company.
     #[error("no session exists for this company")]
@@ -139,8 +134,8 @@ impl ApiError {
             Self::InvalidInput(_) => StatusCode::BAD_REQUEST,
             Self::Malformed { status, .. } => *status,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::MissingCredentials | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Unauthorized(AuthError::Forbidden) => StatusCode::FORBIDDEN,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::UnknownCompany | Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NoQr { .. } => StatusCode::CONFLICT,
@@ -156,9 +151,9 @@ impl ApiError {
             Self::InvalidInput(err) => err.code,
             Self::Malformed { code, .. } => code,
             Self::PayloadTooLarge { .. } => "payload_too_large",
-            Self::MissingCredentials => "missing_credentials",
-            Self::InvalidCredentials => "invalid_credentials",
-            Self::Forbidden => "forbidden",
+            Self::Unauthorized(AuthError::MissingCredentials) => "missing_credentials",
+            Self::Unauthorized(AuthError::Forbidden) => "forbidden",
+            Self::Unauthorized(_) => "invalid_credentials",
             Self::UnknownCompany => "unknown_company",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -246,11 +241,9 @@ pub fn set_retry_after(response: &mut Response, wait: std::time::Duration) {
 impl From<AuthError> for ApiError {
     fn from(err: AuthError) -> Self {
         match err {
-            AuthError::MissingCredentials => Self::MissingCredentials,
-            AuthError::InvalidCredentials => Self::InvalidCredentials,
-            AuthError::Forbidden => Self::Forbidden,
             AuthError::InvalidCompany(input) => Self::InvalidInput(input),
             AuthError::Store(err) => Self::internal(err),
+            refused => Self::Unauthorized(refused),
         }
     }
 }
