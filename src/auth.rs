@@ -39,7 +39,7 @@ use subtle::ConstantTimeEq as _;
 
 use crate::domain::{CompanyId, InvalidInput};
 use crate::store::{Store, StoreError};
-use crate::token::hash_token;
+use crate::token::{generate_token, hash_token};
 
 /// Setting under which the SHA-256 of a generated admin key is stored.
 pub const ADMIN_KEY_SETTING: &str = "admin_key_sha256";
@@ -80,9 +80,12 @@ pub enum AuthError {
     /// one (400 with the input's code).
     #[error(transparent)]
     InvalidCompany(#[from] InvalidInput),
-    /// The registry could not be read (500).
+    /// The registry could not be read or written (500).
     #[error("reading the registry failed")]
     Store(#[from] StoreError),
+    /// No new token could be drawn (the system's random source failed; 500).
+    #[error("the system random number generator failed: {0}")]
+    Random(String),
 }
 
 /// The admin key, as its SHA-256 (the plaintext is not kept).
@@ -207,6 +210,23 @@ impl Authenticator {
         &self.tokens
     }
 
+    /// Replaces `company`'s token with a new one and returns it, the one time
+    /// its plaintext exists; the old token stops working at once (the
+    /// registry, the authoritative check, holds only the new hash). `None`
+    /// when the company does not exist (nothing is created).
+    pub fn rotate_token(&self, company: &CompanyId) -> Result<Option<String>, AuthError> {
+        let issued = generate_token().map_err(|e| AuthError::Random(e.to_string()))?;
+        let Some(_) = self.store.update_company(company, |record| {
+            record.token_hash = issued.hash.to_vec();
+        })?
+        else {
+            return Ok(None);
+        };
+        self.tokens.remove_company(company);
+        self.tokens.insert(&issued.plaintext, company);
+        Ok(Some(issued.plaintext))
+    }
+
     /// The credential's hash if it is the admin key, i.e. `Ok(None)` for the
     /// admin and `Ok(Some(hash))` for anything else that was presented.
     fn presented(&self, headers: &HeaderMap) -> Result<Option<[u8; 32]>, AuthError> {
@@ -297,6 +317,7 @@ mod tests {
             AuthError::Forbidden => "forbidden",
             AuthError::InvalidCompany(input) => input.code,
             AuthError::Store(_) => "store",
+            AuthError::Random(_) => "random",
         }
     }
 

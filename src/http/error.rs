@@ -243,6 +243,7 @@ impl From<AuthError> for ApiError {
         match err {
             AuthError::InvalidCompany(input) => Self::InvalidInput(input),
             AuthError::Store(err) => Self::internal(err),
+            AuthError::Random(message) => Self::internal(anyhow::anyhow!(message)),
             refused => Self::Unauthorized(refused),
         }
     }

@@ -26,6 +26,7 @@ pub mod openapi;
 mod pair;
 mod qr;
 mod sessions;
+mod tokens;
 mod webhooks;
 
 use std::sync::Arc;
@@ -107,6 +108,7 @@ pub fn router(state: AppState) -> Router {
     let (api, openapi) = openapi::api_router()
         .merge(webhooks::routes())
         .merge(pair::routes())
+        .merge(tokens::routes())
         .split_for_parts();
     api.merge(openapi::router(&openapi))
         .route("/metrics", axum::routing::get(metrics::render))

@@ -603,3 +603,52 @@ async fn openapi_document_describes_the_api() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_rotated_token_replaces_its_predecessor_at_once() {
+    let h = harness();
+    let old = h.ensure("acme").await["token"].as_str().unwrap().to_owned();
+    let globex = h.ensure("globex").await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (status, body) = h
+        .call(Req::new(Method::POST, "/v1/sessions/acme/token").key(Some(&old)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let new = body["token"].as_str().unwrap().to_owned();
+    assert!(new.starts_with("wgc_") && new != old);
+
+    let (status, body) = h
+        .call(Req::new(Method::GET, "/v1/sessions/acme").key(Some(&old)))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_credentials");
+    let (status, _) = h
+        .call(Req::new(Method::GET, "/v1/sessions/acme").key(Some(&new)))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Another company's token cannot rotate acme's; the admin can, and an
+    // unknown company gets 404 without being created.
+    let (status, body) = h
+        .call(Req::new(Method::POST, "/v1/sessions/acme/token").key(Some(&globex)))
+        .await;
+    assert_eq!(body["error"]["code"], "forbidden", "{status}");
+    let (status, _) = h
+        .call(Req::new(Method::POST, "/v1/sessions/acme/token"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = h
+        .call(Req::new(Method::POST, "/v1/sessions/initech/token"))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "unknown_company");
+    assert!(
+        h.store
+            .get_company(&crate::domain::CompanyId::parse("initech").unwrap())
+            .unwrap()
+            .is_none()
+    );
+}

@@ -61,6 +61,7 @@
 
 pub(crate) mod keys;
 pub mod outbox;
+mod registry;
 
 mod error;
 #[cfg(test)]
@@ -236,68 +237,6 @@ impl Store {
     pub fn wipe_credentials(&self, company: &CompanyId) -> Result<(), StoreError> {
         self.remove_rows(&self.credential_rows(company))?;
         self.flush_now()
-    }
-
-    // ----- registry ---------------------------------------------------------
-
-    /// Inserts `record` unless a record for its company exists (atomic
-    /// compare-and-swap). Returns whether it was inserted.
-    pub fn insert_company_if_absent(&self, record: &pb::CompanyRecord) -> Result<bool, StoreError> {
-        let company = record_company(record)?;
-        let inserted = self
-            .trees
-            .registry
-            .compare_and_swap(
-                keys::company_row(&company),
-                None::<&[u8]>,
-                Some(record.encode_to_vec()),
-            )?
-            .is_ok();
-        if inserted {
-            self.flush_now()?;
-        }
-        Ok(inserted)
-    }
-
-    /// Inserts or replaces `record`.
-    pub fn put_company(&self, record: &pb::CompanyRecord) -> Result<(), StoreError> {
-        let company = record_company(record)?;
-        self.trees
-            .registry
-            .insert(keys::company_row(&company), record.encode_to_vec())?;
-        self.flush_now()
-    }
-
-    /// The registry record of `company`, if any.
-    pub fn get_company(
-        &self,
-        company: &CompanyId,
-    ) -> Result<Option<pb::CompanyRecord>, StoreError> {
-        self.trees
-            .registry
-            .get(keys::company_row(company))?
-            .map(|bytes| decode(company.as_str(), "registry record", &bytes))
-            .transpose()
-    }
-
-    /// Every readable registry record, ordered by company id.
-    ///
-    /// An unreadable record is logged (once per call) and skipped, so that one
-    /// company's damaged record does not stop every other company from
-    /// starting; [`Store::get_company`] reports it as [`StoreError::Corrupt`].
-    pub fn list_companies(&self) -> Result<Vec<pb::CompanyRecord>, StoreError> {
-        let mut records = Vec::new();
-        for row in &self.trees.registry {
-            let (key, value) = row?;
-            let company = String::from_utf8_lossy(&key);
-            match decode::<pb::CompanyRecord>(&company, "registry record", &value) {
-                Ok(record) => records.push(record),
-                Err(error) => {
-                    tracing::error!(company.id = %company, %error, "skipping unreadable registry record");
-                }
-            }
-        }
-        Ok(records)
     }
 
     /// Removes everything of `company` (registry record, credentials,

@@ -473,3 +473,44 @@ fn a_crash_mid_write_leaves_whole_batches_and_whole_wipes() {
         "the child wrote {companies} companies before it was killed"
     );
 }
+
+#[test]
+fn updates_change_only_an_existing_record_and_never_bring_one_back() {
+    let store = Store::open_temporary().unwrap();
+    let acme = company("acme");
+    assert_eq!(
+        store
+            .update_company(&acme, |r| r.webhook_url = "https://x.test".into())
+            .unwrap(),
+        None,
+        "no record: nothing is created"
+    );
+    assert!(store.get_company(&acme).unwrap().is_none());
+
+    store.put_company(&record("acme")).unwrap();
+    let updated = store
+        .update_company(&acme, |r| r.webhook_url = "https://x.test".into())
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.webhook_url, "https://x.test");
+    assert_eq!(store.get_company(&acme).unwrap(), Some(updated));
+
+    assert!(
+        store
+            .update_company(&acme, |r| r.company_id = "globex".into())
+            .is_err(),
+        "a change may not move the record"
+    );
+
+    store.remove_company(&acme).unwrap();
+    assert_eq!(
+        store
+            .update_company(&acme, |r| r.webhook_url = "https://y.test".into())
+            .unwrap(),
+        None
+    );
+    assert!(
+        store.get_company(&acme).unwrap().is_none(),
+        "a deleted company stays deleted"
+    );
+}

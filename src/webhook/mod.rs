@@ -261,31 +261,46 @@ impl Webhooks {
         let secret = secret
             .map(|s| sign::parse_secret(s).ok_or(WebhookError::InvalidSecret))
             .transpose()?;
-        let mut record = self
+        // Drawn before the update (which may run its change more than once)
+        // and used only when the company has no secret yet.
+        let fresh = match (&url, &secret) {
+            (Some(_), None) => Some(sign::generate_secret().map_err(|_| WebhookError::Random)?),
+            _ => None,
+        };
+        // Conditional on the record existing: a company deleted meanwhile is
+        // not brought back by its webhook settings.
+        let record = self
             .inner
             .store
-            .get_company(company)?
+            .update_company(company, |record| {
+                if let Some(url) = &url {
+                    record.webhook_url = url.to_string();
+                    record.webhook_events.clone_from(&events);
+                    if let Some(secret) = &secret {
+                        record.webhook_secret.clone_from(secret);
+                    } else if record.webhook_secret.is_empty()
+                        && let Some(fresh) = &fresh
+                    {
+                        record.webhook_secret.clone_from(fresh);
+                    }
+                } else {
+                    record.webhook_url.clear();
+                    record.webhook_events.clear();
+                    record.webhook_secret.clear();
+                }
+            })?
             .ok_or(WebhookError::UnknownCompany)?;
-        let mut generated_secret = None;
-        if let Some(url) = &url {
-            record.webhook_url = url.to_string();
-            record.webhook_events = events.clone();
-            if let Some(secret) = secret {
-                record.webhook_secret = secret;
-            } else if record.webhook_secret.is_empty() {
-                let key = sign::generate_secret().map_err(|_| WebhookError::Random)?;
-                generated_secret = Some(sign::display_secret(&key));
-                record.webhook_secret = key;
-            }
-        } else {
-            record.webhook_url.clear();
-            record.webhook_events.clear();
-            record.webhook_secret.clear();
-        }
-        self.inner.store.put_company(&record)?;
+        let generated_secret = fresh
+            .filter(|fresh| *fresh == record.webhook_secret)
+            .map(|fresh| sign::display_secret(&fresh));
         self.inner
             .endpoints
             .set(company, endpoint::from_record(&record));
+        if self.inner.store.get_company(company)?.is_none() {
+            // Deleted between the update and the cache write: no orphan entry.
+            self.inner.endpoints.forget(company);
+            return Err(WebhookError::UnknownCompany);
+        }
         tracing::info!(company.id = %company, configured = url.is_some(), "company webhook updated");
         Ok(WebhookSettings {
             url: url.map(|u| u.to_string()),
