@@ -61,6 +61,7 @@
 
 pub(crate) mod keys;
 pub mod outbox;
+mod private_dir;
 mod registry;
 
 mod error;
@@ -150,12 +151,22 @@ impl Store {
             path: dir.display().to_string(),
             source,
         };
+        let loose = private_dir::make_private(dir).map_err(|e| open_error(sled::Error::Io(e)))?;
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
             .open()
             .map_err(open_error)?;
         let trees = Trees::open(&db).map_err(open_error)?;
+        // sled created its files with the process's umask: tighten them too.
+        private_dir::make_private(dir).map_err(|e| open_error(sled::Error::Io(e)))?;
+        if loose > 0 {
+            tracing::warn!(
+                path = %dir.display(),
+                loose_directories = loose,
+                "the data directory holds credentials and was readable by others; made it private (directories 0700, files 0600)"
+            );
+        }
         // sled's log file (`<dir>/db`), opened only to `fdatasync` it.
         let log =
             std::fs::File::open(dir.join("db")).map_err(|e| open_error(sled::Error::Io(e)))?;

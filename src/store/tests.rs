@@ -514,3 +514,27 @@ fn updates_change_only_an_existing_record_and_never_bring_one_back() {
         "a deleted company stays deleted"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn the_data_directory_and_its_files_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("sessions");
+    let store = Store::open(&dir).unwrap();
+    store.put_company(&record("acme")).unwrap();
+    let mut seen = 0;
+    let mut pending = vec![dir.clone()];
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::metadata(&path).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.is_dir() {
+            assert_eq!(mode, 0o700, "{}", path.display());
+            pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            assert_eq!(mode, 0o600, "{}", path.display());
+            seen += 1;
+        }
+    }
+    assert!(seen >= 2, "sled's files were checked");
+}
