@@ -17,12 +17,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use crate::auth::{AdminKey, Authenticator, TokenIndex};
 use crate::config::{Config, LogFormat};
+use crate::http::limits::{HttpLimits, StreamSlots};
 use crate::http::{self, AppState, Lifecycle};
 use crate::pool::{SessionPool, WaConfig};
 use crate::store::Store;
@@ -61,6 +61,7 @@ pub struct App {
     webhooks: Webhooks,
     shutdown_timeout: Duration,
     idempotency_ttl: Duration,
+    http_limits: HttpLimits,
 }
 
 impl App {
@@ -106,6 +107,9 @@ impl App {
                 )
                 .context("setting up pairing links")?,
             ),
+            company_streams: StreamSlots::new(config.http.streams_per_company),
+            link_streams: StreamSlots::new(config.http.streams_per_link),
+            request_timeout: config.http.request_timeout(),
         };
         Ok((
             App {
@@ -116,6 +120,7 @@ impl App {
                 webhooks,
                 shutdown_timeout: config.shutdown_timeout(),
                 idempotency_ttl: Duration::from_secs(config.idempotency_ttl_hours * 3600),
+                http_limits: config.http.clone(),
             },
             generated,
         ))
@@ -159,6 +164,7 @@ impl App {
             webhooks,
             shutdown_timeout,
             idempotency_ttl,
+            http_limits,
         } = self;
         let status_events = webhooks.watch_sessions(pool.clone());
         let idempotency_sweep = spawn_idempotency_sweep(store.clone(), idempotency_ttl);
@@ -179,20 +185,10 @@ impl App {
             let lifecycle = lifecycle.clone();
             async move { lifecycle.stopped().await }
         };
-        let mut server = tokio::spawn(
-            axum::serve(
-                // Small writes (SSE events such as a new QR, short JSON
-                // answers) must not wait for the peer's delayed ACK (Nagle).
-                listener.tap_io(|tcp| {
-                    if let Err(error) = tcp.set_nodelay(true) {
-                        tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
-                    }
-                }),
-                http::router(state).layer(axum::Extension(webhooks)),
-            )
-            .with_graceful_shutdown(drained)
-            .into_future(),
-        );
+        let router = http::router(state).layer(axum::Extension(webhooks));
+        let mut server = tokio::spawn(async move {
+            http::server::serve(listener, router, &http_limits, drained).await;
+        });
 
         let served = tokio::select! {
             served = &mut server => Some(served),
@@ -201,18 +197,14 @@ impl App {
         lifecycle.begin_stopping();
         restore.abort();
         let outcome = if let Some(served) = served {
-            served
-                .context("the HTTP server task failed")?
-                .context("the HTTP server failed")
+            served.context("the HTTP server task failed")
         } else {
             tracing::info!(
                 timeout_s = shutdown_timeout.as_secs(),
                 "shutting down: draining HTTP"
             );
             if let Ok(served) = tokio::time::timeout(shutdown_timeout, &mut server).await {
-                served
-                    .context("the HTTP server task failed")?
-                    .context("the HTTP server failed")
+                served.context("the HTTP server task failed")
             } else {
                 tracing::warn!("HTTP requests still open after the shutdown timeout; closing them");
                 server.abort();

@@ -84,6 +84,10 @@ pub struct Config {
     /// Pairing links (lifetimes).
     #[command(flatten)]
     pub pairing: crate::pairing::PairingOptions,
+
+    /// HTTP server limits (timeouts, connections, open event streams).
+    #[command(flatten)]
+    pub http: crate::http::limits::HttpLimits,
 }
 
 /// Metrics and the session liveness watchdog (`src/metrics.rs`,

@@ -92,6 +92,16 @@ pub enum ApiError {
     #[error("the gateway is starting; sessions are still being restored")]
     NotReady,
 
+    /// 503 `request_timeout`: the request took longer than
+    /// `--http-request-timeout-s` (body included); nothing more is done for it.
+    #[error("the request took too long")]
+    RequestTimeout,
+
+    /// 429 `too_many_streams`: the company holds as many open event streams
+    /// as `--http-streams-per-company` allows.
+    #[error("too many open event streams for this company")]
+    TooManyStreams,
+
     /// A pool refusal or failure; the status comes from its stable code
     /// (see [`pool_error_status`]).
     #[error(transparent)]
@@ -139,7 +149,8 @@ impl ApiError {
             Self::UnknownCompany | Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NoQr { .. } => StatusCode::CONFLICT,
-            Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotReady | Self::RequestTimeout => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
             Self::Pool(err) => pool_error_status(err.code()),
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -159,6 +170,8 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::NoQr { .. } => "no_qr",
             Self::NotReady => "not_ready",
+            Self::RequestTimeout => "request_timeout",
+            Self::TooManyStreams => "too_many_streams",
             Self::Pool(_) if self.is_internal() => "internal",
             Self::Pool(err) => err.code(),
             Self::Internal(_) => "internal",

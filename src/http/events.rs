@@ -51,6 +51,7 @@ pub struct PairCodeEvent {
     responses(
         (status = 200, description = "An event stream: `session.status` (SessionView), `session.qr` (QrEvent), `session.pair_code` (PairCodeEvent), `stream.lagged`", content_type = "text/event-stream"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, description = "`too_many_streams`: the company holds as many open streams as allowed", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -60,6 +61,11 @@ pub async fn events(
     webhooks: Option<axum::extract::Extension<crate::webhook::Webhooks>>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let handle = session(&state, &access)?;
+    // Held by the stream: given back when it ends or its client goes away.
+    let slot = state
+        .company_streams
+        .try_open(access.company.as_str())
+        .ok_or(ApiError::TooManyStreams)?;
     // Subscribe before reading the snapshot: a change in between is then
     // delivered twice (harmless) instead of lost.
     let updates = BroadcastStream::new(handle.subscribe());
@@ -121,7 +127,10 @@ pub async fn events(
     let stream = stream::select(session_events, messages.map(Some))
         .take_while(|event| std::future::ready(event.is_some()))
         .filter_map(std::future::ready)
-        .map(Ok)
+        .map(move |event| {
+            let _held = &slot;
+            Ok(event)
+        })
         .take_until(async move { lifecycle.stopped().await });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

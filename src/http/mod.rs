@@ -20,11 +20,13 @@ pub mod error;
 mod events;
 mod extract;
 mod health;
+pub mod limits;
 mod messages;
 mod metrics;
 pub mod openapi;
 mod pair;
 mod qr;
+pub mod server;
 mod sessions;
 mod tokens;
 mod webhooks;
@@ -56,6 +58,12 @@ pub struct AppState {
     pub lifecycle: Lifecycle,
     /// Signs and checks pairing links (`pair`).
     pub pairing: Arc<crate::pairing::PairingLinks>,
+    /// Open event streams per company (`GET …/events`).
+    pub company_streams: Arc<limits::StreamSlots>,
+    /// Open live feeds per pairing link.
+    pub link_streams: Arc<limits::StreamSlots>,
+    /// Longest time one request may take (`--http-request-timeout-s`).
+    pub request_timeout: std::time::Duration,
 }
 
 /// The process's phase as the HTTP layer sees it: ready once sessions were
@@ -105,6 +113,7 @@ impl Lifecycle {
 
 /// The whole HTTP surface: `/v1/…`, `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 pub fn router(state: AppState) -> Router {
+    let request_timeout = state.request_timeout;
     let (api, openapi) = openapi::api_router()
         .merge(webhooks::routes())
         .merge(pair::routes())
@@ -115,6 +124,10 @@ pub fn router(state: AppState) -> Router {
         // Route layer: runs after routing, so the matched route template (not
         // the raw path with its company id) labels the request.
         .route_layer(axum::middleware::from_fn(metrics::track_http))
+        .layer(axum::middleware::from_fn_with_state(
+            request_timeout,
+            limits::request_timeout,
+        ))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -47,6 +47,9 @@ fn harness() -> Harness {
         pairing: std::sync::Arc::new(
             crate::pairing::PairingLinks::load(&store, &Default::default(), None).unwrap(),
         ),
+        company_streams: crate::http::limits::StreamSlots::new(2),
+        link_streams: crate::http::limits::StreamSlots::new(2),
+        request_timeout: std::time::Duration::from_secs(30),
     };
     Harness {
         router: router(state.clone()),

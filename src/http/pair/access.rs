@@ -31,6 +31,9 @@ pub enum PageRefusal {
     /// 404: the company was deleted (or deleted and created again).
     #[error("the company of the pairing link no longer exists")]
     UnknownCompany,
+    /// 429: this link holds as many open live feeds as allowed.
+    #[error("too many pages of this pairing link are open")]
+    TooManyStreams,
     /// 503: starting, shutting down, or busy with this company.
     #[error("the gateway cannot serve the pairing link right now")]
     Unavailable,
@@ -45,6 +48,7 @@ impl PageRefusal {
             Self::Expired => StatusCode::GONE,
             Self::Invalid(_) => StatusCode::FORBIDDEN,
             Self::UnknownCompany => StatusCode::NOT_FOUND,
+            Self::TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -55,6 +59,7 @@ impl PageRefusal {
             Self::Expired => "link_expired",
             Self::Invalid(_) => "link_invalid",
             Self::UnknownCompany => "link_company_gone",
+            Self::TooManyStreams => "too_many_streams",
             Self::Unavailable => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -66,7 +71,7 @@ impl PageRefusal {
             Self::Expired => (strings.expired_title, strings.expired_body),
             Self::Invalid(_) => (strings.invalid_title, strings.invalid_body),
             Self::UnknownCompany => (strings.unknown_title, strings.unknown_body),
-            Self::Unavailable | Self::Internal(_) => {
+            Self::TooManyStreams | Self::Unavailable | Self::Internal(_) => {
                 (strings.unavailable_title, strings.unavailable_body)
             }
         }

@@ -12,8 +12,9 @@ use qrcode::QrCode;
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
-use super::{PairAccess, Refused, ensure_session};
+use super::{PageRefusal, PairAccess, Refused, ensure_session};
 use crate::domain::now_ms;
+use crate::http::limits::StreamSlot;
 use crate::http::{AppState, Lifecycle};
 use crate::pairing::page::{self, StateView};
 use crate::pairing::strings::Strings;
@@ -42,10 +43,15 @@ pub async fn events(
     State(state): State<AppState>,
     access: PairAccess,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Refused> {
+    let slot = state
+        .link_streams
+        .try_open(&crate::pairing::fingerprint(&access.token))
+        .ok_or_else(|| access.refuse(PageRefusal::TooManyStreams))?;
     let handle = ensure_session(&state, &access).await?;
     // Subscribe before reading the snapshot: a change in between is then
     // sent twice (harmless) instead of lost.
     let mut feed = Feed {
+        _slot: slot,
         events: handle.subscribe(),
         status: handle.watch_status(),
         queue: VecDeque::new(),
@@ -75,6 +81,8 @@ pub(super) fn deadline(expires_at_ms: i64) -> tokio::time::Instant {
 
 /// The page's event stream, as a state machine over the session's events.
 pub(super) struct Feed {
+    /// This feed's place among its link's open feeds, freed with the feed.
+    _slot: StreamSlot,
     events: broadcast::Receiver<SessionEvent>,
     /// Re-read when this subscriber lagged behind the broadcast.
     status: watch::Receiver<SessionStatus>,

@@ -68,6 +68,7 @@ pub fn config(fake: &FakeServer, data_dir: &Path) -> Config {
         webhooks: Default::default(),
         ops: Default::default(),
         pairing: Default::default(),
+        http: Default::default(),
     }
 }
 

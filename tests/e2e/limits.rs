@@ -1,0 +1,140 @@
+//! The HTTP server's limits against hostile clients: slow headers, slow
+//! bodies, and too many open event streams per company and per pairing link.
+
+use reqwest::StatusCode;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use test_support::fake::start_fake;
+use test_support::gateway::spawn_app_with;
+use test_support::wait::WAIT;
+
+/// The `host:port` of a test gateway's API.
+fn authority(base: &str) -> &str {
+    base.trim_start_matches("http://")
+}
+
+#[tokio::test]
+async fn a_client_sending_its_headers_slowly_is_disconnected() {
+    let app = spawn_app_with(start_fake().await, |c| c.http.header_timeout_ms = 500).await;
+    let mut tcp = TcpStream::connect(authority(&app.api.base)).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let request = b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nX-Slow: 0123456789abcdefghijklmnopqrstuvwxyz\r\n\r\n";
+    let mut closed = false;
+    // One byte every 100 ms (the slow client itself; the wait for the
+    // server's answer is the read below): the headers would take ~8 s.
+    let mut interval = tokio::time::interval(std::time::Duration::from_millis(100));
+    for byte in request {
+        interval.tick().await;
+        if tcp.write_all(&[*byte]).await.is_err() {
+            closed = true;
+            break;
+        }
+    }
+    if !closed {
+        // The server answers a timeout (408) or just closes; either way the
+        // connection ends long before the request could have been served.
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(WAIT, tcp.read_to_end(&mut rest)).await;
+        closed = !String::from_utf8_lossy(&rest).contains("200 OK");
+    }
+    assert!(closed, "the slow client was cut off");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "cut off near the 500 ms header timeout, not after the whole request ({:?})",
+        started.elapsed()
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_whose_body_never_arrives_times_out_with_the_envelope() {
+    let app = spawn_app_with(start_fake().await, |c| c.http.request_timeout_s = 1).await;
+    app.api.ensure("acme").await;
+    let mut tcp = TcpStream::connect(authority(&app.api.base)).await.unwrap();
+    let head = format!(
+        "POST /v1/sessions/acme/messages HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"to\":",
+        test_support::gateway::ADMIN_KEY
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = tokio::time::timeout(WAIT, async {
+        loop {
+            let n = tcp.read(&mut buf).await.unwrap_or(0);
+            answer.extend_from_slice(&buf[..n]);
+            if n == 0 || String::from_utf8_lossy(&answer).contains("request_timeout") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "answered within the wait");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("\"code\":\"request_timeout\""), "{text}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn event_streams_are_capped_per_company_and_per_pairing_link() {
+    let app = spawn_app_with(start_fake().await, |c| c.http.streams_per_link = 2).await;
+    app.api.ensure("acme").await;
+    app.api.ensure("globex").await;
+
+    let open = |company: &'static str| {
+        let api = app.api.clone();
+        async move {
+            api.request(
+                reqwest::Method::GET,
+                &format!("/v1/sessions/{company}/events"),
+            )
+            .send()
+            .await
+            .unwrap()
+        }
+    };
+    let mut streams = Vec::new();
+    for _ in 0..32 {
+        let response = open("acme").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        streams.push(response);
+    }
+    let refused = open("acme").await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS, "the 33rd");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_streams");
+    assert_eq!(
+        open("globex").await.status(),
+        StatusCode::OK,
+        "other companies are not affected"
+    );
+
+    // A closed stream gives its place back: `StreamSlots`' unit test (the
+    // server notices a closed stream only at its next write).
+
+    // A pairing link's live feeds, capped at 2 here.
+    let (status, link) = app.api.post("/v1/sessions/acme/pairing-links", None).await;
+    assert_eq!(status, StatusCode::CREATED, "{link}");
+    let url = format!("{}/events", link["url"].as_str().unwrap());
+    let client = reqwest::Client::new();
+    let mut feeds = Vec::new();
+    for _ in 0..2 {
+        let feed = client.get(&url).send().await.unwrap();
+        assert_eq!(feed.status(), StatusCode::OK);
+        feeds.push(feed);
+    }
+    let refused = client
+        .get(&url)
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_streams");
+
+    drop(feeds);
+    drop(streams);
+    app.stop().await;
+}
