@@ -36,7 +36,8 @@ pub(super) struct QrPush {
     responses(
         (status = 200, description = "Server-Sent Events: `state`, `qr`, `expired`", content_type = "text/event-stream"),
         (status = 403, content_type = "text/html"), (status = 404, content_type = "text/html"),
-        (status = 410, content_type = "text/html"), (status = 503, content_type = "text/html"),
+        (status = 410, content_type = "text/html"), (status = 429, description = "`too_many_streams`: this link has as many live feeds open as allowed", content_type = "text/html"),
+        (status = 503, content_type = "text/html"),
     )
 )]
 pub async fn events(
