@@ -110,6 +110,7 @@ impl App {
             company_streams: StreamSlots::new(config.http.streams_per_company),
             link_streams: StreamSlots::new(config.http.streams_per_link),
             request_timeout: config.http.request_timeout(),
+            auth_backoff: Default::default(),
         };
         Ok((
             App {

@@ -97,6 +97,14 @@ pub enum ApiError {
     #[error("the request took too long")]
     RequestTimeout,
 
+    /// 429 `rate_limited` (with `Retry-After`): this address failed to
+    /// authenticate too often and must wait; its credentials were not checked.
+    #[error("too many failed authentications from this address; retry later")]
+    AuthThrottled {
+        /// How long the address must wait.
+        retry_after: std::time::Duration,
+    },
+
     /// 429 `too_many_streams`: the company holds as many open event streams
     /// as `--http-streams-per-company` allows.
     #[error("too many open event streams for this company")]
@@ -150,7 +158,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NoQr { .. } => StatusCode::CONFLICT,
             Self::NotReady | Self::RequestTimeout => StatusCode::SERVICE_UNAVAILABLE,
-            Self::TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyStreams | Self::AuthThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Pool(err) => pool_error_status(err.code()),
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -172,6 +180,7 @@ impl ApiError {
             Self::NotReady => "not_ready",
             Self::RequestTimeout => "request_timeout",
             Self::TooManyStreams => "too_many_streams",
+            Self::AuthThrottled { .. } => "rate_limited",
             Self::Pool(_) if self.is_internal() => "internal",
             Self::Pool(err) => err.code(),
             Self::Internal(_) => "internal",
@@ -236,7 +245,9 @@ impl IntoResponse for ApiError {
             );
         }
         let mut response = (status, Json(self.body())).into_response();
-        if let Self::Pool(PoolError::TooSoon { retry_after }) = &self {
+        if let Self::Pool(PoolError::TooSoon { retry_after })
+        | Self::AuthThrottled { retry_after } = &self
+        {
             set_retry_after(&mut response, *retry_after);
         }
         response

@@ -16,6 +16,7 @@
 //!   marked `Cache-Control: no-store`; handlers never log them.
 
 mod access;
+pub mod auth_backoff;
 pub mod error;
 mod events;
 mod extract;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub link_streams: Arc<limits::StreamSlots>,
     /// Longest time one request may take (`--http-request-timeout-s`).
     pub request_timeout: std::time::Duration,
+    /// Failed authentications per address.
+    pub auth_backoff: Arc<auth_backoff::AuthBackoff>,
 }
 
 /// The process's phase as the HTTP layer sees it: ready once sessions were

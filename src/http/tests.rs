@@ -50,6 +50,7 @@ fn harness() -> Harness {
         company_streams: crate::http::limits::StreamSlots::new(2),
         link_streams: crate::http::limits::StreamSlots::new(2),
         request_timeout: std::time::Duration::from_secs(30),
+        auth_backoff: Default::default(),
     };
     Harness {
         router: router(state.clone()),

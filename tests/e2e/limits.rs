@@ -138,3 +138,56 @@ async fn event_streams_are_capped_per_company_and_per_pairing_link() {
     drop(streams);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn failed_authentication_slows_down_its_address_only() {
+    let app = spawn_app_with(start_fake().await, |_| {}).await;
+    app.api.ensure("acme").await;
+    let from = |ip: &str| {
+        reqwest::Client::builder()
+            .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap()
+    };
+    let (guesser, neighbour) = (from("127.0.0.1"), from("127.0.0.2"));
+    let url = format!("{}/v1/sessions/acme", app.api.base);
+    let get =
+        |client: &reqwest::Client, key: &str| client.get(&url).bearer_auth(key.to_owned()).send();
+
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        statuses.push(
+            get(&guesser, &format!("wrong-guess-{i}"))
+                .await
+                .unwrap()
+                .status(),
+        );
+    }
+    assert!(
+        statuses[..11]
+            .iter()
+            .all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses[11],
+        StatusCode::TOO_MANY_REQUESTS,
+        "blocked after the free failures"
+    );
+
+    // Blocked: even the right key is not looked at until the wait is over.
+    let blocked = get(&guesser, test_support::gateway::ADMIN_KEY)
+        .await
+        .unwrap();
+    assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(blocked.headers().contains_key("retry-after"));
+    let body: serde_json::Value = blocked.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+
+    // Another address is not affected.
+    let other = get(&neighbour, test_support::gateway::ADMIN_KEY)
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::OK);
+    app.stop().await;
+}
