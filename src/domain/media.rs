@@ -71,7 +71,12 @@ impl MediaKind {
             Self::Video => matches!(essence.as_str(), "video/mp4" | "video/3gpp"),
             Self::Audio => matches!(
                 essence.as_str(),
-                "audio/aac" | "audio/mp4" | "audio/mpeg" | "audio/amr" | "audio/ogg" | "audio/x-m4a"
+                "audio/aac"
+                    | "audio/mp4"
+                    | "audio/mpeg"
+                    | "audio/amr"
+                    | "audio/ogg"
+                    | "audio/x-m4a"
             ),
             // WhatsApp plays voice notes only as Ogg Opus.
             Self::Voice => essence == "audio/ogg",
@@ -93,7 +98,11 @@ impl MediaKind {
 
 /// `type/subtype` in lower case, without parameters.
 pub fn mime_essence(mime: &str) -> String {
-    mime.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+    mime.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// A MIME type given by a client: `type/subtype[; params]`, at most 255

@@ -104,7 +104,9 @@ impl ContactCard {
             .trim()
             .to_owned();
         if display_name.is_empty() {
-            return Err(invalid_contact("a vCard needs an `FN:` (display name) line"));
+            return Err(invalid_contact(
+                "a vCard needs an `FN:` (display name) line",
+            ));
         }
         Ok(Self {
             display_name,
@@ -206,7 +208,11 @@ pub enum ChatState {
 /// An emoji for a reaction: empty (removes the reaction) or at most 32
 /// bytes of non-control characters. Code `invalid_emoji`.
 pub fn parse_emoji(raw: String) -> Result<String, InvalidInput> {
-    if raw.len() > 32 || raw.chars().any(|c| c.is_control() || c.is_ascii_alphanumeric()) {
+    if raw.len() > 32
+        || raw
+            .chars()
+            .any(|c| c.is_control() || c.is_ascii_alphanumeric())
+    {
         return Err(InvalidInput::new(
             "invalid_emoji",
             "emoji must be one emoji (or empty to remove the reaction)",
@@ -223,7 +229,10 @@ mod tests {
     fn message_ids() {
         assert!(MessageId::parse("3EB0C431C26A1916E07E").is_ok());
         for bad in ["", "a b", "x/y", &"a".repeat(129)] {
-            assert_eq!(MessageId::parse(bad).unwrap_err().code, "invalid_message_id");
+            assert_eq!(
+                MessageId::parse(bad).unwrap_err().code,
+                "invalid_message_id"
+            );
         }
     }
 
@@ -237,8 +246,8 @@ mod tests {
 
     #[test]
     fn contact_cards() {
-        let card = ContactCard::from_vcard("BEGIN:VCARD\nVERSION:3.0\nFN:Eve\nEND:VCARD".into())
-            .unwrap();
+        let card =
+            ContactCard::from_vcard("BEGIN:VCARD\nVERSION:3.0\nFN:Eve\nEND:VCARD".into()).unwrap();
         assert_eq!(card.display_name, "Eve");
         assert!(ContactCard::from_vcard("hello".into()).is_err());
         let phone = PhoneNumber::parse("+15550005555").unwrap();

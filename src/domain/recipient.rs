@@ -136,7 +136,11 @@ mod tests {
         ] {
             assert_eq!(Recipient::parse(raw).unwrap().jid(), jid, "{raw}");
         }
-        assert!(Recipient::parse("120363012345678901@g.us").unwrap().is_group());
+        assert!(
+            Recipient::parse("120363012345678901@g.us")
+                .unwrap()
+                .is_group()
+        );
     }
 
     #[test]

@@ -42,7 +42,10 @@ pub enum ApiError {
 
     /// 400 `invalid_json` (syntax), 422 `invalid_body` (wrong shape or
     /// types), 415 `unsupported_media_type`, 400 `invalid_query`,
-    /// 400 `invalid_path`: a request axum could not even parse.
+    /// 400 `invalid_path`: a request axum could not even parse. Also the
+    /// content refusals of sends: 413 `media_too_large`, 415
+    /// `invalid_media_type`, 400 `invalid_media`, 400 `invalid_multipart`,
+    /// 422 `media_url_refused`, 502 `media_url_failed`.
     #[error("{message}")]
     Malformed {
         status: StatusCode,
@@ -291,6 +294,12 @@ impl From<QueryRejection> for ApiError {
 }
 
 impl ApiError {
+    /// A refusal of the request's content with its own status and stable
+    /// code (e.g. 413 `media_too_large`, 415 `invalid_media_type`).
+    pub fn refused(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self::malformed(status, code, message)
+    }
+
     fn malformed(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self::Malformed {
             status,

@@ -52,6 +52,8 @@ pub struct AppState {
     pub lifecycle: Lifecycle,
     /// Signs and checks pairing links (`pair`).
     pub pairing: Arc<crate::pairing::PairingLinks>,
+    /// Media size limit and URL fetching (`messages`).
+    pub media: Arc<crate::config::MediaOptions>,
 }
 
 /// The process's phase as the HTTP layer sees it: ready once sessions were

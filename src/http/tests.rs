@@ -41,6 +41,7 @@ fn harness() -> Harness {
         TokenIndex::default(),
     );
     let state = AppState {
+        media: Default::default(),
         pool,
         auth: std::sync::Arc::new(auth),
         lifecycle: Lifecycle::default(),
@@ -592,7 +593,7 @@ async fn openapi_document_describes_the_api() {
     for schema in [
         "ErrorBody",
         "SessionView",
-        "SendTextRequest",
+        "SendMessageRequest",
         "QrView",
         "EnsureResponse",
         "DeleteResponse",

@@ -60,8 +60,10 @@ impl Registrations {
                 .map_err(|e| PoolError::Send(format!("checking the number failed: {e}")))?;
             let mut answers = self.answers.lock();
             if answers.len() > Self::MAX_ENTRIES {
-                let mut by_age: Vec<(String, Instant)> =
-                    answers.iter().map(|(k, (_, at))| (k.clone(), *at)).collect();
+                let mut by_age: Vec<(String, Instant)> = answers
+                    .iter()
+                    .map(|(k, (_, at))| (k.clone(), *at))
+                    .collect();
                 by_age.sort_by_key(|(_, at)| *at);
                 for (key, _) in by_age.into_iter().take(Self::MAX_ENTRIES / 2) {
                     answers.remove(&key);

@@ -66,7 +66,7 @@ pub mod outbox;
 mod idempotency;
 mod sent;
 
-pub use sent::QuoteTarget;
+pub use sent::{QuoteTarget, SENT_RETENTION_MS};
 
 mod error;
 #[cfg(test)]
@@ -333,7 +333,10 @@ impl Store {
                 &self.trees.idempotency,
                 Rows::Prefix(keys::company_prefix(company)),
             ),
-            (&self.trees.sent, Rows::Prefix(keys::company_prefix(company))),
+            (
+                &self.trees.sent,
+                Rows::Prefix(keys::company_prefix(company)),
+            ),
         ]);
         self.remove_rows(&rows)?;
         self.flush_now()

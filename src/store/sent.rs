@@ -107,7 +107,9 @@ mod tests {
         let acme = CompanyId::parse("acme").unwrap();
         let other = CompanyId::parse("other").unwrap();
         let chat = "15550002222@s.whatsapp.net";
-        store.remember_sent_message(&acme, chat, "ID1", "text").unwrap();
+        store
+            .remember_sent_message(&acme, chat, "ID1", "text")
+            .unwrap();
         assert_eq!(
             store.quote_target(&acme, chat, "ID1").unwrap(),
             Some(QuoteTarget::Sent)

@@ -71,7 +71,13 @@ pub async fn upload(
             info
         };
         let len = encrypted.metadata()?.len();
-        Ok((info, EncryptedFile { file: encrypted, len }))
+        Ok((
+            info,
+            EncryptedFile {
+                file: encrypted,
+                len,
+            },
+        ))
     })
     .await??;
     client.upload_stream(encrypted, info, media_type).await

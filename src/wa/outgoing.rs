@@ -70,7 +70,14 @@ pub fn build(content: &Content, uploaded: Option<&Uploaded>, quote: Option<&Quot
                 // the client rather than sent.
                 return wa::Message::default();
             };
-            media_message(*kind, up, &file.mime, caption.clone(), file_name.clone(), context())
+            media_message(
+                *kind,
+                up,
+                &file.mime,
+                caption.clone(),
+                file_name.clone(),
+                context(),
+            )
         }
         Content::Location(location) => location_message(location, context()),
         Content::Contacts(cards) => contacts_message(cards, context()),
@@ -177,7 +184,10 @@ fn media_message(
     message
 }
 
-fn location_message(location: &Location, context_info: MessageField<wa::ContextInfo>) -> wa::Message {
+fn location_message(
+    location: &Location,
+    context_info: MessageField<wa::ContextInfo>,
+) -> wa::Message {
     wa::Message {
         location_message: MessageField::some(wa::message::LocationMessage {
             degrees_latitude: Some(location.latitude),
@@ -191,7 +201,10 @@ fn location_message(location: &Location, context_info: MessageField<wa::ContextI
     }
 }
 
-fn contacts_message(cards: &[ContactCard], context_info: MessageField<wa::ContextInfo>) -> wa::Message {
+fn contacts_message(
+    cards: &[ContactCard],
+    context_info: MessageField<wa::ContextInfo>,
+) -> wa::Message {
     let card = |c: &ContactCard, context_info| wa::message::ContactMessage {
         display_name: Some(c.display_name.clone()),
         vcard: Some(c.vcard.clone()),

@@ -456,7 +456,7 @@ async fn bad_requests_get_their_code_and_change_nothing() {
             "/v1/sessions/acme/messages".into(),
             Some(json!({"to": "1@g.us", "text": "hi"})),
             StatusCode::BAD_REQUEST,
-            "invalid_phone",
+            "invalid_recipient",
         ),
         (
             api.clone(),

@@ -9,6 +9,7 @@
 const WAGATE: &str = env!("CARGO_BIN_EXE_wagate");
 
 mod api;
+mod messaging;
 mod ops;
 mod pairing;
 mod pool;

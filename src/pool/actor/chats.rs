@@ -46,7 +46,10 @@ impl SessionActor {
                 let mut by_sender: Vec<(Option<String>, Vec<String>)> = Vec::new();
                 for id in message_ids {
                     let sender = if chat.is_group() {
-                        match self.store.quote_target(&self.company, &chat.jid(), id.as_str()) {
+                        match self
+                            .store
+                            .quote_target(&self.company, &chat.jid(), id.as_str())
+                        {
                             Ok(Some(QuoteTarget::Received { sender })) => Some(sender),
                             Ok(_) => {
                                 let _ = reply.send(Err(PoolError::MessageNotFound));

@@ -39,10 +39,10 @@
 //! until the current QR reference expires (at most ~160 s). Its events are
 //! ignored (they carry an old generation).
 
+mod chats;
 mod events;
 mod liveness;
 mod pairing;
-mod chats;
 mod sending;
 mod status;
 

@@ -12,8 +12,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use waproto::whatsapp as wa;
 use wacore_binary::Jid;
+use waproto::whatsapp as wa;
 use whatsapp_rust::Client;
 
 use super::super::error::PoolError;
@@ -123,9 +123,10 @@ impl SessionActor {
             SendOp::Message {
                 reply_to: Some(id), ..
             } => (id, false),
-            SendOp::Action { target, action } => {
-                (target, matches!(action, Action::Edit { .. } | Action::Revoke))
-            }
+            SendOp::Action { target, action } => (
+                target,
+                matches!(action, Action::Edit { .. } | Action::Revoke),
+            ),
         };
         let found = self
             .store
@@ -201,7 +202,8 @@ impl Job {
                     }),
                     _ => None,
                 };
-                let message = crate::wa::outgoing::build(content, uploaded.as_ref(), quote.as_ref());
+                let message =
+                    crate::wa::outgoing::build(content, uploaded.as_ref(), quote.as_ref());
                 let id = self.client.generate_message_id();
                 let options = whatsapp_rust::SendOptions::default().with_message_id(id);
                 let sent = self

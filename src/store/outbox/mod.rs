@@ -238,7 +238,12 @@ impl Outbox {
         message_id: &str,
     ) -> Result<Option<String>, StoreError> {
         let prefix = keys::outbox_dedup_chat(company, chat);
-        for key in self.dedup.scan_prefix(&prefix).keys().take(RECEIVED_SCAN_LIMIT) {
+        for key in self
+            .dedup
+            .scan_prefix(&prefix)
+            .keys()
+            .take(RECEIVED_SCAN_LIMIT)
+        {
             let key = key?;
             let Some((sender, id)) = keys::split_dedup_sender(&key[prefix.len()..]) else {
                 continue;
