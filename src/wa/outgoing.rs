@@ -221,7 +221,6 @@ fn contacts_message(
                 display_name: Some(format!("{} contacts", many.len())),
                 contacts: many.iter().map(|c| card(c, MessageField::none())).collect(),
                 context_info,
-                ..Default::default()
             }),
             ..Default::default()
         },
