@@ -364,7 +364,7 @@ async fn malformed_requests_get_the_envelope_and_change_nothing() {
         (
             Req::new(Method::POST, messages).json(json!({"to": "120363@g.us", "text": "x"})),
             StatusCode::BAD_REQUEST,
-            "invalid_phone",
+            "invalid_recipient",
         ),
         (
             Req::new(Method::POST, messages).json(json!({"to": "15550002222", "text": "  "})),
