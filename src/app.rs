@@ -52,6 +52,17 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
+/// What [`App::build_with`] takes besides the configuration: injection
+/// points no flag exposes. The default is what the binary runs with.
+#[derive(Default)]
+pub struct BuildOptions {
+    /// whatsapp-rust's HTTP client (version fetch, media upload); `None` =
+    /// the built-in reqwest client. Tests inject one that sends the fake
+    /// media host's `https://127.0.0.1:PORT` URLs as plain HTTP; a release
+    /// build never sets it.
+    pub wa_http_client: Option<std::sync::Arc<dyn whatsapp_rust::http::HttpClient>>,
+}
+
 /// A gateway, built and bound but not yet serving.
 pub struct App {
     listener: TcpListener,
@@ -80,6 +91,16 @@ impl App {
         config: &Config,
         store: Store,
     ) -> anyhow::Result<(App, Option<String>)> {
+        Self::build_with(config, store, BuildOptions::default()).await
+    }
+
+    /// [`App::build_with_store`] with what only code can set (tests inject
+    /// the whatsapp-rust HTTP client that reaches a fake media host).
+    pub async fn build_with(
+        config: &Config,
+        store: Store,
+        options: BuildOptions,
+    ) -> anyhow::Result<(App, Option<String>)> {
         // Before anything records: counts made without a recorder are lost.
         crate::metrics::handle();
         crate::metrics::set_per_company_labels(config.ops.metrics_per_company);
@@ -91,11 +112,15 @@ impl App {
             .context("starting the webhook service")?;
         let mut wa = wa_config(config);
         wa.inbound_hook = Some(webhooks.hook_factory());
+        if let Some(http) = options.wa_http_client {
+            wa.http_client = Some(http);
+        }
         let pool = SessionPool::new(store.clone(), wa);
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
         let state = AppState {
+            media: std::sync::Arc::new(config.media.clone()),
             pool: pool.clone(),
             auth: std::sync::Arc::new(Authenticator::new(admin, store.clone(), tokens)),
             lifecycle: Lifecycle::default(),
@@ -242,6 +267,13 @@ fn spawn_idempotency_sweep(store: Store, ttl: Duration) -> tokio::task::JoinHand
             Ok(0) => {}
             Ok(pruned) => tracing::info!(pruned, "expired idempotency keys removed"),
             Err(error) => tracing::error!(%error, "pruning idempotency keys failed"),
+        }
+        // Sent-message ids (replies, actions) are kept longer than keys.
+        let sent_cutoff = crate::domain::now_ms().saturating_sub(crate::store::SENT_RETENTION_MS);
+        match store.prune_sent_messages(sent_cutoff) {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "expired sent-message records removed"),
+            Err(error) => tracing::error!(%error, "pruning sent-message records failed"),
         }
     })
 }

@@ -88,6 +88,10 @@ pub struct Config {
     /// HTTP server limits (timeouts, connections, open event streams).
     #[command(flatten)]
     pub http: crate::http::limits::HttpLimits,
+
+    /// Media sends (size limit, URL fetching).
+    #[command(flatten)]
+    pub media: crate::http::MediaOptions,
 }
 
 /// Metrics and the session liveness watchdog (`src/metrics.rs`,
@@ -194,6 +198,7 @@ impl fmt::Debug for Config {
             .field("webhooks", &self.webhooks)
             .field("ops", &self.ops)
             .field("pairing", &self.pairing)
+            .field("media", &self.media)
             .finish()
     }
 }

@@ -6,6 +6,13 @@
 
 use std::fmt;
 
+pub mod media;
+pub mod outgoing;
+pub mod recipient;
+
+pub use outgoing::MessageId;
+pub use recipient::Recipient;
+
 /// Unix milliseconds now, from the clock whatsapp-rust uses too (so times the
 /// gateway records line up with the client's own).
 pub fn now_ms() -> i64 {

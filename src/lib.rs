@@ -8,11 +8,12 @@
 //! - [`store`]: the sled database: registry, per-company credentials, transitions, idempotency keys.
 //! - [`http`]: the HTTP API v1 (axum router, one file per resource, the JSON error envelope, OpenAPI).
 //! - [`metrics`]: Prometheus metrics (`GET /metrics`) and the names wagate records.
+//! - [`outbound`]: the one guard on addresses the gateway connects to for tenants (webhook and media URLs).
 //! - [`pairing`]: pairing links: signed, expiring links to the web page where a company's staff link its number (QR code or pair code).
 //! - [`pb`]: prost types generated from `proto/wagate.proto` (stored records, emitted events).
 //! - [`pool`]: the session pool: one actor per company owning its whatsapp-rust client, the state machine and stream-error policy.
 //! - [`token`]: company API tokens (generation, SHA-256 hashing).
-//! - [`wa`]: everything that touches whatsapp-rust (the sled storage `Backend`, client building).
+//! - [`wa`]: everything that touches whatsapp-rust (the sled storage `Backend`, client building, outgoing messages, media upload).
 //! - [`webhook`]: inbound events: the durable outbox (via whatsapp-rust's inbound durability hook), signing, and the webhook dispatcher.
 
 #![warn(missing_docs)]
@@ -23,6 +24,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod metrics;
+pub mod outbound;
 pub mod pairing;
 pub mod pb;
 pub mod pool;

@@ -42,7 +42,10 @@ pub enum ApiError {
 
     /// 400 `invalid_json` (syntax), 422 `invalid_body` (wrong shape or
     /// types), 415 `unsupported_media_type`, 400 `invalid_query`,
-    /// 400 `invalid_path`: a request axum could not even parse.
+    /// 400 `invalid_path`: a request axum could not even parse. Also the
+    /// content refusals of sends: 413 `media_too_large`, 415
+    /// `invalid_media_type`, 400 `invalid_media`, 400 `invalid_multipart`,
+    /// 422 `media_url_refused`, 502 `media_url_failed`.
     #[error("{message}")]
     Malformed {
         /// The HTTP status to answer with.
@@ -221,7 +224,8 @@ impl ApiError {
 /// for the caller's fault.
 pub fn pool_error_status(code: &str) -> StatusCode {
     match code {
-        "unknown_company" => StatusCode::NOT_FOUND,
+        "unknown_company" | "message_not_found" => StatusCode::NOT_FOUND,
+        "not_on_whatsapp" | "not_own_message" => StatusCode::UNPROCESSABLE_ENTITY,
         "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
         "not_connected" | "invalid_state" | "busy" => StatusCode::CONFLICT,
         "send_failed" | "pairing_failed" => StatusCode::BAD_GATEWAY,
@@ -320,6 +324,12 @@ impl From<QueryRejection> for ApiError {
 }
 
 impl ApiError {
+    /// A refusal of the request's content with its own status and stable
+    /// code (e.g. 413 `media_too_large`, 415 `invalid_media_type`).
+    pub fn refused(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self::malformed(status, code, message)
+    }
+
     fn malformed(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self::Malformed {
             status,

@@ -23,6 +23,7 @@ mod extract;
 mod health;
 pub mod limits;
 mod messages;
+pub use messages::options::MediaOptions;
 mod metrics;
 pub mod openapi;
 mod pair;
@@ -67,6 +68,8 @@ pub struct AppState {
     pub request_timeout: std::time::Duration,
     /// Failed authentications per address.
     pub auth_backoff: Arc<auth_backoff::AuthBackoff>,
+    /// Media size limit and URL fetching (`messages`).
+    pub media: Arc<MediaOptions>,
 }
 
 /// The process's phase as the HTTP layer sees it: ready once sessions were

@@ -28,7 +28,7 @@ use super::{AppState, events, health, messages, qr, sessions};
     components(schemas(ErrorBody)),
     tags(
         (name = "sessions", description = "A company's WhatsApp session: create, link, observe, unlink"),
-        (name = "messages", description = "Sending"),
+        (name = "messages", description = "Sending every kind of message, actions on messages, read receipts, chat state, contact checks"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -68,7 +68,18 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::logout))
         .routes(routes!(qr::current_qr))
         .routes(routes!(events::events))
-        .routes(routes!(messages::send_text))
+        .merge(
+            // Media bodies are larger than MAX_BODY_BYTES: the send handler
+            // enforces its own limits (JSON, per-kind media) while streaming.
+            OpenApiRouter::new()
+                .routes(routes!(messages::send::send_message))
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .routes(routes!(messages::actions::react))
+        .routes(routes!(messages::actions::edit, messages::actions::revoke))
+        .routes(routes!(messages::chats::read))
+        .routes(routes!(messages::chats::presence))
+        .routes(routes!(messages::chats::check_contacts))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
 }

@@ -42,6 +42,16 @@ pub enum PoolError {
     /// The operation did not finish in time (HTTP 504).
     #[error("the operation timed out")]
     Timeout,
+    /// The phone number has no WhatsApp account (HTTP 422).
+    #[error("this number is not on WhatsApp")]
+    NotOnWhatsApp,
+    /// The message id names no message the gateway sent or received in that
+    /// chat (HTTP 404).
+    #[error("no such message in this chat")]
+    MessageNotFound,
+    /// Edits and deletes apply only to messages the gateway sent (HTTP 422).
+    #[error("only messages this number sent can be edited or deleted")]
+    NotOwnMessage,
     /// Sending failed on WhatsApp's side or in the client (HTTP 502).
     #[error("sending failed: {0}")]
     Send(String),
@@ -70,6 +80,9 @@ impl PoolError {
             Self::TooSoon { .. } => "rate_limited",
             Self::Gone => "session_gone",
             Self::Timeout => "timeout",
+            Self::NotOnWhatsApp => "not_on_whatsapp",
+            Self::MessageNotFound => "message_not_found",
+            Self::NotOwnMessage => "not_own_message",
             Self::Send(_) => "send_failed",
             Self::Pairing(_) => "pairing_failed",
             Self::Client(_) => "client_error",

@@ -14,14 +14,15 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::error::PoolError;
 use super::state::{Qr, SessionEvent, SessionStatus};
-use crate::domain::{CompanyId, PhoneNumber};
+use crate::domain::outgoing::{Action, ChatState, Content};
+use crate::domain::{CompanyId, MessageId, MessageText, PhoneNumber, Recipient};
 
 /// A message accepted by WhatsApp.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Sent {
     /// WhatsApp's id of the message.
     pub message_id: String,
-    /// The recipient's number (digits, E.164 without `+`).
+    /// The recipient: a phone's digits (E.164 without `+`), else its JID.
     pub to: String,
     /// True when an earlier send with the same idempotency key already sent
     /// this message; nothing was sent this time.
@@ -96,7 +97,9 @@ pub(crate) enum Command {
     },
     /// Boxed: every session's command queue preallocates a block of slots
     /// the size of the largest variant, and this one is by far the largest.
-    Send(Box<SendText>),
+    Send(Box<SendRequest>),
+    /// Read receipts, chat state, contact checks (boxed like `Send`).
+    Chat(Box<ChatRequest>),
     /// Log out on WhatsApp, wipe credentials and stop the actor.
     Delete {
         reply: oneshot::Sender<ActorDeleteOutcome>,
@@ -105,12 +108,57 @@ pub(crate) enum Command {
     Shutdown { reply: oneshot::Sender<()> },
 }
 
-/// The payload of [`Command::Send`].
-pub(crate) struct SendText {
-    pub to: PhoneNumber,
-    pub text: String,
+/// The payload of [`Command::Send`]: anything that sends a message, so every
+/// one of them honours the idempotency key the same way.
+pub(crate) struct SendRequest {
+    pub chat: Recipient,
+    pub op: SendOp,
     pub idempotency_key: Option<String>,
     pub reply: oneshot::Sender<Result<Sent, PoolError>>,
+}
+
+/// What a [`SendRequest`] sends.
+pub(crate) enum SendOp {
+    /// A new message, optionally quoting `reply_to` (a message of the chat).
+    Message {
+        content: Content,
+        reply_to: Option<MessageId>,
+    },
+    /// A reaction, edit or delete of `target` (a message of the chat).
+    Action { target: MessageId, action: Action },
+}
+
+/// The payload of [`Command::Chat`].
+pub(crate) enum ChatRequest {
+    MarkRead {
+        chat: Recipient,
+        message_ids: Vec<MessageId>,
+        reply: oneshot::Sender<Result<(), PoolError>>,
+    },
+    Presence {
+        chat: Recipient,
+        state: ChatState,
+        reply: oneshot::Sender<Result<(), PoolError>>,
+    },
+    CheckContacts {
+        phones: Vec<PhoneNumber>,
+        reply: oneshot::Sender<Result<Vec<ContactCheck>, PoolError>>,
+    },
+}
+
+/// Whether a phone number is on WhatsApp, as WhatsApp answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContactCheck {
+    /// The number asked about (digits).
+    pub phone: String,
+    /// It has a WhatsApp account.
+    pub on_whatsapp: bool,
+    /// Its phone JID, when on WhatsApp.
+    pub jid: Option<String>,
+    /// Its LID (`…@lid`), when WhatsApp told it.
+    pub lid: Option<String>,
+    /// It is a WhatsApp Business account.
+    pub business: bool,
 }
 
 /// A handle to one company's session. Cheap to clone.
@@ -242,15 +290,85 @@ impl SessionHandle {
         text: String,
         idempotency_key: Option<String>,
     ) -> Result<Sent, PoolError> {
+        let text = MessageText::parse(text).map_err(|e| PoolError::Send(e.message))?;
+        self.send_message(to.into(), Content::Text(text), None, idempotency_key)
+            .await
+    }
+
+    /// Send any kind of message to `chat`, quoting `reply_to` (a message of
+    /// that chat the gateway sent or received: else `message_not_found`).
+    /// Idempotent with a key, like [`SessionHandle::send_text`]. Phone
+    /// recipients that are not on WhatsApp are refused (`not_on_whatsapp`).
+    pub async fn send_message(
+        &self,
+        chat: Recipient,
+        content: Content,
+        reply_to: Option<MessageId>,
+        idempotency_key: Option<String>,
+    ) -> Result<Sent, PoolError> {
+        self.send(chat, SendOp::Message { content, reply_to }, idempotency_key)
+            .await
+    }
+
+    /// React to, edit or delete `target` in `chat` (idempotent with a key).
+    /// Edits and deletes apply only to messages the gateway sent.
+    pub async fn act(
+        &self,
+        chat: Recipient,
+        target: MessageId,
+        action: Action,
+        idempotency_key: Option<String>,
+    ) -> Result<Sent, PoolError> {
+        self.send(chat, SendOp::Action { target, action }, idempotency_key)
+            .await
+    }
+
+    async fn send(
+        &self,
+        chat: Recipient,
+        op: SendOp,
+        idempotency_key: Option<String>,
+    ) -> Result<Sent, PoolError> {
         self.call(|reply| {
-            Command::Send(Box::new(SendText {
-                to,
-                text,
+            Command::Send(Box::new(SendRequest {
+                chat,
+                op,
                 idempotency_key,
                 reply,
             }))
         })
         .await?
+    }
+
+    /// Send read receipts for `message_ids` of `chat`.
+    pub async fn mark_read(
+        &self,
+        chat: Recipient,
+        message_ids: Vec<MessageId>,
+    ) -> Result<(), PoolError> {
+        self.call(|reply| {
+            Command::Chat(Box::new(ChatRequest::MarkRead {
+                chat,
+                message_ids,
+                reply,
+            }))
+        })
+        .await?
+    }
+
+    /// Show `state` (typing, recording, paused) in `chat`.
+    pub async fn set_chat_state(&self, chat: Recipient, state: ChatState) -> Result<(), PoolError> {
+        self.call(|reply| Command::Chat(Box::new(ChatRequest::Presence { chat, state, reply })))
+            .await?
+    }
+
+    /// Ask WhatsApp which of `phones` are on WhatsApp.
+    pub async fn check_contacts(
+        &self,
+        phones: Vec<PhoneNumber>,
+    ) -> Result<Vec<ContactCheck>, PoolError> {
+        self.call(|reply| Command::Chat(Box::new(ChatRequest::CheckContacts { phones, reply })))
+            .await?
     }
 
     pub(crate) async fn delete(&self) -> Result<ActorDeleteOutcome, PoolError> {

@@ -21,6 +21,7 @@ mod actor;
 pub mod backoff;
 mod error;
 mod handle;
+mod registered;
 pub mod state;
 pub mod watchdog;
 
@@ -35,7 +36,7 @@ use tracing::Instrument as _;
 
 pub use backoff::{Backoff, BackoffConfig, InvalidBackoff};
 pub use error::PoolError;
-pub use handle::{Sent, SessionHandle, StepOutcome};
+pub use handle::{ContactCheck, Sent, SessionHandle, StepOutcome};
 pub use state::{Qr, SessionEvent, SessionState, SessionStatus, Transition};
 pub use watchdog::WatchdogConfig;
 

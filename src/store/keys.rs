@@ -168,6 +168,29 @@ pub(crate) fn idempotency(company: &CompanyId, idempotency_key: &str) -> Vec<u8>
     key
 }
 
+/// Key of a message the gateway sent: company prefix + `[len chat][chat]` +
+/// the message id (raw, last), so one chat's messages share a prefix.
+pub(crate) fn sent_message(company: &CompanyId, chat: &str, message_id: &str) -> Vec<u8> {
+    let mut key = company_prefix(company);
+    push_len_prefixed(&mut key, chat.as_bytes());
+    key.extend_from_slice(message_id.as_bytes());
+    key
+}
+
+/// The prefix of every [`outbox_dedup`] row of inbound messages in `chat`.
+pub(crate) fn outbox_dedup_chat(company: &CompanyId, chat: &str) -> Vec<u8> {
+    let mut key = company_prefix(company);
+    key.push(b'm');
+    push_len_prefixed(&mut key, chat.as_bytes());
+    key
+}
+
+/// Splits the rest of an [`outbox_dedup`] message row after
+/// [`outbox_dedup_chat`]'s prefix into `(sender, message id)`.
+pub(crate) fn split_dedup_sender(rest: &[u8]) -> Option<(&[u8], &[u8])> {
+    take_len_prefixed(rest)
+}
+
 /// `[company prefix][seq: u64 BE]`: an outbox event row (and the `seq` of
 /// every outbox counter row).
 pub(crate) fn outbox_event(company: &CompanyId, seq: u64) -> Vec<u8> {

@@ -15,6 +15,7 @@
 //! | `wa`          | company prefix + category + parts | whatsapp-rust Backend state          |
 //! | `transitions` | company prefix + sequence         | [`pb::StateTransition`]              |
 //! | `idempotency` | company prefix + client key       | created (unix ms, u64 BE) + message id |
+//! | `sent`        | company prefix + chat + message id | created (unix ms, u64 BE) + kind     |
 //! | `settings`    | setting name                      | raw bytes                            |
 //!
 //! The `device` tree holds one small row per company that has credentials, so
@@ -64,6 +65,11 @@ pub mod outbox;
 mod private_dir;
 mod registry;
 
+mod idempotency;
+mod sent;
+
+pub use sent::{QuoteTarget, SENT_RETENTION_MS};
+
 mod error;
 #[cfg(test)]
 mod tests;
@@ -90,6 +96,8 @@ pub(crate) struct Trees {
     pub(crate) wa: sled::Tree,
     pub(crate) transitions: sled::Tree,
     pub(crate) idempotency: sled::Tree,
+    /// Messages the gateway sent (`sent`), for replies and actions.
+    pub(crate) sent: sled::Tree,
     pub(crate) settings: sled::Tree,
 }
 
@@ -101,6 +109,7 @@ impl Trees {
             wa: db.open_tree("wa")?,
             transitions: db.open_tree("transitions")?,
             idempotency: db.open_tree("idempotency")?,
+            sent: db.open_tree("sent")?,
             settings: db.open_tree("settings")?,
         })
     }
@@ -274,6 +283,10 @@ impl Store {
                 &self.trees.idempotency,
                 Rows::Prefix(keys::company_prefix(company)),
             ),
+            (
+                &self.trees.sent,
+                Rows::Prefix(keys::company_prefix(company)),
+            ),
         ]);
         self.remove_rows(&rows)?;
         self.flush_now()
@@ -323,69 +336,6 @@ impl Store {
         }
         newest_first.reverse();
         Ok(newest_first)
-    }
-
-    // ----- idempotency keys -------------------------------------------------
-
-    /// The message id a send with this idempotency key produced, if any
-    /// (and not yet pruned: see [`Store::prune_idempotency_keys`]).
-    pub fn idempotent_message_id(
-        &self,
-        company: &CompanyId,
-        key: &str,
-    ) -> Result<Option<String>, StoreError> {
-        self.trees
-            .idempotency
-            .get(keys::idempotency(company, key))?
-            .map(|value| {
-                let (_, message_id) = split_idempotency_row(&value);
-                String::from_utf8(message_id.to_vec()).map_err(|error| {
-                    StoreError::corrupt(company.as_str(), "idempotency key", error)
-                })
-            })
-            .transpose()
-    }
-
-    /// Remembers the message id a send with this idempotency key produced,
-    /// stamped with the current time (for [`Store::prune_idempotency_keys`]).
-    pub fn remember_idempotent_message_id(
-        &self,
-        company: &CompanyId,
-        key: &str,
-        message_id: &str,
-    ) -> Result<(), StoreError> {
-        let created_ms = u64::try_from(crate::domain::now_ms()).unwrap_or(0);
-        let mut value = Vec::with_capacity(8 + message_id.len());
-        value.extend_from_slice(&created_ms.to_be_bytes());
-        value.extend_from_slice(message_id.as_bytes());
-        self.trees
-            .idempotency
-            .insert(keys::idempotency(company, key), value)?;
-        Ok(())
-    }
-
-    /// Removes every idempotency key (of every company) remembered before
-    /// `cutoff_ms` (unix ms); returns how many. A retry with a pruned key
-    /// sends again, so callers keep keys for much longer than any client
-    /// retries (the gateway: `--idempotency-ttl-hours`, a day by default).
-    pub fn prune_idempotency_keys(&self, cutoff_ms: i64) -> Result<usize, StoreError> {
-        let cutoff = u64::try_from(cutoff_ms).unwrap_or(0);
-        let mut expired = Vec::new();
-        for row in &self.trees.idempotency {
-            let (key, value) = row?;
-            if split_idempotency_row(&value).0 < cutoff {
-                expired.push(key);
-            }
-        }
-        // Bounded batches: one sweep must not build one huge sled batch.
-        for chunk in expired.chunks(1024) {
-            let mut batch = sled::Batch::default();
-            for key in chunk {
-                batch.remove(key.clone());
-            }
-            self.trees.idempotency.apply_batch(batch)?;
-        }
-        Ok(expired.len())
     }
 
     // ----- settings ---------------------------------------------------------
@@ -451,19 +401,6 @@ impl Store {
             Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
         })?;
         Ok(())
-    }
-}
-
-/// An idempotency row's creation time (unix ms) and message id. Rows written
-/// before keys carried a time (a bare message id, never starting with a NUL
-/// byte, unlike a big-endian time of this era) count as created at 0, so the
-/// next prune removes them.
-fn split_idempotency_row(value: &[u8]) -> (u64, &[u8]) {
-    match value.split_first_chunk::<8>() {
-        Some((created, message_id)) if created[0] == 0 => {
-            (u64::from_be_bytes(*created), message_id)
-        }
-        _ => (0, value),
     }
 }
 

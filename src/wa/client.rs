@@ -124,7 +124,69 @@ impl HttpClient for ReqwestHttpClient {
         let body = response.bytes().await?.to_vec();
         Ok(HttpResponse { status_code, body })
     }
+
+    fn supports_upload_streaming(&self) -> bool {
+        true
+    }
+
+    /// Streams `body` in [`UPLOAD_CHUNK`]-byte chunks through a channel of
+    /// [`UPLOAD_CHUNKS_IN_FLIGHT`] chunks: at most that much of an upload is
+    /// in memory at once, whatever the file size. Runs on a blocking thread
+    /// (whatsapp-rust calls it from one), reading there and sending on the
+    /// runtime.
+    fn execute_upload(
+        &self,
+        request: HttpRequest,
+        mut body: wacore::net::UploadBody,
+        content_length: u64,
+    ) -> anyhow::Result<HttpResponse> {
+        use std::io::Read as _;
+        let runtime = tokio::runtime::Handle::try_current()?;
+        let method = reqwest::Method::from_bytes(request.method.as_bytes())?;
+        let (chunks, stream) =
+            tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(UPLOAD_CHUNKS_IN_FLIGHT);
+        let mut builder = self
+            .0
+            .request(method, &request.url)
+            .header(reqwest::header::CONTENT_LENGTH, content_length)
+            .body(reqwest::Body::wrap_stream(
+                tokio_stream::wrappers::ReceiverStream::new(stream),
+            ));
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        let sending = runtime.spawn(async move {
+            let response = builder.send().await?;
+            let status_code = response.status().as_u16();
+            let body = response.bytes().await?.to_vec();
+            anyhow::Ok(HttpResponse { status_code, body })
+        });
+        let mut buffer = vec![0u8; UPLOAD_CHUNK];
+        loop {
+            match body.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let chunk = bytes::Bytes::copy_from_slice(&buffer[..n]);
+                    // The request ended early (refused, failed): stop reading.
+                    if chunks.blocking_send(Ok(chunk)).is_err() {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    let _ = chunks.blocking_send(Err(error));
+                    break;
+                }
+            }
+        }
+        drop(chunks);
+        runtime.block_on(sending)?
+    }
 }
+
+/// Bytes read from an upload's source per chunk.
+const UPLOAD_CHUNK: usize = 64 * 1024;
+/// Chunks queued between the reading thread and the HTTP request.
+const UPLOAD_CHUNKS_IN_FLIGHT: usize = 4;
 
 /// An HTTP client whose every request fails: the fallback when no real one
 /// can be built. With a `version` configured, whatsapp-rust then works
@@ -220,5 +282,18 @@ struct SharedHttp(Arc<dyn HttpClient>);
 impl HttpClient for SharedHttp {
     async fn execute(&self, request: HttpRequest) -> anyhow::Result<HttpResponse> {
         self.0.execute(request).await
+    }
+
+    fn supports_upload_streaming(&self) -> bool {
+        self.0.supports_upload_streaming()
+    }
+
+    fn execute_upload(
+        &self,
+        request: HttpRequest,
+        body: wacore::net::UploadBody,
+        content_length: u64,
+    ) -> anyhow::Result<HttpResponse> {
+        self.0.execute_upload(request, body, content_length)
     }
 }

@@ -4,5 +4,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod media;
+pub mod outgoing;
 
 pub use backend::{SledBackend, is_linked};

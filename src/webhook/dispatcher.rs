@@ -135,7 +135,7 @@ impl Dispatcher {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("wagate/", env!("CARGO_PKG_VERSION")));
         if config.refuse_private {
-            builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
+            builder = builder.dns_resolver(Arc::new(crate::outbound::PublicOnlyResolver));
         }
         Ok(Self {
             outbox,
@@ -525,26 +525,6 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-/// A DNS resolver that drops every non-public address, so a webhook host
-/// cannot resolve to the gateway's own network (multi-tenant deployments).
-struct PublicOnlyResolver;
-
-impl reqwest::dns::Resolve for PublicOnlyResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|addr| super::endpoint::is_public(addr.ip()))
-                .collect();
-            if addrs.is_empty() {
-                return Err("the webhook host resolves to no public address".into());
-            }
-            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
-        })
     }
 }
 

@@ -8,13 +8,12 @@
 //!   deployments) also never a loopback, private, link-local or otherwise
 //!   non-public address — checked on the literal address when the webhook is
 //!   set and on every resolved address at connect time (see
-//!   `dispatcher::PublicOnlyResolver`), so DNS cannot smuggle one in later.
+//!   `crate::outbound::PublicOnlyResolver`), so DNS cannot smuggle one in later.
 //! - [`Endpoints`] mirrors the registry: it is loaded lazily from the
 //!   company's record and updated by whoever writes the record
 //!   ([`Endpoints::set`]), so the hot path never reads sled for it.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -63,65 +62,18 @@ pub struct UrlPolicy {
 }
 
 impl UrlPolicy {
-    /// Parses and checks a webhook URL.
+    /// Parses and checks a webhook URL with the shared outbound guard
+    /// ([`crate::outbound::check_url`]).
     pub fn validate(&self, raw: &str) -> Result<url::Url, WebhookError> {
-        let invalid = |why: &str| WebhookError::InvalidUrl(why.to_owned());
-        let url = url::Url::parse(raw).map_err(|_| invalid("not a valid absolute URL"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(invalid("the scheme must be http or https"));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(invalid(
-                "credentials in the URL are not allowed; use the signing secret",
-            ));
-        }
-        let host = url.host().ok_or_else(|| invalid("the URL has no host"))?;
-        if self.refuse_private {
-            let refused = match host {
-                url::Host::Ipv4(ip) => !is_public(IpAddr::V4(ip)),
-                url::Host::Ipv6(ip) => !is_public(IpAddr::V6(ip)),
-                url::Host::Domain(name) => {
-                    let name = name.trim_end_matches('.').to_ascii_lowercase();
-                    name == "localhost" || name.ends_with(".localhost") || name.ends_with(".local")
+        crate::outbound::check_url(raw, self.refuse_private).map_err(|refused| {
+            let message = match refused.0 {
+                "credentials in the URL are not allowed" => {
+                    "credentials in the URL are not allowed; use the signing secret"
                 }
+                other => other,
             };
-            if refused {
-                return Err(invalid("private and loopback addresses are not allowed"));
-            }
-        }
-        Ok(url)
-    }
-}
-
-/// Whether `ip` is a globally routable unicast address.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)) // carrier-grade NAT
-                || (a == 198 && (b == 18 || b == 19)) // benchmarking
-                || a >= 240)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80 // link local
-                || first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
-        }
+            WebhookError::InvalidUrl(message.to_owned())
+        })
     }
 }
 

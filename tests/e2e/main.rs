@@ -10,6 +10,7 @@ const WAGATE: &str = env!("CARGO_BIN_EXE_wagate");
 
 mod api;
 mod limits;
+mod messaging;
 mod ops;
 mod pairing;
 mod pool;

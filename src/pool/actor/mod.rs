@@ -39,6 +39,7 @@
 //! until the current QR reference expires (at most ~160 s). Its events are
 //! ignored (they carry an old generation).
 
+mod chats;
 mod events;
 mod liveness;
 mod pairing;
@@ -56,7 +57,7 @@ use whatsapp_rust::Client;
 
 use super::backoff::Backoff;
 use super::error::PoolError;
-use super::handle::{ActorDeleteOutcome, Command, SendText, Sent, StartReason, StepOutcome};
+use super::handle::{ActorDeleteOutcome, Command, Sent, StartReason, StepOutcome};
 use super::state::{
     ExitCause, Qr, SessionEvent, SessionState, SessionStatus, Transition, is_lifecycle_event,
 };
@@ -141,6 +142,8 @@ pub(crate) struct SessionActor {
     /// Sends in flight per idempotency key: later callers with the same key
     /// wait for the first one's result instead of sending again.
     in_flight: HashMap<String, Vec<oneshot::Sender<Result<Sent, PoolError>>>>,
+    /// What WhatsApp answered about phone numbers (on WhatsApp or not).
+    registrations: Arc<super::registered::Registrations>,
     recent: Vec<Transition>,
     /// Watchdog: consecutive unanswered pings on the current connection.
     ping_failures: u32,
@@ -195,6 +198,7 @@ impl SessionActor {
             restoring: false,
             connected_at: None,
             in_flight: HashMap::new(),
+            registrations: Arc::default(),
             recent,
             ping_failures: 0,
             ping_in_flight: false,
@@ -248,15 +252,8 @@ impl SessionActor {
                 let result = self.logout().await;
                 let _ = reply.send(result);
             }
-            Command::Send(send) => {
-                let SendText {
-                    to,
-                    text,
-                    idempotency_key,
-                    reply,
-                } = *send;
-                self.send(to, text, idempotency_key, reply);
-            }
+            Command::Send(send) => self.send(*send),
+            Command::Chat(request) => self.chat(*request),
             Command::Delete { reply } => {
                 let logout = self.unlink().await;
                 let credentials = match self.store.wipe_credentials(&self.company) {

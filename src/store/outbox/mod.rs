@@ -76,6 +76,9 @@ pub struct Outbox {
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
+/// The most inbound rows of one chat [`Outbox::received_sender`] looks at.
+pub const RECEIVED_SCAN_LIMIT: usize = 100_000;
+
 impl Outbox {
     /// The outbox trees of `db`; `commit_lock` must be the one lock shared
     /// by every handle on `db`.
@@ -223,6 +226,33 @@ impl Outbox {
                 b"not a sequence".as_slice(),
             )
             .unwrap();
+    }
+
+    /// The sender of the inbound message `message_id` in `chat`, while its
+    /// deduplication row is kept (the outbox retention). Scans the chat's
+    /// rows, at most [`RECEIVED_SCAN_LIMIT`] of them.
+    pub fn received_sender(
+        &self,
+        company: &CompanyId,
+        chat: &str,
+        message_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let prefix = keys::outbox_dedup_chat(company, chat);
+        for key in self
+            .dedup
+            .scan_prefix(&prefix)
+            .keys()
+            .take(RECEIVED_SCAN_LIMIT)
+        {
+            let key = key?;
+            let Some((sender, id)) = keys::split_dedup_sender(&key[prefix.len()..]) else {
+                continue;
+            };
+            if id == message_id.as_bytes() {
+                return Ok(Some(String::from_utf8_lossy(sender).into_owned()));
+            }
+        }
+        Ok(None)
     }
 
     /// Every queued delivery, in key order (company, then sequence). Rows

@@ -114,6 +114,24 @@ impl HttpClient for LoopbackHttp {
         }
         Ok(HttpResponse { status_code, body })
     }
+
+    fn supports_upload_streaming(&self) -> bool {
+        true
+    }
+
+    /// Streaming upload (whatsapp-rust's `upload_stream`): reads the body
+    /// (test files are small) and sends it like [`HttpClient::execute`].
+    /// Called on a blocking thread, as whatsapp-rust does.
+    fn execute_upload(
+        &self,
+        request: HttpRequest,
+        mut body: whatsapp_rust::wacore::net::UploadBody,
+        _content_length: u64,
+    ) -> anyhow::Result<HttpResponse> {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut body, &mut bytes)?;
+        tokio::runtime::Handle::try_current()?.block_on(self.execute(request.with_body(bytes)))
+    }
 }
 
 /// [`NoHttp`], or [`LoopbackHttp`] when `loopback`.

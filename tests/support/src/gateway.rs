@@ -69,6 +69,7 @@ pub fn config(fake: &FakeServer, data_dir: &Path) -> Config {
         ops: Default::default(),
         pairing: Default::default(),
         http: Default::default(),
+        media: Default::default(),
     }
 }
 
@@ -122,11 +123,37 @@ pub async fn spawn_app() -> TestApp {
 /// Starts a gateway against `fake` over a fresh data directory, with the
 /// test [`config`] changed by `configure` (e.g. fast watchdog timings).
 pub async fn spawn_app_with(fake: Arc<FakeServer>, configure: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_with_options(fake, configure, wagate::app::BuildOptions::default()).await
+}
+
+/// Starts a gateway whose whatsapp-rust HTTP client reaches the fake's media
+/// host ([`crate::fake::LoopbackHttp`]: `https://127.0.0.1:PORT` as plain
+/// HTTP, loopback only), for media sends.
+pub async fn spawn_media_app(
+    fake: Arc<FakeServer>,
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
+    let options = wagate::app::BuildOptions {
+        wa_http_client: Some(Arc::new(crate::fake::LoopbackHttp)),
+    };
+    spawn_app_with_options(fake, configure, options).await
+}
+
+/// [`spawn_app_with`] with the gateway's code-only build options.
+pub async fn spawn_app_with_options(
+    fake: Arc<FakeServer>,
+    configure: impl FnOnce(&mut Config),
+    options: wagate::app::BuildOptions,
+) -> TestApp {
     init_logging();
     let dir = tempfile::tempdir().expect("a temporary data directory");
     let mut config = config(&fake, dir.path());
     configure(&mut config);
-    let (app, generated) = App::build(&config).await.expect("build the gateway");
+    let store = Store::open_with_cache(&config.data_dir, config.store_cache_mib << 20)
+        .expect("open the store");
+    let (app, generated) = App::build_with(&config, store, options)
+        .await
+        .expect("build the gateway");
     assert!(generated.is_none(), "the admin key is configured");
     let api = Api::new(format!("http://{}", app.local_addr()), Some(ADMIN_KEY));
     let store = app.store().clone();
