@@ -79,6 +79,17 @@ impl App {
         config: &Config,
         store: Store,
     ) -> anyhow::Result<(App, Option<String>)> {
+        Self::build_with_http(config, store, None).await
+    }
+
+    /// [`App::build_with_store`] with the HTTP client whatsapp-rust uses for
+    /// media (`None` = the default one). Tests pass one that reaches the fake
+    /// WhatsApp server's plain-HTTP media host.
+    pub async fn build_with_http(
+        config: &Config,
+        store: Store,
+        http_client: Option<std::sync::Arc<dyn whatsapp_rust::http::HttpClient>>,
+    ) -> anyhow::Result<(App, Option<String>)> {
         // Before anything records: counts made without a recorder are lost.
         crate::metrics::handle();
         crate::metrics::set_per_company_labels(config.ops.metrics_per_company);
@@ -90,6 +101,8 @@ impl App {
             .context("starting the webhook service")?;
         let mut wa = wa_config(config);
         wa.inbound_hook = Some(webhooks.hook_factory());
+        wa.status_sink = Some(webhooks.status_sink());
+        wa.http_client = http_client;
         let pool = SessionPool::new(store.clone(), wa);
         let listener = TcpListener::bind(config.listen)
             .await

@@ -20,6 +20,8 @@ pub mod error;
 mod events;
 mod extract;
 mod health;
+mod media;
+mod message_status;
 mod messages;
 mod metrics;
 pub mod openapi;

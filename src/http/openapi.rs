@@ -16,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ErrorBody;
-use super::{AppState, events, health, messages, qr, sessions};
+use super::{AppState, events, health, media, message_status, messages, qr, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -69,6 +69,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(qr::current_qr))
         .routes(routes!(events::events))
         .routes(routes!(messages::send_text))
+        .routes(routes!(message_status::message_status))
+        .routes(routes!(media::media))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
 }

@@ -21,6 +21,8 @@ mod actor;
 pub mod backoff;
 mod error;
 mod handle;
+mod live;
+mod media;
 pub mod state;
 pub mod watchdog;
 
@@ -36,6 +38,8 @@ use tracing::Instrument as _;
 pub use backoff::{Backoff, BackoffConfig, InvalidBackoff};
 pub use error::PoolError;
 pub use handle::{Sent, SessionHandle, StepOutcome};
+pub use live::LiveClients;
+pub use media::{MediaError, MediaRef};
 pub use state::{Qr, SessionEvent, SessionState, SessionStatus, Transition};
 pub use watchdog::WatchdogConfig;
 
@@ -74,6 +78,11 @@ pub struct WaConfig {
     /// [`ReqwestHttpClient`](crate::wa::client::ReqwestHttpClient), built by
     /// [`SessionPool::new`].
     pub http_client: Option<Arc<dyn whatsapp_rust::http::HttpClient>>,
+    /// Where server acks and receipts of sent messages go (`message.status`).
+    pub status_sink: Option<crate::wa::receipts::SharedStatusSink>,
+    /// The live client of each company (media downloads). Opaque; each
+    /// pool replaces it with its own.
+    pub live: LiveClients,
 }
 
 impl Default for WaConfig {
@@ -90,6 +99,8 @@ impl Default for WaConfig {
             watchdog: WatchdogConfig::default(),
             inbound_hook: None,
             http_client: None,
+            status_sink: None,
+            live: LiveClients::default(),
         }
     }
 }
@@ -108,6 +119,7 @@ impl std::fmt::Debug for WaConfig {
             .field("watchdog", &self.watchdog)
             .field("inbound_hook", &self.inbound_hook.is_some())
             .field("http_client", &self.http_client.is_some())
+            .field("status_sink", &self.status_sink.is_some())
             .finish()
     }
 }
@@ -236,6 +248,7 @@ impl SessionPool {
             panic!("invalid backoff configuration: {e}");
         }
         let mut wa = wa;
+        wa.live = LiveClients::default();
         if wa.http_client.is_none() {
             wa.http_client = Some(crate::wa::client::default_http_client());
         }

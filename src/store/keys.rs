@@ -168,6 +168,14 @@ pub(crate) fn idempotency(company: &CompanyId, idempotency_key: &str) -> Vec<u8>
     key
 }
 
+/// Key of a message's rows in `msg_status` (a sent message's status) and
+/// `msg_media` (an inbound file): company prefix + WhatsApp's message id.
+pub(crate) fn message_row(company: &CompanyId, message_id: &str) -> Vec<u8> {
+    let mut key = company_prefix(company);
+    key.extend_from_slice(message_id.as_bytes());
+    key
+}
+
 /// `[company prefix][seq: u64 BE]`: an outbox event row (and the `seq` of
 /// every outbox counter row).
 pub(crate) fn outbox_event(company: &CompanyId, seq: u64) -> Vec<u8> {

@@ -60,6 +60,7 @@
 //! `fn` API (one fsync: milliseconds of one runtime worker).
 
 pub(crate) mod keys;
+pub mod messages;
 pub mod outbox;
 
 mod error;
@@ -197,6 +198,11 @@ impl Store {
         (self.durable.clone(), self.trees.clone())
     }
 
+    /// The per-message trees: sent messages' status, inbound files (see [`messages`]).
+    pub fn messages(&self) -> Result<messages::Messages, StoreError> {
+        messages::Messages::open(&self.db)
+    }
+
     /// The webhook outbox trees (see [`outbox`]).
     pub fn outbox(&self) -> Result<outbox::Outbox, StoreError> {
         outbox::Outbox::open(&self.db, self.outbox_commits.clone())
@@ -305,10 +311,13 @@ impl Store {
     /// The company's client must be stopped first.
     pub fn remove_company(&self, company: &CompanyId) -> Result<(), StoreError> {
         let outbox = self.outbox()?;
+        let messages = self.messages()?;
         let mut rows = self.credential_rows(company);
         rows.extend(
             outbox
                 .company_trees()
+                .into_iter()
+                .chain(messages.company_trees())
                 .map(|tree| (tree, Rows::Prefix(keys::company_prefix(company)))),
         );
         rows.extend([
