@@ -82,3 +82,76 @@ pub fn status_updates(event: &Event) -> Vec<StatusUpdate> {
         _ => Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use wacore::types::events::{Receipt, ServerAck};
+    use wacore::types::message::MessageSource;
+    use wacore_binary::Jid;
+
+    use super::*;
+
+    fn receipt(chat: &str, sender: &str, kind: ReceiptType, ids: &[&str]) -> Event {
+        Event::Receipt(
+            Receipt::builder()
+                .source(MessageSource {
+                    chat: chat.parse::<Jid>().unwrap(),
+                    sender: sender.parse::<Jid>().unwrap(),
+                    ..Default::default()
+                })
+                .message_ids(ids.iter().map(|id| (*id).into()).collect())
+                .timestamp(wacore::chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap())
+                .r#type(kind)
+                .offline(false)
+                .build(),
+        )
+    }
+
+    #[test]
+    fn group_receipts_are_per_participant_and_lists_fan_out() {
+        let group = "120363000000000001@g.us";
+        let updates = status_updates(&receipt(
+            group,
+            "15550003333:4@s.whatsapp.net",
+            ReceiptType::Read,
+            &["A", "B"],
+        ));
+        assert_eq!(updates.len(), 2);
+        assert!(updates.iter().all(|u| u.chat == group
+            && u.recipient == "15550003333@s.whatsapp.net"
+            && u.status == DeliveryStatus::Read
+            && u.at_ms == 1_700_000_000_000));
+        assert_eq!(updates[1].message_id, "B");
+        // The own account's other devices' receipts are no recipient's status.
+        assert!(
+            status_updates(&receipt(
+                group,
+                "15550001111@s.whatsapp.net",
+                ReceiptType::ReadSelf,
+                &["A"]
+            ))
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn server_acks_of_messages_are_sent_or_failed() {
+        let ack = |error: Option<&str>, class: &str| {
+            Event::ServerAck(
+                ServerAck::builder()
+                    .id("M1".to_owned())
+                    .class(class.to_owned())
+                    .from("15550002222@s.whatsapp.net".parse::<Jid>().unwrap())
+                    .maybe_error(error.map(str::to_owned))
+                    .build(),
+            )
+        };
+        let sent = status_updates(&ack(None, "message"));
+        assert_eq!(sent[0].status, DeliveryStatus::Sent);
+        assert_eq!(sent[0].recipient, "15550002222@s.whatsapp.net");
+        let failed = status_updates(&ack(Some("479"), "message"));
+        assert_eq!(failed[0].status, DeliveryStatus::Failed);
+        assert_eq!(failed[0].reason, "server_error_479");
+        assert!(status_updates(&ack(None, "receipt")).is_empty());
+    }
+}

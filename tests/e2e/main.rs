@@ -12,5 +12,6 @@ mod api;
 mod ops;
 mod pairing;
 mod pool;
+mod status;
 mod store;
 mod webhooks;

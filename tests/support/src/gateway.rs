@@ -121,11 +121,30 @@ pub async fn spawn_app() -> TestApp {
 /// Starts a gateway against `fake` over a fresh data directory, with the
 /// test [`config`] changed by `configure` (e.g. fast watchdog timings).
 pub async fn spawn_app_with(fake: Arc<FakeServer>, configure: impl FnOnce(&mut Config)) -> TestApp {
+    spawn(fake, configure, None).await
+}
+
+/// [`spawn_app`] whose client reaches the fake's media host for media
+/// (through [`crate::fake::LoopbackHttp`]): inbound media can be downloaded.
+pub async fn spawn_media_app() -> TestApp {
+    let http: Arc<dyn whatsapp_rust::http::HttpClient> = Arc::new(crate::fake::LoopbackHttp);
+    spawn(start_fake().await, |_| {}, Some(http)).await
+}
+
+async fn spawn(
+    fake: Arc<FakeServer>,
+    configure: impl FnOnce(&mut Config),
+    http: Option<Arc<dyn whatsapp_rust::http::HttpClient>>,
+) -> TestApp {
     init_logging();
     let dir = tempfile::tempdir().expect("a temporary data directory");
     let mut config = config(&fake, dir.path());
     configure(&mut config);
-    let (app, generated) = App::build(&config).await.expect("build the gateway");
+    let store = Store::open_with_cache(&config.data_dir, config.store_cache_mib << 20)
+        .expect("open the data directory");
+    let (app, generated) = App::build_with_http(&config, store, http)
+        .await
+        .expect("build the gateway");
     assert!(generated.is_none(), "the admin key is configured");
     let api = Api::new(format!("http://{}", app.local_addr()), Some(ADMIN_KEY));
     let store = app.store().clone();
