@@ -78,7 +78,7 @@ pub async fn message_status(
         .messages()
         .status(&access.company, id)
         .map_err(ApiError::internal)?
-        .ok_or_else(|| unknown_message())?;
+        .ok_or_else(unknown_message)?;
     Ok(Json(view(record)))
 }
 

@@ -27,6 +27,13 @@ use crate::domain::CompanyId;
 use crate::domain::delivery::{DeliveryStatus, StatusUpdate};
 use crate::pb;
 
+impl super::Store {
+    /// The per-message trees: sent messages' statuses, inbound files.
+    pub fn messages(&self) -> Result<Messages, StoreError> {
+        Messages::open(&self.db)
+    }
+}
+
 /// The per-message trees. Cheap to clone.
 #[derive(Clone)]
 pub struct Messages {

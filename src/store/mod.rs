@@ -59,6 +59,7 @@
 //! registry writes, wipes and settings flush synchronously to keep a plain
 //! `fn` API (one fsync: milliseconds of one runtime worker).
 
+mod idempotency;
 pub(crate) mod keys;
 pub mod messages;
 pub mod outbox;
@@ -198,11 +199,6 @@ impl Store {
         (self.durable.clone(), self.trees.clone())
     }
 
-    /// The per-message trees: sent messages' status, inbound files (see [`messages`]).
-    pub fn messages(&self) -> Result<messages::Messages, StoreError> {
-        messages::Messages::open(&self.db)
-    }
-
     /// The webhook outbox trees (see [`outbox`]).
     pub fn outbox(&self) -> Result<outbox::Outbox, StoreError> {
         outbox::Outbox::open(&self.db, self.outbox_commits.clone())
@@ -310,13 +306,10 @@ impl Store {
     /// transitions, idempotency keys, webhook outbox) in one atomic, flushed step.
     /// The company's client must be stopped first.
     pub fn remove_company(&self, company: &CompanyId) -> Result<(), StoreError> {
-        let outbox = self.outbox()?;
-        let messages = self.messages()?;
+        let (outbox, messages) = (self.outbox()?, self.messages()?);
         let mut rows = self.credential_rows(company);
         rows.extend(
-            outbox
-                .company_trees()
-                .into_iter()
+            (outbox.company_trees().into_iter())
                 .chain(messages.company_trees())
                 .map(|tree| (tree, Rows::Prefix(keys::company_prefix(company)))),
         );
@@ -384,69 +377,6 @@ impl Store {
         Ok(newest_first)
     }
 
-    // ----- idempotency keys -------------------------------------------------
-
-    /// The message id a send with this idempotency key produced, if any
-    /// (and not yet pruned: see [`Store::prune_idempotency_keys`]).
-    pub fn idempotent_message_id(
-        &self,
-        company: &CompanyId,
-        key: &str,
-    ) -> Result<Option<String>, StoreError> {
-        self.trees
-            .idempotency
-            .get(keys::idempotency(company, key))?
-            .map(|value| {
-                let (_, message_id) = split_idempotency_row(&value);
-                String::from_utf8(message_id.to_vec()).map_err(|error| {
-                    StoreError::corrupt(company.as_str(), "idempotency key", error)
-                })
-            })
-            .transpose()
-    }
-
-    /// Remembers the message id a send with this idempotency key produced,
-    /// stamped with the current time (for [`Store::prune_idempotency_keys`]).
-    pub fn remember_idempotent_message_id(
-        &self,
-        company: &CompanyId,
-        key: &str,
-        message_id: &str,
-    ) -> Result<(), StoreError> {
-        let created_ms = u64::try_from(crate::domain::now_ms()).unwrap_or(0);
-        let mut value = Vec::with_capacity(8 + message_id.len());
-        value.extend_from_slice(&created_ms.to_be_bytes());
-        value.extend_from_slice(message_id.as_bytes());
-        self.trees
-            .idempotency
-            .insert(keys::idempotency(company, key), value)?;
-        Ok(())
-    }
-
-    /// Removes every idempotency key (of every company) remembered before
-    /// `cutoff_ms` (unix ms); returns how many. A retry with a pruned key
-    /// sends again, so callers keep keys for much longer than any client
-    /// retries (the gateway: `--idempotency-ttl-hours`, a day by default).
-    pub fn prune_idempotency_keys(&self, cutoff_ms: i64) -> Result<usize, StoreError> {
-        let cutoff = u64::try_from(cutoff_ms).unwrap_or(0);
-        let mut expired = Vec::new();
-        for row in self.trees.idempotency.iter() {
-            let (key, value) = row?;
-            if split_idempotency_row(&value).0 < cutoff {
-                expired.push(key);
-            }
-        }
-        // Bounded batches: one sweep must not build one huge sled batch.
-        for chunk in expired.chunks(1024) {
-            let mut batch = sled::Batch::default();
-            for key in chunk {
-                batch.remove(key.clone());
-            }
-            self.trees.idempotency.apply_batch(batch)?;
-        }
-        Ok(expired.len())
-    }
-
     // ----- settings ---------------------------------------------------------
 
     /// A process-wide setting (e.g. the admin key's hash).
@@ -510,19 +440,6 @@ impl Store {
             Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
         })?;
         Ok(())
-    }
-}
-
-/// An idempotency row's creation time (unix ms) and message id. Rows written
-/// before keys carried a time (a bare message id, never starting with a NUL
-/// byte, unlike a big-endian time of this era) count as created at 0, so the
-/// next prune removes them.
-fn split_idempotency_row(value: &[u8]) -> (u64, &[u8]) {
-    match value.split_first_chunk::<8>() {
-        Some((created, message_id)) if created[0] == 0 => {
-            (u64::from_be_bytes(*created), message_id)
-        }
-        _ => (0, value),
     }
 }
 

@@ -15,7 +15,7 @@ use crate::pb;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Content {
     /// A message in its own right (`message.received`).
-    Message(Received),
+    Message(Box<Received>),
     /// A reaction to `target_id`; an empty emoji removes it.
     Reaction { target_id: String, emoji: String },
     /// New text for `target_id`.
@@ -78,7 +78,7 @@ pub fn read(message: &wa::Message) -> Content {
     {
         return Content::Plumbing;
     }
-    Content::Message(received)
+    Content::Message(Box::new(received))
 }
 
 /// The real message inside wrappers (ephemeral, view-once, device-sent,

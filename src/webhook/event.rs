@@ -100,6 +100,7 @@ pub fn message_event(company: &CompanyId, inbound: &InboundMessage) -> Option<Ne
     let event_type = match content::read(&inbound.message) {
         Content::Plumbing => return None,
         Content::Message(received) => {
+            let received = *received;
             message.kind = received.kind.to_owned();
             message.text = received.text.unwrap_or_default();
             message.quoted_id = received.quoted_id.unwrap_or_default();
