@@ -17,6 +17,7 @@
 
 mod access;
 pub mod error;
+mod event_schemas;
 mod events;
 mod extract;
 mod health;
