@@ -24,7 +24,7 @@ pub struct WebhookEvent {
 
 /// The `data` of each event type.
 #[derive(Serialize, ToSchema)]
-#[allow(dead_code)] // documentation only: never built
+#[allow(dead_code, clippy::large_enum_variant)] // documentation only: never built
 #[serde(untagged)]
 pub enum EventData {
     MessageReceived(MessageReceived),
