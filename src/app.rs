@@ -115,6 +115,7 @@ impl App {
         if let Some(http) = options.wa_http_client {
             wa.http_client = Some(http);
         }
+        wa.status_sink = Some(webhooks.status_sink());
         let pool = SessionPool::new(store.clone(), wa);
         let listener = TcpListener::bind(config.listen)
             .await

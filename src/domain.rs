@@ -4,6 +4,8 @@
 //! Phone numbers are personal data: their `Debug` output is redacted so that a
 //! stray `?value` in a log line never leaks one.
 
+pub mod delivery;
+
 use std::fmt;
 
 pub mod media;

@@ -72,7 +72,8 @@ pub async fn events(
     let mut opening = vec![status_event(SessionView::from(handle.status()))];
     opening.extend(handle.current_qr().map(qr_event));
 
-    // Inbound messages: the committed events the webhooks deliver, so a
+    // Message events (inbound, reactions, edits, revokes, delivery
+    // statuses): the committed events the webhooks deliver, so a
     // consumer that pulls sees exactly what a webhook receiver would.
     let company = access.company.to_string();
     let messages = match webhooks {
@@ -87,7 +88,7 @@ pub async fn events(
             match committed {
                 Ok(event)
                     if event.company_id == company
-                        && event.r#type == crate::webhook::event::MESSAGE_RECEIVED =>
+                        && event.r#type != crate::webhook::event::SESSION_STATUS =>
                 {
                     let data = crate::webhook::event::to_json(&event);
                     Some(

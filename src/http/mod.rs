@@ -18,10 +18,13 @@
 mod access;
 pub mod auth_backoff;
 pub mod error;
+mod event_schemas;
 mod events;
 mod extract;
 mod health;
 pub mod limits;
+mod media;
+mod message_status;
 mod messages;
 pub use messages::options::MediaOptions;
 mod metrics;

@@ -16,7 +16,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ErrorBody;
-use super::{AppState, events, health, messages, qr, sessions};
+use super::{
+    AppState, event_schemas, events, health, media, message_status, messages, qr, sessions,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,10 +27,20 @@ use super::{AppState, events, health, messages, qr, sessions};
         description = "Self-hosted, multi-tenant WhatsApp gateway. Every error is `{\"error\":{\"code\",\"message\"}}` with a stable snake_case `code`. Authenticate with `Authorization: Bearer <admin key or company token>`; a company token acts only on its own company.",
     ),
     modifiers(&BearerAuth),
-    components(schemas(ErrorBody)),
+    components(schemas(
+        ErrorBody,
+        event_schemas::WebhookEvent,
+        event_schemas::EventData,
+        event_schemas::MessageReceived,
+        event_schemas::MessageReaction,
+        event_schemas::MessageEdited,
+        event_schemas::MessageRevoked,
+        event_schemas::MessageStatus,
+        event_schemas::SessionStatus,
+    )),
     tags(
         (name = "sessions", description = "A company's WhatsApp session: create, link, observe, unlink"),
-        (name = "messages", description = "Sending every kind of message, actions on messages, read receipts, chat state, contact checks"),
+        (name = "messages", description = "Sending every kind of message, actions on messages, read receipts, chat state, contact checks, sent messages' status, inbound media. Events (webhooks and SSE) are the `WebhookEvent` component"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -80,6 +92,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(messages::chats::read))
         .routes(routes!(messages::chats::presence))
         .routes(routes!(messages::chats::check_contacts))
+        .routes(routes!(message_status::message_status))
+        .routes(routes!(media::media))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
 }

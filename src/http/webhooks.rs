@@ -46,7 +46,9 @@ pub struct PutWebhookRequest {
     /// Signing key: `whsec_<base64>` or any non-empty string. Omitted: the
     /// current one is kept, or one is generated and returned once.
     pub secret: Option<String>,
-    /// Event types to deliver (`message.received`, `session.status`); empty = all.
+    /// Event types to deliver (`message.received`, `message.reaction`,
+    /// `message.edited`, `message.revoked`, `message.status`,
+    /// `session.status`); empty = all.
     #[serde(default)]
     pub events: Vec<String>,
 }

@@ -19,8 +19,11 @@
 
 mod actor;
 pub mod backoff;
+mod config;
 mod error;
 mod handle;
+mod live;
+mod media;
 mod registered;
 pub mod state;
 pub mod watchdog;
@@ -35,95 +38,18 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tracing::Instrument as _;
 
 pub use backoff::{Backoff, BackoffConfig, InvalidBackoff};
+pub use config::WaConfig;
 pub use error::PoolError;
 pub use handle::{ContactCheck, Sent, SessionHandle, StepOutcome};
 pub use state::{Qr, SessionEvent, SessionState, SessionStatus, Transition};
 pub use watchdog::WatchdogConfig;
+pub use {live::LiveClients, media::MediaError, media::MediaRef};
 
 use crate::domain::{CompanyId, now_ms};
 use crate::store::Store;
-use crate::wa::client::ClientOptions;
 pub use crate::wa::client::InboundHookFactory;
 use actor::{ActorChannels, SessionActor};
 use handle::StartReason;
-
-/// How sessions talk to WhatsApp, and the pool's timing knobs.
-#[derive(Clone)]
-pub struct WaConfig {
-    /// WebSocket endpoint; `None` = WhatsApp's own.
-    pub url: Option<String>,
-    /// WhatsApp Web version to announce; `None` = fetch it (needs
-    /// `http_client`).
-    pub version: Option<(u32, u32, u32)>,
-    /// Device name shown on the phone's "Linked devices" list.
-    pub push_name: String,
-    /// Reconnect delays for transient failures.
-    pub backoff: BackoffConfig,
-    /// How many recent transitions a status carries.
-    pub transition_history: usize,
-    /// How long to wait for a client to close before aborting it.
-    pub stop_timeout: Duration,
-    /// Upper bound of one send / pair-code request.
-    pub op_timeout: Duration,
-    /// Least time between two pair-code requests of one session.
-    pub pair_code_interval: Duration,
-    /// Liveness checks of connected sessions.
-    pub watchdog: WatchdogConfig,
-    /// The inbound durability hook of each company's client (a later issue).
-    pub inbound_hook: Option<Arc<dyn InboundHookFactory>>,
-    /// HTTP client for version fetches and media; `None` = one shared
-    /// [`ReqwestHttpClient`](crate::wa::client::ReqwestHttpClient), built by
-    /// [`SessionPool::new`].
-    pub http_client: Option<Arc<dyn whatsapp_rust::http::HttpClient>>,
-}
-
-impl Default for WaConfig {
-    fn default() -> Self {
-        Self {
-            url: None,
-            version: None,
-            push_name: "wagate".to_owned(),
-            backoff: BackoffConfig::default(),
-            transition_history: 20,
-            stop_timeout: Duration::from_secs(10),
-            op_timeout: Duration::from_secs(60),
-            pair_code_interval: Duration::from_secs(10),
-            watchdog: WatchdogConfig::default(),
-            inbound_hook: None,
-            http_client: None,
-        }
-    }
-}
-
-impl std::fmt::Debug for WaConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WaConfig")
-            .field("url", &self.url)
-            .field("version", &self.version)
-            .field("push_name", &self.push_name)
-            .field("backoff", &self.backoff)
-            .field("transition_history", &self.transition_history)
-            .field("stop_timeout", &self.stop_timeout)
-            .field("op_timeout", &self.op_timeout)
-            .field("pair_code_interval", &self.pair_code_interval)
-            .field("watchdog", &self.watchdog)
-            .field("inbound_hook", &self.inbound_hook.is_some())
-            .field("http_client", &self.http_client.is_some())
-            .finish()
-    }
-}
-
-impl WaConfig {
-    pub(crate) fn client_options(&self) -> ClientOptions {
-        ClientOptions {
-            url: self.url.clone(),
-            version: self.version,
-            push_name: self.push_name.clone(),
-            inbound_hook: self.inbound_hook.clone(),
-            http_client: self.http_client.clone(),
-        }
-    }
-}
 
 /// One session's event, on the pool-wide stream ([`SessionPool::subscribe`]).
 #[derive(Debug, Clone)]
@@ -244,6 +170,7 @@ impl SessionPool {
             panic!("invalid backoff configuration: {e}");
         }
         let mut wa = wa;
+        wa.live = LiveClients::default();
         if wa.http_client.is_none() {
             wa.http_client = Some(crate::wa::client::default_http_client());
         }

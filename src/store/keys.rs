@@ -177,6 +177,14 @@ pub(crate) fn sent_message(company: &CompanyId, chat: &str, message_id: &str) ->
     key
 }
 
+/// Key of a message's rows in `msg_status` (a sent message's status) and
+/// `msg_media` (an inbound file): company prefix + WhatsApp's message id.
+pub(crate) fn message_row(company: &CompanyId, message_id: &str) -> Vec<u8> {
+    let mut key = company_prefix(company);
+    key.extend_from_slice(message_id.as_bytes());
+    key
+}
+
 /// The prefix of every [`outbox_dedup`] row of inbound messages in `chat`.
 pub(crate) fn outbox_dedup_chat(company: &CompanyId, chat: &str) -> Vec<u8> {
     let mut key = company_prefix(company);

@@ -60,12 +60,12 @@
 //! registry writes, wipes and settings flush synchronously to keep a plain
 //! `fn` API (one fsync: milliseconds of one runtime worker).
 
+mod idempotency;
 pub(crate) mod keys;
+pub mod messages;
 pub mod outbox;
 mod private_dir;
 mod registry;
-
-mod idempotency;
 mod sent;
 
 pub use sent::{QuoteTarget, SENT_RETENTION_MS};
@@ -263,11 +263,11 @@ impl Store {
     /// transitions, idempotency keys, webhook outbox) in one atomic, flushed step.
     /// The company's client must be stopped first.
     pub fn remove_company(&self, company: &CompanyId) -> Result<(), StoreError> {
-        let outbox = self.outbox()?;
+        let (outbox, messages) = (self.outbox()?, self.messages()?);
         let mut rows = self.credential_rows(company);
         rows.extend(
-            outbox
-                .company_trees()
+            (outbox.company_trees().into_iter())
+                .chain(messages.company_trees())
                 .map(|tree| (tree, Rows::Prefix(keys::company_prefix(company)))),
         );
         rows.extend([

@@ -1,10 +1,12 @@
 //! Everything that touches whatsapp-rust: the sled storage `Backend` each
 //! company's client runs on (built on top of [`crate::store`], which knows no
-//! whatsapp-rust type), and building the client itself.
+//! whatsapp-rust type), building the client itself, and reading delivery
+//! facts (acks, receipts) out of its events.
 
 pub mod backend;
 pub mod client;
 pub mod media;
 pub mod outgoing;
+pub mod receipts;
 
 pub use backend::{SledBackend, is_linked};

@@ -13,22 +13,39 @@
 //!   sends the same bytes, so signatures and receivers' dedup agree.
 //! - Message text never reaches a log line from here.
 
-use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use wacore::types::events::InboundMessage;
 use wacore_binary::jid::Jid;
-use waproto::whatsapp as wa;
 
+use super::content::{self, Content};
 use crate::domain::CompanyId;
+use crate::domain::delivery::{DeliveryStatus, StatusUpdate};
 use crate::pb;
 use crate::store::outbox::{DedupKey, NewEvent};
 
-/// Event type of a received message.
+pub use super::json::{to_body, to_json};
+
+/// Event type of a received message (any kind a person sends).
 pub const MESSAGE_RECEIVED: &str = "message.received";
+/// Event type of a reaction (added, changed or removed).
+pub const MESSAGE_REACTION: &str = "message.reaction";
+/// Event type of an edit of an earlier message.
+pub const MESSAGE_EDITED: &str = "message.edited";
+/// Event type of a "delete for everyone".
+pub const MESSAGE_REVOKED: &str = "message.revoked";
+/// Event type of a sent message's status for one recipient.
+pub const MESSAGE_STATUS: &str = "message.status";
 /// Event type of a session state change.
 pub const SESSION_STATUS: &str = "session.status";
 /// Every event type, for validating webhook filters.
-pub const EVENT_TYPES: [&str; 2] = [MESSAGE_RECEIVED, SESSION_STATUS];
+pub const EVENT_TYPES: [&str; 6] = [
+    MESSAGE_RECEIVED,
+    MESSAGE_REACTION,
+    MESSAGE_EDITED,
+    MESSAGE_REVOKED,
+    MESSAGE_STATUS,
+    SESSION_STATUS,
+];
 
 /// The ordering lane of session events (one per company).
 pub const SESSION_LANE: &str = "session";
@@ -56,31 +73,61 @@ pub fn message_event_id(company: &CompanyId, chat: &str, sender: &str, message_i
     stable_id("msg", &[company.as_str(), chat, sender, message_id])
 }
 
-/// Builds the event of one inbound message.
-pub fn message_event(company: &CompanyId, inbound: &InboundMessage) -> NewEvent {
+/// Builds the event of one inbound message: `message.received`,
+/// `message.reaction`, `message.edited` or `message.revoked`; `None` for
+/// protocol plumbing, which produces no event.
+pub fn message_event(company: &CompanyId, inbound: &InboundMessage) -> Option<NewEvent> {
     let info = &inbound.info;
     let source = &info.source;
     let chat = source.chat.to_non_ad_string();
     let sender = source.sender.to_non_ad_string();
     let (sender_phone, sender_lid) = sender_identities(&source.sender, source.sender_alt.as_ref());
-    let (kind, text) = content(&inbound.message);
     let id = message_event_id(company, &chat, &sender, &info.id);
     let timestamp_ms = info.timestamp.timestamp_millis();
-    let message = pb::InboundMessage {
+    let mut message = pb::InboundMessage {
         company_id: company.to_string(),
         message_id: info.id.clone(),
         chat: chat.clone(),
         sender: sender.clone(),
         push_name: info.push_name.clone(),
         timestamp_ms,
-        kind: kind.to_owned(),
-        text: text.unwrap_or_default(),
         from_me: source.is_from_me,
         is_group: source.is_group,
         sender_phone: sender_phone.unwrap_or_default(),
         sender_lid: sender_lid.unwrap_or_default(),
+        ..Default::default()
     };
-    NewEvent {
+    let event_type = match content::read(&inbound.message) {
+        Content::Plumbing => return None,
+        Content::Message(received) => {
+            let received = *received;
+            message.kind = received.kind.to_owned();
+            message.text = received.text.unwrap_or_default();
+            message.quoted_id = received.quoted_id.unwrap_or_default();
+            message.media = received.media;
+            message.location = received.location;
+            message.contacts = received.contacts;
+            MESSAGE_RECEIVED
+        }
+        Content::Reaction { target_id, emoji } => {
+            message.kind = "reaction".to_owned();
+            message.target_id = target_id;
+            message.emoji = emoji;
+            MESSAGE_REACTION
+        }
+        Content::Edited { target_id, text } => {
+            message.kind = "edit".to_owned();
+            message.target_id = target_id;
+            message.text = text;
+            MESSAGE_EDITED
+        }
+        Content::Revoked { target_id } => {
+            message.kind = "revoke".to_owned();
+            message.target_id = target_id;
+            MESSAGE_REVOKED
+        }
+    };
+    Some(NewEvent {
         dedup: DedupKey::Message {
             chat: chat.clone(),
             sender,
@@ -89,11 +136,55 @@ pub fn message_event(company: &CompanyId, inbound: &InboundMessage) -> NewEvent 
         event: pb::WebhookEvent {
             id,
             company_id: company.to_string(),
-            r#type: MESSAGE_RECEIVED.to_owned(),
+            r#type: event_type.to_owned(),
             timestamp_ms,
             payload: Some(pb::webhook_event::Payload::Message(message)),
         },
         lane: chat,
+    })
+}
+
+/// The event id of a sent message's status for one recipient: a hash of
+/// `(company, message id, recipient, status)`, so a repeated receipt (or one
+/// replayed after a crash) maps to the same event.
+pub fn delivery_event_id(
+    company: &CompanyId,
+    message_id: &str,
+    recipient: &str,
+    status: DeliveryStatus,
+) -> String {
+    stable_id(
+        "dst",
+        &[company.as_str(), message_id, recipient, status.as_str()],
+    )
+}
+
+/// Builds the `message.status` event of an accepted status update. Its lane
+/// is the message's chat, so a chat's statuses arrive in order.
+pub fn delivery_event(company: &CompanyId, update: &StatusUpdate) -> NewEvent {
+    let id = delivery_event_id(
+        company,
+        &update.message_id,
+        &update.recipient,
+        update.status,
+    );
+    NewEvent {
+        dedup: DedupKey::Event(id.clone()),
+        event: pb::WebhookEvent {
+            id,
+            company_id: company.to_string(),
+            r#type: MESSAGE_STATUS.to_owned(),
+            timestamp_ms: update.at_ms,
+            payload: Some(pb::webhook_event::Payload::Delivery(pb::DeliveryStatus {
+                message_id: update.message_id.clone(),
+                chat: update.chat.clone(),
+                recipient: update.recipient.clone(),
+                status: update.status.as_str().to_owned(),
+                at_ms: update.at_ms,
+                reason: update.reason.clone(),
+            })),
+        },
+        lane: update.chat.clone(),
     }
 }
 
@@ -138,125 +229,6 @@ fn sender_identities(sender: &Jid, alt: Option<&Jid>) -> (Option<String>, Option
     (phone, lid)
 }
 
-/// Whether a message is protocol plumbing rather than something a person
-/// sent (history-sync and app-state key shares from the own phone, revokes
-/// handled elsewhere, bare sender-key distributions): these produce no event.
-pub fn is_protocol_only(message: &wa::Message) -> bool {
-    message.protocol_message.is_set()
-        || (content(message).0 == "other"
-            && (message.sender_key_distribution_message.is_set()
-                || message.message_context_info.is_set()))
-}
-
-/// The kind of a message and its text (the text itself, or a media caption).
-pub fn content(message: &wa::Message) -> (&'static str, Option<String>) {
-    // Wrappers carry the real message inside.
-    let wrapped = [
-        &message.ephemeral_message,
-        &message.view_once_message,
-        &message.view_once_message_v2,
-        &message.view_once_message_v2_extension,
-        &message.document_with_caption_message,
-        &message.edited_message,
-    ];
-    for wrapper in wrapped {
-        if let Some(inner) = wrapper.as_option().and_then(|w| w.message.as_option()) {
-            return content(inner);
-        }
-    }
-    if let Some(inner) = message
-        .device_sent_message
-        .as_option()
-        .and_then(|sent| sent.message.as_option())
-    {
-        return content(inner);
-    }
-    if let Some(text) = &message.conversation {
-        return ("text", Some(text.clone()));
-    }
-    if let Some(extended) = message.extended_text_message.as_option() {
-        return ("text", extended.text.clone());
-    }
-    if let Some(image) = message.image_message.as_option() {
-        return ("image", image.caption.clone());
-    }
-    if let Some(video) = message
-        .video_message
-        .as_option()
-        .or(message.ptv_message.as_option())
-    {
-        return ("video", video.caption.clone());
-    }
-    if let Some(document) = message.document_message.as_option() {
-        return ("document", document.caption.clone());
-    }
-    let kind = if message.audio_message.is_set() {
-        "audio"
-    } else if message.sticker_message.is_set() {
-        "sticker"
-    } else if message.reaction_message.is_set() {
-        "reaction"
-    } else if message.location_message.is_set() || message.live_location_message.is_set() {
-        "location"
-    } else if message.contact_message.is_set() || message.contacts_array_message.is_set() {
-        "contact"
-    } else {
-        "other"
-    };
-    (kind, None)
-}
-
-/// The JSON body of an event, as webhooks and SSE carry it.
-///
-/// ```json
-/// {"id":"msg_…","type":"message.received","company":"acme","timestamp":1700000000000,
-///  "data":{"message_id":"3EB0…","chat":"15550003333@s.whatsapp.net", …}}
-/// ```
-pub fn to_json(event: &pb::WebhookEvent) -> Value {
-    let data = match &event.payload {
-        Some(pb::webhook_event::Payload::Message(m)) => json!({
-            "message_id": m.message_id,
-            "chat": m.chat,
-            "sender": m.sender,
-            "sender_phone": non_empty(&m.sender_phone),
-            "sender_lid": non_empty(&m.sender_lid),
-            "push_name": non_empty(&m.push_name),
-            "kind": m.kind,
-            "text": non_empty(&m.text),
-            "from_me": m.from_me,
-            "is_group": m.is_group,
-        }),
-        Some(pb::webhook_event::Payload::Status(s)) => json!({
-            "from": s.from,
-            "to": s.to,
-            "reason": s.reason,
-            "at": s.at_ms,
-        }),
-        None => Value::Null,
-    };
-    json!({
-        "id": event.id,
-        "type": event.r#type,
-        "company": event.company_id,
-        "timestamp": event.timestamp_ms,
-        "data": data,
-    })
-}
-
-/// The serialized body (see [`to_json`]).
-pub fn to_body(event: &pb::WebhookEvent) -> Vec<u8> {
-    // Serializing a `Value` cannot fail (string keys only).
-    serde_json::to_vec(&to_json(event)).unwrap_or_default()
-}
-
-fn non_empty(s: &str) -> Value {
-    if s.is_empty() {
-        Value::Null
-    } else {
-        Value::String(s.to_owned())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -264,7 +236,10 @@ mod tests {
     use wacore::types::message::{MessageInfo, MessageSource};
 
     use super::*;
+    use serde_json::Value;
     use waproto::buffa;
+    use waproto::whatsapp as wa;
+    use waproto::whatsapp::message::protocol_message::Type as ProtocolType;
 
     fn company() -> CompanyId {
         CompanyId::parse("acme").unwrap()
@@ -297,6 +272,14 @@ mod tests {
         }
     }
 
+    fn event_of(message: wa::Message) -> NewEvent {
+        message_event(
+            &company(),
+            &inbound(message, "15550003333@s.whatsapp.net", None),
+        )
+        .expect("an event")
+    }
+
     #[test]
     fn a_text_from_a_phone_jid_carries_phone_lid_and_text() {
         let msg = inbound(
@@ -304,7 +287,7 @@ mod tests {
             "15550003333:2@s.whatsapp.net",
             Some("123456789@lid"),
         );
-        let new = message_event(&company(), &msg);
+        let new = message_event(&company(), &msg).unwrap();
         let json = to_json(&new.event);
         assert_eq!(json["type"], "message.received");
         assert_eq!(json["timestamp"], 1_700_000_000_000i64);
@@ -315,6 +298,7 @@ mod tests {
         assert_eq!(json["data"]["push_name"], "Carol");
         assert_eq!(json["data"]["kind"], "text");
         assert_eq!(json["data"]["text"], "hello");
+        assert_eq!(json["data"]["group"], Value::Null);
         assert_eq!(new.lane, "15550003333@s.whatsapp.net");
     }
 
@@ -325,82 +309,187 @@ mod tests {
             "123456789@lid",
             Some("15550003333@s.whatsapp.net"),
         );
-        let json = to_json(&message_event(&company(), &msg).event);
+        let json = to_json(&message_event(&company(), &msg).unwrap().event);
         assert_eq!(json["data"]["sender"], "123456789@lid");
         assert_eq!(json["data"]["sender_phone"], "15550003333");
         assert_eq!(json["data"]["sender_lid"], "123456789@lid");
         let unknown = inbound(text("x"), "123456789@lid", None);
-        let json = to_json(&message_event(&company(), &unknown).event);
+        let json = to_json(&message_event(&company(), &unknown).unwrap().event);
         assert_eq!(json["data"]["sender_phone"], Value::Null);
     }
 
     #[test]
     fn the_event_id_is_stable_and_depends_on_the_whole_key() {
-        let a = message_event(
-            &company(),
-            &inbound(text("one"), "15550003333@s.whatsapp.net", None),
-        );
-        let b = message_event(
-            &company(),
-            &inbound(text("two"), "15550003333@s.whatsapp.net", None),
-        );
+        let a = event_of(text("one"));
+        let b = event_of(text("two"));
         // Same (company, chat, sender, id): same event, whatever the content.
         assert_eq!(a.event.id, b.event.id);
         assert!(a.event.id.starts_with("msg_") && a.event.id.len() == 36);
         let other = message_event(
             &company(),
             &inbound(text("one"), "15550004444@s.whatsapp.net", None),
-        );
+        )
+        .unwrap();
         assert_ne!(a.event.id, other.event.id);
         assert_ne!(stable_id("x", &["ab", "c"]), stable_id("x", &["a", "bc"]));
     }
 
     #[test]
-    fn kinds_and_captions() {
-        let extended = wa::Message {
-            extended_text_message: buffa::MessageField::some(wa::message::ExtendedTextMessage {
-                text: Some("linked".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        assert_eq!(content(&extended), ("text", Some("linked".into())));
+    fn media_metadata_is_emitted_and_key_material_is_not() {
         let image = wa::Message {
             image_message: buffa::MessageField::some(wa::message::ImageMessage {
                 caption: Some("look".into()),
+                mimetype: Some("image/png".into()),
+                file_length: Some(42),
+                file_sha256: Some(vec![0xab; 32]),
+                media_key: Some(vec![7; 32]),
+                direct_path: Some("/v/secret".into()),
+                width: Some(640),
+                height: Some(480),
                 ..Default::default()
             }),
             ..Default::default()
         };
-        assert_eq!(content(&image), ("image", Some("look".into())));
-        let ephemeral = wa::Message {
-            ephemeral_message: buffa::MessageField::some(wa::message::FutureProofMessage {
-                message: buffa::MessageField::some(text("inner")),
-            }),
-            ..Default::default()
+        let new = event_of(image);
+        let body = String::from_utf8(to_body(&new.event)).unwrap();
+        let json: Value = serde_json::from_str(&body).unwrap();
+        let media = &json["data"]["media"];
+        assert_eq!(json["data"]["kind"], "image");
+        assert_eq!(json["data"]["text"], "look");
+        assert_eq!(media["mime_type"], "image/png");
+        assert_eq!(media["size"], 42);
+        assert_eq!(media["sha256"], "ab".repeat(32));
+        assert_eq!(media["caption"], "look");
+        assert_eq!(media["width"], 640);
+        assert_eq!(media["duration_s"], Value::Null);
+        assert!(!body.contains("/v/secret") && !body.contains("media_key"));
+        let Some(pb::webhook_event::Payload::Message(stored)) = &new.event.payload else {
+            panic!("a message payload");
         };
-        assert_eq!(content(&ephemeral), ("text", Some("inner".into())));
-        let audio = wa::Message {
-            audio_message: buffa::MessageField::some(Default::default()),
-            ..Default::default()
-        };
-        assert_eq!(content(&audio), ("audio", None));
-        assert_eq!(content(&wa::Message::default()), ("other", None));
+        let stored = stored.media.as_ref().unwrap();
+        assert_eq!(stored.direct_path, "/v/secret");
+        assert_eq!(stored.media_key, vec![7; 32]);
     }
 
     #[test]
-    fn protocol_messages_are_recognised() {
-        let protocol = wa::Message {
+    fn reactions_edits_and_revokes_are_their_own_event_types() {
+        let key = |id: &str| {
+            buffa::MessageField::some(wa::MessageKey {
+                id: Some(id.into()),
+                ..Default::default()
+            })
+        };
+        let reaction = event_of(wa::Message {
+            reaction_message: buffa::MessageField::some(wa::message::ReactionMessage {
+                key: key("T1"),
+                text: Some(String::new()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let json = to_json(&reaction.event);
+        assert_eq!(json["type"], MESSAGE_REACTION);
+        assert_eq!(json["data"]["target_id"], "T1");
+        assert_eq!(json["data"]["removed"], true);
+
+        let edit = event_of(wa::Message {
+            protocol_message: buffa::MessageField::some(wa::message::ProtocolMessage {
+                key: key("T2"),
+                r#type: Some(ProtocolType::MESSAGE_EDIT),
+                edited_message: buffa::MessageField::some(text("new text")),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let json = to_json(&edit.event);
+        assert_eq!(json["type"], MESSAGE_EDITED);
+        assert_eq!(json["data"]["text"], "new text");
+        assert_eq!(json["data"]["target_id"], "T2");
+
+        let revoke = event_of(wa::Message {
+            protocol_message: buffa::MessageField::some(wa::message::ProtocolMessage {
+                key: key("T3"),
+                r#type: Some(ProtocolType::REVOKE),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert_eq!(to_json(&revoke.event)["type"], MESSAGE_REVOKED);
+
+        let plumbing = wa::Message {
             protocol_message: buffa::MessageField::some(Default::default()),
             ..Default::default()
         };
-        assert!(is_protocol_only(&protocol));
-        assert!(!is_protocol_only(&text("hi")));
-        let skdm_with_text = wa::Message {
-            sender_key_distribution_message: buffa::MessageField::some(Default::default()),
-            ..text("hi")
+        assert!(
+            message_event(
+                &company(),
+                &inbound(plumbing, "15550003333@s.whatsapp.net", None)
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn locations_contacts_and_quotes() {
+        let quoted = wa::Message {
+            extended_text_message: buffa::MessageField::some(wa::message::ExtendedTextMessage {
+                text: Some("reply".into()),
+                context_info: buffa::MessageField::some(wa::ContextInfo {
+                    stanza_id: Some("Q1".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
         };
-        assert!(!is_protocol_only(&skdm_with_text));
+        assert_eq!(to_json(&event_of(quoted).event)["data"]["quoted_id"], "Q1");
+        let location = wa::Message {
+            location_message: buffa::MessageField::some(wa::message::LocationMessage {
+                degrees_latitude: Some(48.85),
+                degrees_longitude: Some(2.35),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let json = to_json(&event_of(location).event);
+        assert_eq!(json["data"]["kind"], "location");
+        assert_eq!(json["data"]["location"]["latitude"], 48.85);
+        let card = wa::Message {
+            contact_message: buffa::MessageField::some(wa::message::ContactMessage {
+                display_name: Some("Frank".into()),
+                vcard: Some("BEGIN:VCARD".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let json = to_json(&event_of(card).event);
+        assert_eq!(json["data"]["contacts"][0]["display_name"], "Frank");
+    }
+
+    #[test]
+    fn delivery_events_have_stable_ids_per_recipient_and_status() {
+        let update = StatusUpdate {
+            message_id: "M1".into(),
+            chat: "120363000000000001@g.us".into(),
+            recipient: "15550003333@s.whatsapp.net".into(),
+            status: DeliveryStatus::Read,
+            at_ms: 9,
+            reason: String::new(),
+        };
+        let a = delivery_event(&company(), &update);
+        assert_eq!(a.event.id, delivery_event(&company(), &update).event.id);
+        assert!(a.event.id.starts_with("dst_"));
+        let delivered = StatusUpdate {
+            status: DeliveryStatus::Delivered,
+            ..update.clone()
+        };
+        assert_ne!(a.event.id, delivery_event(&company(), &delivered).event.id);
+        assert_eq!(a.lane, "120363000000000001@g.us");
+        let json = to_json(&a.event);
+        assert_eq!(json["type"], MESSAGE_STATUS);
+        assert_eq!(json["data"]["status"], "read");
+        assert_eq!(json["data"]["recipient"], "15550003333@s.whatsapp.net");
+        assert_eq!(json["data"]["reason"], Value::Null);
     }
 
     #[test]

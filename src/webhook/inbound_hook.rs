@@ -37,9 +37,14 @@ impl InboundDurabilityHook for OutboxHook {
     ) -> anyhow::Result<()> {
         let events: Vec<NewEvent> = batch
             .iter()
-            .filter(|m| !event::is_protocol_only(&m.message))
-            .map(|m| event::message_event(&self.company, m))
+            .filter_map(|m| event::message_event(&self.company, m))
             .collect();
+        // What the media endpoint needs, written before the commit whose
+        // flush makes it durable with the event.
+        if let Err(error) = self.webhooks.remember_media(&self.company, &events) {
+            tracing::error!(company.id = %self.company, %error, "cannot store inbound media references; the messages stay unacknowledged");
+            return Err(error.into());
+        }
         match self.webhooks.commit(&self.company, events).await {
             Ok(_) => Ok(()),
             Err(error) => {

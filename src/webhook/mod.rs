@@ -10,7 +10,11 @@
 //!                                             SSE subscribers (broadcast of committed events)
 //! ```
 //!
-//! - [`event`]: events from messages and status changes; stable ids; JSON.
+//! - [`content`]: what a message holds (kind, text, media, location, cards, actions).
+//! - [`event`]: events from messages, delivery statuses and session status changes; stable ids.
+//! - [`json`]: the JSON body of each event type.
+//! - `status_recorder`: receipts and server acks → monotonic per-recipient
+//!   status (`crate::store::messages`) → `message.status` events.
 //! - [`sign`]: Standard Webhooks signatures.
 //! - [`endpoint`]: endpoints, URL policy, the cached endpoint registry.
 //! - [`dispatcher`]: delivery, retries, ordering, dead letters.
@@ -33,14 +37,17 @@
 //!   event stream (subscribed before restore starts), so every transition of
 //!   every session is recorded, in order per company.
 
+pub mod content;
 pub mod dispatcher;
 pub mod endpoint;
 pub mod event;
 mod group_commit;
 mod inbound_hook;
+pub mod json;
 mod options;
 pub mod retention;
 pub mod sign;
+mod status_recorder;
 
 use std::sync::Arc;
 
@@ -50,6 +57,7 @@ use tokio::task::JoinHandle;
 use crate::domain::CompanyId;
 use crate::pb;
 use crate::pool::{InboundHookFactory, PoolEvent, SessionEvent, SessionPool, SessionStatus, state};
+use crate::store::messages::Messages;
 use crate::store::outbox::{Committed, DeliveryKey, DeliveryState, NewEvent, Outbox, Target};
 use crate::store::{Store, StoreError};
 
@@ -148,6 +156,10 @@ pub struct Webhooks {
 struct Inner {
     store: Store,
     outbox: Outbox,
+    /// Sent messages' statuses and inbound media references.
+    messages: Messages,
+    /// Status updates on their way to the recorder task (`status_recorder`).
+    statuses: mpsc::UnboundedSender<status_recorder::Batch>,
     endpoints: Arc<endpoint::Endpoints>,
     committer: GroupCommitter,
     dispatcher: mpsc::UnboundedSender<dispatcher::Command>,
@@ -173,10 +185,15 @@ impl Webhooks {
         )?;
         let (commands, rx) = mpsc::unbounded_channel();
         tokio::spawn(dispatcher.run(rx));
-        let retention = retention::Sweeper::spawn(outbox.clone(), options.retention());
-        Ok(Self {
+        let messages = store.messages()?;
+        let retention =
+            retention::Sweeper::spawn(outbox.clone(), messages.clone(), options.retention());
+        let (statuses, status_rx) = mpsc::unbounded_channel();
+        let webhooks = Self {
             inner: Arc::new(Inner {
                 committer: GroupCommitter::spawn(store.clone(), outbox.clone()),
+                messages,
+                statuses,
                 store,
                 outbox,
                 endpoints,
@@ -185,7 +202,12 @@ impl Webhooks {
                 policy: options.policy(),
                 _retention: retention,
             }),
-        })
+        };
+        tokio::spawn(status_recorder::run(
+            Arc::downgrade(&webhooks.inner),
+            status_rx,
+        ));
+        Ok(webhooks)
     }
 
     /// Whether the dispatcher task is alive (it owns the receiving end of its
@@ -196,13 +218,33 @@ impl Webhooks {
 
     /// Commits `events` of `company` durably (see the module invariants),
     /// hands the new deliveries to the dispatcher and the new events to SSE
-    /// subscribers. All events must have the same type.
+    /// subscribers. Events of several types are committed in runs of one
+    /// type each (the webhook filter is per type), in their order.
     ///
     /// # Cancel safety
     /// Not cancel-safe in the sense that matters: dropping the future after
     /// the commit leaves the events stored but maybe not yet flushed or
     /// dispatched (they are dispatched after a restart). Callers await it.
     pub async fn commit(
+        &self,
+        company: &CompanyId,
+        mut events: Vec<NewEvent>,
+    ) -> Result<Vec<Committed>, WebhookError> {
+        let mut committed = Vec::with_capacity(events.len());
+        while !events.is_empty() {
+            let run = events
+                .iter()
+                .position(|e| e.event.r#type != events[0].event.r#type)
+                .unwrap_or(events.len());
+            let rest = events.split_off(run);
+            committed.extend(self.commit_one_type(company, events).await?);
+            events = rest;
+        }
+        Ok(committed)
+    }
+
+    /// [`Webhooks::commit`] of events that all have the same type.
+    async fn commit_one_type(
         &self,
         company: &CompanyId,
         events: Vec<NewEvent>,
@@ -228,6 +270,32 @@ impl Webhooks {
                 .map_err(|_| WebhookError::Stopped)?;
         }
         Ok(committed)
+    }
+
+    /// Stores what downloading the inbound files among `events` needs (the
+    /// media endpoint finds them by message id). Not flushed: the commit of
+    /// the same events is the durability point.
+    pub fn remember_media(
+        &self,
+        company: &CompanyId,
+        events: &[NewEvent],
+    ) -> Result<(), WebhookError> {
+        let now = crate::domain::now_ms();
+        for new in events {
+            if let Some(pb::webhook_event::Payload::Message(message)) = &new.event.payload
+                && let Some(media) = &message.media
+            {
+                self.inner
+                    .messages
+                    .put_media(company, &message.message_id, media, now)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sent messages' statuses and inbound media references.
+    pub fn messages(&self) -> &Messages {
+        &self.inner.messages
     }
 
     /// Committed events as they happen, for SSE. A slow subscriber misses

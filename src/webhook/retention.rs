@@ -1,5 +1,6 @@
 //! Retention of the webhook outbox: a background sweep that bounds what the
-//! outbox keeps on disk.
+//! outbox keeps on disk (and the per-message rows beside it:
+//! `crate::store::messages`).
 //!
 //! Every [`Retention::sweep_every`] it records a time mark (so later sweeps
 //! can date what was committed before it), removes events, dedup keys and
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+use crate::store::messages::Messages;
 use crate::store::outbox::Outbox;
 
 /// How long the outbox keeps what it no longer needs.
@@ -49,11 +51,14 @@ pub struct Sweeper(JoinHandle<()>);
 
 impl Sweeper {
     /// Sweeps now and then every `retention.sweep_every`.
-    pub fn spawn(outbox: Outbox, retention: Retention) -> Self {
+    pub fn spawn(outbox: Outbox, messages: Messages, retention: Retention) -> Self {
         Self(crate::store::spawn_sweep(
             retention.sweep_every,
             "webhook retention",
-            move || sweep(&outbox, retention),
+            move || {
+                sweep(&outbox, retention);
+                sweep_messages(&messages, retention);
+            },
         ))
     }
 }
@@ -61,6 +66,16 @@ impl Sweeper {
 impl Drop for Sweeper {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// Sent messages' statuses and inbound media references live as long as
+/// the events they explain ([`Retention::keep_for`] since their last change).
+pub fn sweep_messages(messages: &Messages, retention: Retention) {
+    let keep_ms = i64::try_from(retention.keep_for.as_millis()).unwrap_or(i64::MAX);
+    match messages.prune_before(crate::domain::now_ms().saturating_sub(keep_ms)) {
+        Ok(removed) => tracing::debug!(removed, "message status and media retention applied"),
+        Err(error) => tracing::error!(%error, "cannot prune message statuses and media references"),
     }
 }
 

@@ -14,5 +14,6 @@ mod messaging;
 mod ops;
 mod pairing;
 mod pool;
+mod status;
 mod store;
 mod webhooks;

@@ -402,7 +402,18 @@ impl SessionActor {
         self.next_generation += 1;
         let backend = crate::wa::SledBackend::open(&self.store, &self.company);
         let signals = self.signals_tx.clone();
+        let statuses = self.config.status_sink.clone();
+        let company = self.company.clone();
         let sink: EventSink = Arc::new(move |event| {
+            // Acks and receipts of sent messages go straight to the status
+            // sink, in dispatch order (see `crate::wa::receipts`).
+            if let Some(statuses) = &statuses {
+                let updates = crate::wa::receipts::status_updates(&event);
+                if !updates.is_empty() {
+                    statuses.record(&company, updates);
+                    return;
+                }
+            }
             if is_lifecycle_event(&event) {
                 let _ = signals.send(Signal::Event { generation, event });
             }
@@ -418,6 +429,7 @@ impl SessionActor {
             };
         let BuiltBot { bot, raw_nodes } = built;
         let client = bot.client();
+        self.config.live.set(&self.company, client.clone());
         self.refresh_identity(&client);
         let signals = self.signals_tx.clone();
         let task = tokio::spawn(async move {
@@ -439,6 +451,7 @@ impl SessionActor {
         self.retry_at = None;
         self.clear_qr();
         let Some(conn) = self.conn.take() else { return };
+        self.config.live.remove(&self.company);
         let timeout = self.config.stop_timeout;
         let teardown = async {
             match mode {

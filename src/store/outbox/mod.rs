@@ -301,6 +301,7 @@ impl Outbox {
 pub(crate) fn lane_of(event: &pb::WebhookEvent) -> String {
     match &event.payload {
         Some(pb::webhook_event::Payload::Message(message)) => message.chat.clone(),
+        Some(pb::webhook_event::Payload::Delivery(delivery)) => delivery.chat.clone(),
         _ => String::from("session"),
     }
 }
