@@ -224,7 +224,7 @@ impl ApiError {
 /// for the caller's fault.
 pub fn pool_error_status(code: &str) -> StatusCode {
     match code {
-        "unknown_company" | "message_not_found" => StatusCode::NOT_FOUND,
+        "unknown_company" | "unknown_message" => StatusCode::NOT_FOUND,
         "not_on_whatsapp" | "not_own_message" => StatusCode::UNPROCESSABLE_ENTITY,
         "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
         "not_connected" | "invalid_state" | "busy" => StatusCode::CONFLICT,

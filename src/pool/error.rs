@@ -81,7 +81,7 @@ impl PoolError {
             Self::Gone => "session_gone",
             Self::Timeout => "timeout",
             Self::NotOnWhatsApp => "not_on_whatsapp",
-            Self::MessageNotFound => "message_not_found",
+            Self::MessageNotFound => "unknown_message",
             Self::NotOwnMessage => "not_own_message",
             Self::Send(_) => "send_failed",
             Self::Pairing(_) => "pairing_failed",

@@ -296,7 +296,7 @@ impl SessionHandle {
     }
 
     /// Send any kind of message to `chat`, quoting `reply_to` (a message of
-    /// that chat the gateway sent or received: else `message_not_found`).
+    /// that chat the gateway sent or received: else `unknown_message`).
     /// Idempotent with a key, like [`SessionHandle::send_text`]. Phone
     /// recipients that are not on WhatsApp are refused (`not_on_whatsapp`).
     pub async fn send_message(

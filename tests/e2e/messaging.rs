@@ -419,7 +419,7 @@ async fn every_refusal_returns_its_code_and_sends_nothing() {
         (
             json!({"to": BOB, "text": "hi", "reply_to": "3EB0UNKNOWN0000"}),
             StatusCode::NOT_FOUND,
-            "message_not_found",
+            "unknown_message",
         ),
         (
             json!({"to": BOB, "type": "image", "base64": "!!!", "mime_type": "image/png"}),
@@ -471,7 +471,7 @@ async fn every_refusal_returns_its_code_and_sends_nothing() {
         .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("message_not_found"))
+        (StatusCode::NOT_FOUND, Some("unknown_message"))
     );
     assert!(app.fake.sent_messages().is_empty(), "nothing was sent");
     app.stop().await;

@@ -89,7 +89,7 @@ fn invalid_body(message: &str) -> ApiError {
     responses(
         (status = 204, description = "Read receipts sent"),
         (status = 400, description = "`invalid_phone`, `invalid_recipient`, `invalid_message_id`, `invalid_json`", body = ErrorBody),
-        (status = 404, description = "`unknown_company`; `message_not_found` (group message the gateway did not receive)", body = ErrorBody),
+        (status = 404, description = "`unknown_company`; `unknown_message` (group message the gateway did not receive)", body = ErrorBody),
         (status = 409, description = "`not_connected`", body = ErrorBody),
         (status = 422, description = "`invalid_body`", body = ErrorBody),
         (status = 502, description = "`send_failed`", body = ErrorBody),

@@ -89,7 +89,7 @@ pub struct SendMessageRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contacts: Option<Vec<ContactInput>>,
     /// Any kind: the id of a message in this chat to quote (404
-    /// `message_not_found` if the gateway neither sent nor received it).
+    /// `unknown_message` if the gateway neither sent nor received it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
 }
@@ -141,7 +141,7 @@ pub struct SendResponse {
         (status = 200, description = "Replayed: a send with this Idempotency-Key already happened", body = SendResponse),
         (status = 400, description = "`invalid_phone`, `invalid_recipient`, `invalid_text`, `invalid_type`, `invalid_caption`, `invalid_file_name`, `invalid_mime_type`, `invalid_location`, `invalid_contact`, `invalid_message_id`, `invalid_media`, `invalid_multipart`, `invalid_idempotency_key`, `invalid_json`", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, description = "`unknown_company`; `message_not_found` (`reply_to` is not a message of this chat)", body = ErrorBody),
+        (status = 404, description = "`unknown_company`; `unknown_message` (`reply_to` is not a message of this chat)", body = ErrorBody),
         (status = 409, description = "`not_connected`", body = ErrorBody),
         (status = 413, description = "`media_too_large` (over `--media-max-mib` or WhatsApp's limit for the kind), `payload_too_large`", body = ErrorBody),
         (status = 415, description = "`invalid_media_type` (a MIME type WhatsApp rejects for the kind, or none could be told), `unsupported_media_type` (body neither JSON nor multipart)", body = ErrorBody),
