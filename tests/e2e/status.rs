@@ -432,7 +432,6 @@ async fn reactions_edits_revokes_locations_cards_and_quotes_produce_their_events
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the fake's LID-only sender (as_lid) cannot yet decrypt the answer sent to its LID; being fixed in fakewa"]
 async fn a_lid_only_sender_is_identified_and_answered() {
     let app = spawn_app().await;
     let receiver = Receiver::start().await;

@@ -34,6 +34,13 @@ pub(crate) fn device_address(phone: &str, device: u16) -> ProtocolAddress {
     ProtocolAddress::new(phone, DeviceId::from(u32::from(device)))
 }
 
+/// The address under which a peer keeps the session it uses as its LID with
+/// a client device: the client keys that session by the peer's `@lid` JID,
+/// apart from the one with its phone JID, so the peer keeps it apart too.
+pub(crate) fn lid_device_address(phone: &str, device: u16) -> ProtocolAddress {
+    device_address(&format!("{phone}.lid"), device)
+}
+
 #[derive(Default)]
 struct Sessions(HashMap<ProtocolAddress, SessionRecord>);
 

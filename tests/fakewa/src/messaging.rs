@@ -22,7 +22,7 @@ use waproto::whatsapp as wa;
 
 use crate::accounts::{DeviceKey, Outbound};
 use crate::codec::{self, attr, now_secs};
-use crate::contacts::{self, device_address};
+use crate::contacts::{self, device_address, lid_device_address};
 use crate::control::{SentMessage, Shared};
 use crate::error::{FakeError, Result};
 use crate::phone;
@@ -79,7 +79,7 @@ async fn encrypt_to_device_as(
     as_lid: bool,
 ) -> Result<(&'static str, Vec<u8>)> {
     let address = if as_lid {
-        device_address(&format!("{}.lid", key.phone), key.device)
+        lid_device_address(&key.phone, key.device)
     } else {
         device_address(&key.phone, key.device)
     };
@@ -348,11 +348,17 @@ pub(crate) async fn handle_message(shared: &Arc<Shared>, ctx: &ConnCtx, msg: &No
             if shared.reg.lock().not_on_whatsapp.contains(&phone) {
                 continue;
             }
-            match world
-                .peer(&phone)?
-                .decrypt(&sender_address, &kind, bytes)
-                .await
-            {
+            // A copy for the contact's LID is on the session the client keeps
+            // with that LID: the one the contact started when it wrote as its
+            // LID, if it did (else the client started one from the bundle).
+            let lid_address = lid_device_address(&own.phone, own.device);
+            let peer = world.peer(&phone)?;
+            let address = if jid.server == Server::Lid && peer.has_session(&lid_address) {
+                &lid_address
+            } else {
+                &sender_address
+            };
+            match peer.decrypt(address, &kind, bytes).await {
                 Ok(message) => {
                     let skdm = message
                         .sender_key_distribution_message
@@ -536,7 +542,7 @@ pub(crate) async fn handle_receipt(
 
 /// Re-encrypts a queued message on a new session after a retry receipt.
 async fn resend_after_retry(shared: &Arc<Shared>, key: &DeviceKey, id: &str) -> Result<()> {
-    let from = {
+    let (from, as_lid) = {
         let mut reg = shared.reg.lock();
         let Some(message) = reg
             .device_mut(key)
@@ -546,14 +552,19 @@ async fn resend_after_retry(shared: &Arc<Shared>, key: &DeviceKey, id: &str) -> 
         };
         message.stanza = None;
         message.sent_on = None;
-        message.from.clone()
+        (message.from.clone(), message.as_lid)
+    };
+    let address = if as_lid {
+        lid_device_address(&key.phone, key.device)
+    } else {
+        device_address(&key.phone, key.device)
     };
     shared
         .world
         .lock()
         .await
         .peer(&from)?
-        .forget_session(&device_address(&key.phone, key.device));
+        .forget_session(&address);
     tracing::debug!(
         device = key.device,
         "retry receipt: message re-encrypted on a new session"
