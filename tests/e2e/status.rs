@@ -472,3 +472,64 @@ async fn a_lid_only_sender_is_identified_and_answered() {
         .expect("Carol receives the answer");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_message_reports_its_status_per_participant() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    app.api.link_by_qr(&app.fake, "acme", OWN).await;
+    receiver.subscribe(&app.api, "acme", None).await;
+    // Automatic delivery receipts stay on: each participant acknowledges its
+    // own copy, naming itself as the receipt's participant.
+    let group = app
+        .fake
+        .create_group("Team", &[BOB, CAROL])
+        .expect("a group");
+    let (status, body) = app.api.send_text("acme", &group, "hello team", None).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["message_id"]
+        .as_str()
+        .expect("a message id")
+        .to_owned();
+
+    for phone in [BOB, CAROL] {
+        let recipient = format!("{phone}@s.whatsapp.net");
+        wait_for_event(&receiver, "message.status", |d| {
+            d["message_id"] == id.as_str()
+                && d["status"] == "delivered"
+                && d["recipient"] == recipient.as_str()
+        })
+        .await;
+    }
+    let delivered: Vec<Value> = events_of(&receiver.log(), "message.status")
+        .into_iter()
+        .filter(|e| e["data"]["message_id"] == id.as_str() && e["data"]["status"] == "delivered")
+        .collect();
+    assert_eq!(delivered.len(), 2, "one per participant: {delivered:?}");
+    assert!(
+        delivered
+            .iter()
+            .all(|e| e["data"]["chat"] == group.as_str()),
+        "{delivered:?}"
+    );
+
+    let (status, view) = app
+        .api
+        .get(&format!("/v1/sessions/acme/messages/{id}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    for phone in [BOB, CAROL] {
+        let recipient = format!("{phone}@s.whatsapp.net");
+        let entry = view["recipients"]
+            .as_array()
+            .expect("recipients")
+            .iter()
+            .find(|r| r["recipient"] == recipient.as_str())
+            .unwrap_or_else(|| panic!("{recipient} in {view}"));
+        assert!(
+            entry["delivered_at"].as_i64().is_some_and(|t| t > 0),
+            "{view}"
+        );
+    }
+    app.stop().await;
+}
