@@ -210,14 +210,7 @@ async fn not_on_whatsapp(
     Path(phone): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let phone = control::normalize_phone(&phone)?;
-    let on = flag(&body)?;
-    let mut reg = shared.reg.lock();
-    if on {
-        reg.not_on_whatsapp.insert(phone);
-    } else {
-        reg.not_on_whatsapp.remove(&phone);
-    }
+    shared.mark_contact(&phone, flag(&body)?, |reg| &mut reg.not_on_whatsapp)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -226,14 +219,7 @@ async fn business(
     Path(phone): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let phone = control::normalize_phone(&phone)?;
-    let on = flag(&body)?;
-    let mut reg = shared.reg.lock();
-    if on {
-        reg.business.insert(phone);
-    } else {
-        reg.business.remove(&phone);
-    }
+    shared.mark_contact(&phone, flag(&body)?, |reg| &mut reg.business)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

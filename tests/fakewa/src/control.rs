@@ -298,6 +298,25 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Adds `phone` to (or, with `on` false, removes it from) one of the
+    /// registry's sets of marked contacts (not on WhatsApp, business).
+    pub(crate) fn mark_contact(
+        &self,
+        phone: &str,
+        on: bool,
+        set: impl FnOnce(&mut crate::accounts::Registry) -> &mut std::collections::HashSet<String>,
+    ) -> Result<()> {
+        let phone = normalize_phone(phone)?;
+        let mut reg = self.reg.lock();
+        let set = set(&mut reg);
+        if on {
+            set.insert(phone);
+        } else {
+            set.remove(&phone);
+        }
+        Ok(())
+    }
+
     pub(crate) fn new(config: Config, addr: SocketAddr) -> Result<Self> {
         let keys = ServerKeys::from_seed(&config.noise_seed)?;
         Ok(Self {
@@ -524,12 +543,7 @@ impl Shared {
             as_lid: false,
             stanza_type: "text",
         };
-        self.journal
-            .lock()
-            .contact_texts
-            .insert(id.clone(), message.clone());
-        self.queue_contact_text_as(&id, &message, undecryptable, false)
-            .await?;
+        self.journal_and_queue(&id, message, undecryptable).await?;
         Ok(id)
     }
 
@@ -551,13 +565,24 @@ impl Shared {
             as_lid: false,
             stanza_type: "text",
         };
+        self.journal_and_queue(&id, message, false).await?;
+        Ok(id)
+    }
+
+    /// Records a new contact message under `id` (for redelivery and the
+    /// transcript) and queues it for the recipient's devices.
+    async fn journal_and_queue(
+        self: &Arc<Self>,
+        id: &str,
+        message: ContactText,
+        undecryptable: bool,
+    ) -> Result<()> {
         self.journal
             .lock()
             .contact_texts
-            .insert(id.clone(), message.clone());
-        self.queue_contact_text_as(&id, &message, false, false)
-            .await?;
-        Ok(id)
+            .insert(id.to_owned(), message.clone());
+        self.queue_contact_text_as(id, &message, undecryptable, false)
+            .await
     }
 
     /// Contact `from` sends `content` (any kind) to `to`; see [`ContactContent`].
@@ -1006,27 +1031,15 @@ impl FakeServer {
     /// Marks `phone` as not on WhatsApp (or back on it): usync answers
     /// `contact type="out"`, no LID and an empty device list.
     pub fn set_not_on_whatsapp(&self, phone: &str, out: bool) -> Result<()> {
-        let phone = normalize_phone(phone)?;
-        let mut reg = self.shared.reg.lock();
-        if out {
-            reg.not_on_whatsapp.insert(phone);
-        } else {
-            reg.not_on_whatsapp.remove(&phone);
-        }
-        Ok(())
+        self.shared
+            .mark_contact(phone, out, |reg| &mut reg.not_on_whatsapp)
     }
 
     /// Marks `phone` as a business account (usync `<business/>`, which the
     /// client reports as `is_business`).
     pub fn set_business(&self, phone: &str, business: bool) -> Result<()> {
-        let phone = normalize_phone(phone)?;
-        let mut reg = self.shared.reg.lock();
-        if business {
-            reg.business.insert(phone);
-        } else {
-            reg.business.remove(&phone);
-        }
-        Ok(())
+        self.shared
+            .mark_contact(phone, business, |reg| &mut reg.business)
     }
 
     /// Creates a group of fake contacts; returns its JID (`120363…@g.us`).
