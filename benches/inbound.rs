@@ -5,7 +5,7 @@
 //! Everything runs in this one process on this machine (fake server,
 //! gateway, receiver), so the figures include the fake's own encryption work.
 //!
-//! Two scenarios, each on a fresh gateway:
+//! Three scenarios, each on a fresh gateway:
 //! - `throughput`: `CONTACTS` contacts send as fast as the fake takes them
 //!   to one linked session, then spread over `SESSIONS` linked sessions
 //!   (contact `c` writes to session `c % SESSIONS`); msg/s = messages /
@@ -13,6 +13,9 @@
 //!   by its chats in flight (whatsapp-rust handles one message per chat at a
 //!   time, and each waits for the outbox flush before its ack); the gateway's
 //!   rate, by how many commits share a flush.
+//! - `with status`: as `throughput` over `SESSIONS` sessions, while the
+//!   contacts acknowledge the gateway's earlier sends at the same rate (one
+//!   `message.status` event per inbound message, through the same outbox).
 //! - `latency`: paced at `RATE` msg/s for `SECONDS`; per message, the time
 //!   from the contact's send call to the receiver's ack: p50/p99/max.
 //!
@@ -39,16 +42,29 @@ fn own_phone(s: usize) -> String {
 /// A fresh gateway with `sessions` linked companies, each with the webhook
 /// receiver as its webhook (message events only).
 async fn setup(sessions: usize) -> (TestApp, Receiver) {
+    setup_with_events(sessions, &["message.received"]).await
+}
+
+/// [`setup`] with the webhook subscribed to `events`.
+async fn setup_with_events(sessions: usize, events: &[&str]) -> (TestApp, Receiver) {
     let app = spawn_app().await;
     let receiver = Receiver::start().await;
     for s in 0..sessions {
         let company = format!("bench{s}");
         app.api.link_by_qr(&app.fake, &company, &own_phone(s)).await;
-        receiver
-            .subscribe(&app.api, &company, Some(&["message.received"]))
-            .await;
+        receiver.subscribe(&app.api, &company, Some(events)).await;
     }
     (app, receiver)
+}
+
+/// Accepted `message.status` events with status `status`, distinct by id.
+fn status_events(log: &test_support::webhook::Log, status: &str) -> usize {
+    log.accepted
+        .iter()
+        .filter(|h| h.body["type"] == "message.status" && h.body["data"]["status"] == status)
+        .map(|h| h.id.as_str())
+        .collect::<std::collections::HashSet<_>>()
+        .len()
 }
 
 fn contact(c: usize) -> String {
@@ -97,6 +113,93 @@ async fn throughput(messages: usize, contacts: usize, sessions: usize) {
         total as f64 / sent_in.as_secs_f64(),
         (commits - flushes_before.1) / flushes.max(1.0),
         (flush_s - flushes_before.2) * 1000.0 / flushes.max(1.0),
+    );
+    app.stop().await;
+}
+
+/// Inbound messages with delivery status flowing the other way at the same
+/// rate (issue 15): the gateway first sends `messages / 2` texts to the
+/// contacts (through the API, contacts' automatic receipts off; their `sent`
+/// events drain before the clock starts); then, as in [`throughput`], the
+/// contacts send `messages` texts, and after each one also acknowledge one
+/// of the gateway's texts — `delivered` and then `read` for each, so one
+/// `message.status` event per inbound message. msg/s = inbound messages /
+/// (first send → the last message and the last status event acked).
+async fn throughput_with_status(messages: usize, contacts: usize, sessions: usize) {
+    let (app, receiver) =
+        setup_with_events(sessions, &["message.received", "message.status"]).await;
+    app.fake
+        .set_auto_receipts(None, false)
+        .expect("auto receipts off");
+    let per_contact = (messages / contacts) & !1;
+    let total = per_contact * contacts;
+    // Contact `c` chats with session `c % sessions`, as in `throughput`.
+    let mut ids: Vec<Vec<String>> = Vec::new();
+    for c in 0..contacts {
+        let company = format!("bench{}", c % sessions);
+        let mut mine = Vec::new();
+        for i in 0..per_contact / 2 {
+            let (status, body) = app
+                .api
+                .send_text(&company, &contact(c), &format!("out{c}-{i}"), None)
+                .await;
+            assert!(status.is_success(), "send: {status} {body}");
+            mine.push(body["id"].as_str().expect("an id").to_owned());
+        }
+        ids.push(mine);
+    }
+    let sent_events = total / 2;
+    receiver
+        .wait_for_within(
+            "the sends' `sent` events",
+            Duration::from_secs(600),
+            |log| {
+                // The length first: the scan is linear, the check runs on every event.
+                log.accepted.len() >= sent_events && status_events(log, "sent") >= sent_events
+            },
+        )
+        .await;
+    receiver.clear();
+
+    let started = Instant::now();
+    let mut sends = tokio::task::JoinSet::new();
+    for (c, mine) in ids.into_iter().enumerate() {
+        let fake = app.fake.clone();
+        let to = own_phone(c % sessions);
+        sends.spawn(async move {
+            for i in 0..per_contact {
+                fake.contact_send_text(&contact(c), &to, &format!("s{c}-{i}"))
+                    .await
+                    .expect("send");
+                let kind = if i % 2 == 0 {
+                    fakewa::ReceiptKind::Delivered
+                } else {
+                    fakewa::ReceiptKind::Read
+                };
+                fake.contact_receipt(&contact(c), Some(&to), &[mine[i / 2].clone()], kind)
+                    .expect("receipt");
+            }
+        });
+    }
+    sends.join_all().await;
+    receiver
+        .wait_for_within(
+            &format!("{total} messages and {total} status events"),
+            Duration::from_secs(600),
+            |log| {
+                log.accepted.len() >= 2 * total
+                    && log.first_arrival.len() >= total
+                    && status_events(log, "delivered") + status_events(log, "read") >= total
+            },
+        )
+        .await;
+    let elapsed = started.elapsed();
+    println!(
+        "with status n={total} sessions={sessions} contacts={contacts}  {:.0} inbound msg/s end to end \
+         with as many status events ({:.0} events/s in all, {:.2} s)",
+        total as f64 / elapsed.as_secs_f64(),
+        2.0 * total as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64(),
     );
     app.stop().await;
 }
@@ -223,6 +326,7 @@ fn main() {
     runtime.block_on(async {
         throughput(messages, contacts.min(8), 1).await;
         throughput(messages, contacts.max(sessions), sessions).await;
+        throughput_with_status(messages, contacts.max(sessions), sessions).await;
         latency(rate, seconds, 8).await;
     });
 }

@@ -114,6 +114,52 @@ impl Fake {
         Ok(())
     }
 
+    /// Fake contact `from` sends the image `file` (JPEG) to the linked
+    /// account `to`; the message id.
+    pub async fn contact_image(&self, from: &str, to: &str, file: &[u8]) -> anyhow::Result<String> {
+        let response = self
+            .http
+            .post(format!(
+                "{}/admin/contacts/{from}/messages",
+                self.admin_url()
+            ))
+            .json(&json!({
+                "to": to,
+                "kind": "image",
+                "mime_type": "image/jpeg",
+                "base64": crate::media::base64(file),
+            }))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "contact image: {}",
+            response.status()
+        );
+        let answer: Value = response.json().await?;
+        answer["id"]
+            .as_str()
+            .map(str::to_owned)
+            .context("no id in the fake's answer")
+    }
+
+    /// The SHA-256 (hex) of every image the linked account `from` sent and
+    /// a contact decrypted and checked, in the fake's order.
+    pub async fn images_from(&self, from: &str) -> anyhow::Result<Vec<String>> {
+        let rows: Vec<Value> = self
+            .http
+            .get(format!("{}/admin/messages", self.admin_url()))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(rows
+            .iter()
+            .filter(|m| m["from"] == from && m["kind"] == "image")
+            .map(|m| m["media_sha256"].as_str().unwrap_or("unchecked").to_owned())
+            .collect())
+    }
+
     /// Live logged-in connections per device JID.
     pub async fn connections(&self) -> anyhow::Result<Vec<(String, u64)>> {
         let rows: Vec<Value> = self

@@ -71,6 +71,9 @@ impl Gateway {
                 // keepalive round trip at least twice.
                 ("WAGATE_WATCHDOG_INTERVAL_MS", "5000".to_owned()),
                 ("WAGATE_WATCHDOG_IDLE_MS", "20000".to_owned()),
+                // Media to the fake's plain-HTTP media host (loopback only;
+                // a `test-server` build's switch: src/wa/plain_loopback.rs).
+                ("WAGATE_TEST_PLAIN_LOOPBACK_HTTP", "1".to_owned()),
             ],
             procs::Stdout::File(log.to_path_buf()),
             log,

@@ -27,6 +27,9 @@
 //!   session connected, all logged in at the fake, no failed keepalive, no
 //!   reconnect), a hold of `CAP_HOLD_S` at the largest size, then `SIGKILL`
 //!   and one restore of the whole ladder;
+//! - `media` (not in the default list; `CAP_PHASES=media`): 100 images of
+//!   5 MiB sent through the API and 20 downloaded from it, MiB/s and the
+//!   gateway's peak memory growth (`media.rs`);
 //! - `baileys`: the same through the harness (`baileys.rs`) — RssAnon as
 //!   linked with memory auth at each of `CAP_BAILEYS_SIZES` and with file
 //!   auth at each of `CAP_BAILEYS_FILE_SIZES`; `CAP_BAILEYS_RESTORE_N`
@@ -53,6 +56,7 @@
 mod baileys;
 mod fake;
 mod gateway;
+mod media;
 mod procs;
 mod report;
 mod scenarios;
@@ -520,6 +524,7 @@ async fn run(plan: Plan) -> anyhow::Result<()> {
             "qr" => suite.phase_qr().await,
             "restore" => suite.phase_restore().await,
             "ladder" => suite.phase_ladder().await,
+            "media" => media::phase(&mut suite).await,
             "baileys" => baileys::phase(&mut suite).await,
             other => Err(anyhow::anyhow!("unknown phase {other}")),
         };

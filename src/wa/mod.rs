@@ -7,6 +7,8 @@ pub mod backend;
 pub mod client;
 pub mod media;
 pub mod outgoing;
+#[cfg(feature = "test-server")]
+pub mod plain_loopback;
 pub mod receipts;
 
 pub use backend::{SledBackend, is_linked};

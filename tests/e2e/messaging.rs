@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 use test_support::WAIT;
+use test_support::api::multipart;
 use test_support::fake::start_fake;
 use test_support::gateway::{TestApp, spawn_media_app};
 
@@ -51,27 +52,6 @@ fn sample(kind: &str) -> (Vec<u8>, &'static str) {
         "document" => (body("%PDF-1.4"), "application/pdf"),
         _ => (body("webp"), "image/webp"),
     }
-}
-
-/// `multipart/form-data` with text `fields` and a `file` part.
-fn multipart(fields: &[(&str, &str)], file: &[u8], mime: &str, name: &str) -> (String, Vec<u8>) {
-    let boundary = "wagate-e2e-boundary-7MA4YWxkTrZu0gW";
-    let mut body = Vec::new();
-    for (k, v) in fields {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
-                .as_bytes(),
-        );
-    }
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: {mime}\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(file);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
 async fn send_multipart(app: &TestApp, content_type: String, body: Vec<u8>) -> (StatusCode, Value) {

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -48,8 +48,15 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             post(crate::media::upload).get(crate::media::download_mms),
         )
         .route("/v/fakewa/{file}", get(crate::media::download_direct))
+        // Media uploads and admin messages carrying a file (base64) are far
+        // larger than axum's 2 MiB default; WhatsApp takes files of up to
+        // 2 GB, the fake (which keeps them in memory) up to this.
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(shared)
 }
+
+/// Largest request body the fake's HTTP routes accept.
+const MAX_BODY: usize = 256 << 20;
 
 struct ApiError(FakeError);
 

@@ -269,3 +269,30 @@ impl Events {
         }
     }
 }
+
+/// A `multipart/form-data` body with text `fields` and a `file` part named
+/// `name` of type `mime`: (the `Content-Type` header, the body).
+pub fn multipart(
+    fields: &[(&str, &str)],
+    file: &[u8],
+    mime: &str,
+    name: &str,
+) -> (String, Vec<u8>) {
+    let boundary = "wagate-test-boundary-7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: {mime}\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(file);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
