@@ -612,7 +612,7 @@ async fn a_direct_chat_read_of_another_chats_id_is_relayed_unmatched() {
         .wait_for_read_receipts(|r| r.to == CAROL, 1, WAIT)
         .await
         .expect("relayed");
-    assert_eq!(receipts[0].ids, [id.clone()]);
+    assert_eq!(receipts[0].ids, [id.as_str()]);
     assert_eq!(receipts[0].unknown_ids, [id]);
     app.stop().await;
 }

@@ -88,7 +88,10 @@ async fn read_and_played_receipts_reach_the_contact_with_every_id() {
         .mark_as_played(&Jid::pn(BOB), None, &[second.as_str()])
         .await
         .expect("sent");
-    assert_eq!(one_receipt(&srv, BOB, "played").await.ids, [second.clone()]);
+    assert_eq!(
+        one_receipt(&srv, BOB, "played").await.ids,
+        [second.as_str()]
+    );
 
     // An id Bob sent, read in Carol's chat: Carol cannot match it.
     c.client
@@ -96,7 +99,7 @@ async fn read_and_played_receipts_reach_the_contact_with_every_id() {
         .await
         .expect("sent");
     let wrong_chat = one_receipt(&srv, CAROL, "read").await;
-    assert_eq!(wrong_chat.unknown_ids, [first.clone()]);
+    assert_eq!(wrong_chat.unknown_ids, [first.as_str()]);
 
     // In a group the receipt names the sender as `participant`.
     let group = srv.create_group("Team", &[BOB, CAROL]).expect("a group");
