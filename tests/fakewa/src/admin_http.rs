@@ -13,8 +13,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use crate::chat_states::{ChatState, PresenceUpdate};
 use crate::control::{self, Linked, ReceiptKind, SentMessage, Shared, StreamErrorKind};
 use crate::error::FakeError;
+use crate::read_receipts::ClientReceipt;
 use crate::rich::ContactContent;
 
 /// The admin routes, bound to the server's shared state.
@@ -43,6 +45,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/admin/contacts/{phone}/business", post(business))
         .route("/admin/groups", post(create_group))
         .route("/admin/media/{sha256}/expire", post(expire_media))
+        .route("/admin/receipts", get(read_receipts))
+        .route("/admin/chatstates", get(chat_states))
+        .route("/admin/presences", get(presences))
         .route(
             "/mms/{kind}/{token}",
             post(crate::media::upload).get(crate::media::download_mms),
@@ -262,6 +267,20 @@ async fn expire_media(
 
 async fn messages(State(shared): State<Arc<Shared>>) -> Json<Vec<SentMessage>> {
     Json(shared.journal.lock().sent.clone())
+}
+
+/// Read / played receipts clients sent (client → contact; the opposite
+/// direction is `POST /admin/contacts/{phone}/receipts`).
+async fn read_receipts(State(shared): State<Arc<Shared>>) -> Json<Vec<ClientReceipt>> {
+    Json(shared.journal.lock().read_receipts.clone())
+}
+
+async fn chat_states(State(shared): State<Arc<Shared>>) -> Json<Vec<ChatState>> {
+    Json(shared.journal.lock().chat_states.clone())
+}
+
+async fn presences(State(shared): State<Arc<Shared>>) -> Json<Vec<PresenceUpdate>> {
+    Json(shared.journal.lock().presences.clone())
 }
 
 async fn devices(State(shared): State<Arc<Shared>>) -> Json<Vec<Linked>> {

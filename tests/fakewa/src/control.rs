@@ -268,6 +268,11 @@ pub(crate) struct Journal {
     pub(crate) handshakes: Vec<HandshakePattern>,
     /// Every contact text queued, by message id, for [`FakeServer::redeliver`].
     pub(crate) contact_texts: HashMap<String, ContactText>,
+    /// Read / played receipts clients sent (`crate::read_receipts`).
+    pub(crate) read_receipts: Vec<crate::read_receipts::ClientReceipt>,
+    /// Chat states and presences clients sent (`crate::chat_states`).
+    pub(crate) chat_states: Vec<crate::chat_states::ChatState>,
+    pub(crate) presences: Vec<crate::chat_states::PresenceUpdate>,
 }
 
 /// A contact text as first queued (what a redelivery sends again).
@@ -339,6 +344,20 @@ impl Shared {
 
     pub(crate) fn next_conn_id(&self) -> ConnId {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether contact `contact` sent message `id` to the linked account
+    /// `account` (a phone number): what a contact can match a receipt to.
+    pub(crate) fn contact_sent(&self, contact: &str, account: &str, id: &str) -> bool {
+        let Some(message) = self.journal.lock().contact_texts.get(id).cloned() else {
+            return false;
+        };
+        message.from == contact
+            && self
+                .reg
+                .lock()
+                .resolve(&message.to)
+                .is_some_and(|(phone, _)| phone == account)
     }
 
     /// Wakes every waiter (call after any state change tests may observe).
@@ -825,7 +844,8 @@ impl Shared {
 /// A running fake WhatsApp server. Dropping it stops the listener and closes
 /// every connection.
 pub struct FakeServer {
-    shared: Arc<Shared>,
+    /// Crate-visible so each feature module can add its own API block.
+    pub(crate) shared: Arc<Shared>,
     addr: SocketAddr,
     shutdown: watch::Sender<bool>,
 }

@@ -21,6 +21,8 @@
 //! - `contacts`: server-held Signal peers (contacts and phones), incl. sender keys;
 //! - `media`: the media host (`media_conn` IQ, upload/download over plain HTTP);
 //! - `rich`: message kinds — what contacts record ([`SentMessage`]) and send ([`ContactContent`]);
+//! - `read_receipts`: read / played receipts clients send for contacts' messages ([`ClientReceipt`]);
+//! - `chat_states`: chat states ("typing…", recording, paused) and presence clients send ([`ChatState`], [`PresenceUpdate`]);
 //! - `admin_http`: the admin HTTP API on the same port (binary `fakewa`).
 //!
 //! # Rust API (on [`FakeServer`])
@@ -51,6 +53,9 @@
 //! | `create_group(subject, &[phones])` → `…@g.us` | a group; every linked account asking for it is an admin member; client sends are decrypted by each participant (one [`SentMessage`] each, `group` set) |
 //! | `media_host()`, `expire_media(sha256)` | the announced media host `127.0.0.1:PORT` (clients request `https://` there: map it to `http://`); expire a blob (hex SHA-256 of the file or of the encrypted blob) so downloads get 410 |
 //! | `wait_for_sent_messages(pred, n, t)` | wait until `n` sent messages match (group fan-out) |
+//! | `read_receipts()`, `wait_for_read_receipts(pred, n, t)` | [`ClientReceipt`]s: the `read` / `read-self` / `played` / `played-self` receipts clients sent for contacts' messages (`from` account, `to` contact or group, `ids`, `participant` in groups, `unknown_ids` the contact never sent) |
+//! | `chat_states()`, `wait_for_chat_states(pred, n, t)` | [`ChatState`]s clients sent: `composing`, `recording` (`<composing media="audio"/>`), `paused` |
+//! | `presences()`, `wait_for_presence(pred, t)` | [`PresenceUpdate`]s: a client's own `available` / `unavailable` |
 //!
 //! [`SentMessage`] has `from`, `to`, `id`, `text`, `kind` (`text`, `image`,
 //! `video`, `audio`, `voice`, `document`, `sticker`, `location`, `contact`,
@@ -78,7 +83,9 @@
 //! `POST /admin/contacts/{phone}/auto-receipts` / `POST /admin/auto-receipts` `{"enabled"}` → 204,
 //! `POST /admin/contacts/{phone}/lid` → `{"lid"}`, `POST /admin/contacts/{phone}/not-on-whatsapp` → 204,
 //! `POST /admin/contacts/{phone}/business` → 204, `POST /admin/groups` `{"subject","participants"}` → `{"jid"}`,
-//! `POST /admin/media/{sha256}/expire` → 204; media host: `POST /mms/{type}/{token}`,
+//! `POST /admin/media/{sha256}/expire` → 204,
+//! `GET /admin/receipts` → `[ClientReceipt]`, `GET /admin/chatstates` → `[ChatState]`,
+//! `GET /admin/presences` → `[PresenceUpdate]`; media host: `POST /mms/{type}/{token}`,
 //! `GET /v/fakewa/{hex}.enc`, `GET /mms/{type}/{token}`.
 //! Errors: `{"error":{"code","message"}}` (`invalid_input` 400,
 //! `no_pending_pairing`/`unknown_device`/`unknown_media` 404, `not_connected`/`pairing_failed` 409, `timeout` 504).
@@ -109,6 +116,7 @@
 
 mod accounts;
 mod admin_http;
+mod chat_states;
 mod codec;
 mod contacts;
 pub mod control;
@@ -117,16 +125,19 @@ mod media;
 mod messaging;
 mod noise;
 mod phone;
+mod read_receipts;
 mod rich;
 mod router;
 mod transport;
 
+pub use chat_states::{ChatState, PresenceUpdate};
 pub use control::{
     Config, Direction, FakeServer, Linked, Reaction, ReceiptKind, SentMessage, Stanza,
     StreamErrorKind,
 };
 pub use error::{FakeError, Result};
 pub use noise::HandshakePattern;
+pub use read_receipts::ClientReceipt;
 pub use rich::ContactContent;
 /// The stanza type recorded in [`Stanza`] (re-exported so tests need no direct dependency).
 pub use wacore_binary::Node;

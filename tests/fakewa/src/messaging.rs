@@ -498,8 +498,10 @@ fn group_participants(shared: &Shared, user: &str, own: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// A client's receipt: acknowledge it and drop the named messages from the
-/// device's queue. A retry receipt (the client could not decrypt) makes the
+/// A client's receipt: acknowledge it (whatsapp-rust does not wait for the
+/// ack, but the real server sends one), record it when it reports reading
+/// ([`crate::read_receipts`]) and drop the named messages from the device's
+/// queue. A retry receipt (the client could not decrypt) makes the
 /// contact drop its session and send the message again as a fresh `pkmsg`.
 pub(crate) async fn handle_receipt(
     shared: &Arc<Shared>,
@@ -523,6 +525,7 @@ pub(crate) async fn handle_receipt(
     if kind.as_deref() == Some("retry") {
         return resend_after_retry(shared, &key, &id).await;
     }
+    crate::read_receipts::record(shared, ctx, receipt)?;
     let mut ids = vec![id];
     if let Some(list) = receipt.get_optional_child("list") {
         ids.extend(list.get_children_by_tag("item").map(|i| attr(i, "id")));

@@ -151,8 +151,11 @@ pub(crate) async fn handle(shared: &Arc<Shared>, ctx: &mut ConnCtx, node: Node) 
         "iq" => handle_iq(shared, ctx, &node).await,
         "message" => messaging::handle_message(shared, ctx, &node).await,
         "receipt" => messaging::handle_receipt(shared, ctx, &node).await,
-        // Fire-and-forget stanzas: nothing to answer.
-        "ib" | "presence" | "ack" | "chatstate" | "call" | "notification" => Ok(()),
+        // Fire-and-forget stanzas: nothing to answer; chat states and the
+        // client's own presence are recorded for tests.
+        "chatstate" => crate::chat_states::record_chat_state(shared, ctx, &node),
+        "presence" => crate::chat_states::record_presence(shared, ctx, &node),
+        "ib" | "ack" | "call" | "notification" => Ok(()),
         "xmlstreamend" => {
             let _ = ctx.tx.send(Outbound::Close);
             Ok(())

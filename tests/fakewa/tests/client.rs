@@ -2,6 +2,7 @@
 //! The client and the fake's start-up are in the test support crate
 //! (`tests/support`, [`test_support::fake`]).
 
+mod read_state;
 mod rich;
 
 use std::time::{Duration, Instant};
