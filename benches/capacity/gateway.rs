@@ -71,6 +71,8 @@ impl Gateway {
                 // keepalive round trip at least twice.
                 ("WAGATE_WATCHDOG_INTERVAL_MS", "5000".to_owned()),
                 ("WAGATE_WATCHDOG_IDLE_MS", "20000".to_owned()),
+                // The webhook sink is on loopback.
+                ("WAGATE_ALLOW_PRIVATE_URLS", "true".to_owned()),
             ],
             procs::Stdout::File(log.to_path_buf()),
             log,

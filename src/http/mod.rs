@@ -73,6 +73,8 @@ pub struct AppState {
     pub auth_backoff: Arc<auth_backoff::AuthBackoff>,
     /// Media size limit and URL fetching (`messages`).
     pub media: Arc<MediaOptions>,
+    /// The outbound address guard for media URLs (`--allow-private-urls`).
+    pub outbound: crate::outbound::Guard,
 }
 
 /// The process's phase as the HTTP layer sees it: ready once sessions were

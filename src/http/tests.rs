@@ -42,6 +42,7 @@ fn harness() -> Harness {
     );
     let state = AppState {
         media: Default::default(),
+        outbound: Default::default(),
         pool,
         auth: std::sync::Arc::new(auth),
         lifecycle: Lifecycle::default(),

@@ -55,6 +55,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::domain::CompanyId;
+use crate::outbound::Guard;
 use crate::pb;
 use crate::pool::{InboundHookFactory, PoolEvent, SessionEvent, SessionPool, SessionStatus, state};
 use crate::store::messages::Messages;
@@ -62,7 +63,7 @@ use crate::store::outbox::{Committed, DeliveryKey, DeliveryState, NewEvent, Outb
 use crate::store::{Store, StoreError};
 
 pub use dispatcher::DispatcherConfig;
-pub use endpoint::{Endpoint, UrlPolicy};
+pub use endpoint::Endpoint;
 use group_commit::GroupCommitter;
 pub use options::WebhookOptions;
 pub use retention::Retention;
@@ -164,7 +165,8 @@ struct Inner {
     committer: GroupCommitter,
     dispatcher: mpsc::UnboundedSender<dispatcher::Command>,
     events: broadcast::Sender<Arc<pb::WebhookEvent>>,
-    policy: UrlPolicy,
+    /// The outbound address guard, for URLs being set.
+    guard: Guard,
     /// The retention sweep; it holds the store open, so it ends with us.
     _retention: retention::Sweeper,
 }
@@ -172,16 +174,22 @@ struct Inner {
 impl Webhooks {
     /// Starts the flusher and the dispatcher (which resumes every delivery
     /// still queued from an earlier run). Must run inside a tokio runtime.
-    pub fn start(store: Store, options: &WebhookOptions) -> Result<Self, WebhookError> {
+    /// Every webhook URL, set or stored, is checked with `guard`.
+    pub fn start(
+        store: Store,
+        options: &WebhookOptions,
+        guard: Guard,
+    ) -> Result<Self, WebhookError> {
         let outbox = store.outbox()?;
         let endpoints = Arc::new(endpoint::Endpoints::new(
             store.clone(),
-            options.global_endpoint()?,
+            options.global_endpoint(guard)?,
         ));
         let dispatcher = dispatcher::Dispatcher::new(
             outbox.clone(),
             endpoints.clone(),
             options.dispatcher_config(),
+            guard,
         )?;
         let (commands, rx) = mpsc::unbounded_channel();
         tokio::spawn(dispatcher.run(rx));
@@ -199,7 +207,7 @@ impl Webhooks {
                 endpoints,
                 dispatcher: commands,
                 events: broadcast::channel(1024).0,
-                policy: options.policy(),
+                guard,
                 _retention: retention,
             }),
         };
@@ -324,7 +332,9 @@ impl Webhooks {
         secret: Option<&str>,
         events: &[String],
     ) -> Result<WebhookSettings, WebhookError> {
-        let url = url.map(|u| self.inner.policy.validate(u)).transpose()?;
+        let url = url
+            .map(|u| endpoint::validate_url(self.inner.guard, u))
+            .transpose()?;
         let events = validate_events(events)?;
         let secret = secret
             .map(|s| sign::parse_secret(s).ok_or(WebhookError::InvalidSecret))

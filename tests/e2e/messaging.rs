@@ -192,7 +192,7 @@ async fn url_media_is_fetched_when_private_urls_are_allowed_and_refused_otherwis
     let bytes = [PNG, b"served over http".as_slice()].concat();
     let base = file_server(bytes.clone()).await;
 
-    let app = linked(|c| c.media.allow_private_urls = true).await;
+    let app = linked(|c| c.allow_private_urls = true).await;
     for path in ["/file", "/redirect"] {
         let id = created(
             send_json(
@@ -207,7 +207,7 @@ async fn url_media_is_fetched_when_private_urls_are_allowed_and_refused_otherwis
     }
     app.stop().await;
 
-    let strict = linked(|_| {}).await;
+    let strict = linked(|c| c.allow_private_urls = false).await;
     let (status, body) = send_json(
         &strict,
         json!({"to": BOB, "type": "image", "url": format!("{base}/file")}),

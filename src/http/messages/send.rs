@@ -424,7 +424,7 @@ async fn media_content(
             spool
         }
         (None, None, Some(url)) => {
-            let (spool, fetched_mime) = super::fetch::fetch(&state.media, &url, limit).await?;
+            let (spool, fetched_mime) = super::fetch::fetch(state.outbound, &state.media, &url, limit).await?;
             mime = mime.or(fetched_mime);
             spool
         }

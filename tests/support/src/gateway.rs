@@ -51,7 +51,9 @@ pub fn company(id: &str) -> CompanyId {
 }
 
 /// The gateway's configuration for a test: loopback, port 0, the fake's URL,
-/// [`ADMIN_KEY`], [`WA_VERSION`].
+/// [`ADMIN_KEY`], [`WA_VERSION`], and `--allow-private-urls` (every webhook
+/// receiver and media server of the tests is on loopback; the refusals are
+/// tested by turning it off).
 pub fn config(fake: &FakeServer, data_dir: &Path) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().expect("loopback address"),
@@ -65,6 +67,7 @@ pub fn config(fake: &FakeServer, data_dir: &Path) -> Config {
         wa_version: Some(WA_VERSION),
         push_name: PUSH_NAME.to_owned(),
         shutdown_timeout: 5,
+        allow_private_urls: true,
         webhooks: Default::default(),
         ops: Default::default(),
         pairing: Default::default(),

@@ -40,6 +40,8 @@ impl GatewayProcess {
                 "json",
                 "--shutdown-timeout",
                 "5",
+                // Webhook receivers are on loopback.
+                "--allow-private-urls",
             ])
             .arg("--data-dir")
             .arg(data_dir)
