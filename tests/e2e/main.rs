@@ -12,6 +12,7 @@ mod api;
 mod limits;
 mod messaging;
 mod ops;
+mod outbound;
 mod pairing;
 mod pool;
 mod status;
