@@ -123,6 +123,7 @@ impl App {
         let state = AppState {
             media: std::sync::Arc::new(config.media.clone()),
             outbound: config.outbound(),
+            send_rate: crate::http::send_rate::SendRate::new(&config.sends),
             pool: pool.clone(),
             auth: std::sync::Arc::new(Authenticator::new(admin, store.clone(), tokens)),
             lifecycle: Lifecycle::default(),

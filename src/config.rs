@@ -99,6 +99,10 @@ pub struct Config {
     /// Media sends (size limit, URL fetching).
     #[command(flatten)]
     pub media: crate::http::MediaOptions,
+
+    /// The per-company send rate limit.
+    #[command(flatten)]
+    pub sends: crate::http::send_rate::SendRateOptions,
 }
 
 /// Metrics and the session liveness watchdog (`src/metrics.rs`,
@@ -212,6 +216,7 @@ impl fmt::Debug for Config {
             .field("ops", &self.ops)
             .field("pairing", &self.pairing)
             .field("media", &self.media)
+            .field("sends", &self.sends)
             .finish()
     }
 }
@@ -293,7 +298,12 @@ mod tests {
             !config.outbound().allows_private(),
             "private addresses are refused unless allowed"
         );
-        assert!(parse(&["--allow-private-urls"]).unwrap().outbound().allows_private());
+        assert!(
+            parse(&["--allow-private-urls"])
+                .unwrap()
+                .outbound()
+                .allows_private()
+        );
         assert!(
             parse(&["--webhook-refuse-private"]).is_err(),
             "the old flag is gone"

@@ -73,6 +73,9 @@ impl Gateway {
                 ("WAGATE_WATCHDOG_IDLE_MS", "20000".to_owned()),
                 // The webhook sink is on loopback.
                 ("WAGATE_ALLOW_PRIVATE_URLS", "true".to_owned()),
+                // The send phases measure the gateway, not its rate limit.
+                ("WAGATE_SEND_RATE_PER_MINUTE", "1000000".to_owned()),
+                ("WAGATE_SEND_BURST", "1000000".to_owned()),
             ],
             procs::Stdout::File(log.to_path_buf()),
             log,

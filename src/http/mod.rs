@@ -31,6 +31,7 @@ mod metrics;
 pub mod openapi;
 mod pair;
 mod qr;
+pub mod send_rate;
 pub mod server;
 mod sessions;
 mod tokens;
@@ -75,6 +76,8 @@ pub struct AppState {
     pub media: Arc<MediaOptions>,
     /// The outbound address guard for media URLs (`--allow-private-urls`).
     pub outbound: crate::outbound::Guard,
+    /// Every company's send budget (`send_rate`).
+    pub send_rate: Arc<send_rate::SendRate>,
 }
 
 /// The process's phase as the HTTP layer sees it: ready once sessions were

@@ -18,6 +18,8 @@
 //! - [`sign`]: Standard Webhooks signatures.
 //! - [`endpoint`]: endpoints, URL policy, the cached endpoint registry.
 //! - [`dispatcher`]: delivery, retries, ordering, dead letters.
+//! - `replay`: one replay per company at a time; what a caller's replay or
+//!   retry may reach ([`Reach`]).
 //! - `crate::store::outbox`: the sled trees and their key encodings.
 //!
 //! # Invariants
@@ -45,6 +47,7 @@ mod group_commit;
 mod inbound_hook;
 pub mod json;
 mod options;
+mod replay;
 pub mod retention;
 pub mod sign;
 mod status_recorder;
@@ -66,6 +69,7 @@ pub use dispatcher::DispatcherConfig;
 pub use endpoint::Endpoint;
 use group_commit::GroupCommitter;
 pub use options::WebhookOptions;
+pub use replay::Reach;
 pub use retention::Retention;
 
 /// Most pool events the status watcher commits in one batch.
@@ -89,6 +93,10 @@ pub enum WebhookError {
     /// 404 `unknown_delivery`.
     #[error("no such dead letter")]
     UnknownDelivery,
+    /// 409 `replay_in_progress`: the company's previous replay is still
+    /// being delivered.
+    #[error("a replay of this company is still being delivered; retry when it is done")]
+    ReplayInProgress,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -116,6 +124,7 @@ impl WebhookError {
             Self::InvalidEventType(_) => "invalid_event_type",
             Self::UnknownCompany => "unknown_company",
             Self::UnknownDelivery => "unknown_delivery",
+            Self::ReplayInProgress => "replay_in_progress",
             Self::Store(_) | Self::Flush(_) | Self::Http(_) | Self::Random => "internal",
             Self::Stopped => "stopping",
         }
@@ -167,6 +176,8 @@ struct Inner {
     events: broadcast::Sender<Arc<pb::WebhookEvent>>,
     /// The outbound address guard, for URLs being set.
     guard: Guard,
+    /// Replays in progress (one per company at a time).
+    replays: replay::ReplayGate,
     /// The retention sweep; it holds the store open, so it ends with us.
     _retention: retention::Sweeper,
 }
@@ -208,6 +219,7 @@ impl Webhooks {
                 dispatcher: commands,
                 events: broadcast::channel(1024).0,
                 guard,
+                replays: replay::ReplayGate::default(),
                 _retention: retention,
             }),
         };
@@ -397,9 +409,17 @@ impl Webhooks {
         Ok(self.inner.outbox.list(company, state, limit)?)
     }
 
-    /// Queues the dead letter `id` of `company` again (attempts reset).
-    pub fn retry(&self, company: &CompanyId, id: &str) -> Result<pb::OutboxDelivery, WebhookError> {
-        let key = DeliveryKey::parse_public_id(company, id).ok_or(WebhookError::UnknownDelivery)?;
+    /// Queues the dead letter `id` of `company` again (attempts reset), if
+    /// its endpoint is within `reach`.
+    pub fn retry(
+        &self,
+        company: &CompanyId,
+        id: &str,
+        reach: Reach,
+    ) -> Result<pb::OutboxDelivery, WebhookError> {
+        let key = DeliveryKey::parse_public_id(company, id)
+            .filter(|key| reach.allows(key.target))
+            .ok_or(WebhookError::UnknownDelivery)?;
         let delivery = self
             .inner
             .outbox
@@ -413,17 +433,47 @@ impl Webhooks {
     }
 
     /// Queues `company`'s stored events from `since_ms` on again (to the
-    /// endpoints configured now, each event's own filter applied); returns
-    /// how many deliveries were queued.
+    /// endpoints configured now within `reach`, each event's own filter
+    /// applied), at most `limit` per event type; returns how many
+    /// deliveries were queued. One replay per company at a time: refused
+    /// while the previous one's deliveries are still queued.
     pub fn replay(
         &self,
         company: &CompanyId,
         since_ms: i64,
         limit: usize,
+        reach: Reach,
     ) -> Result<usize, WebhookError> {
+        self.inner.replays.begin(&self.inner.outbox, company)?;
+        let queued = match self.queue_replay(company, since_ms, limit, reach) {
+            Ok(queued) => queued,
+            Err(error) => {
+                self.inner.replays.finish(company, Vec::new());
+                return Err(error);
+            }
+        };
+        self.inner.replays.finish(company, queued.clone());
+        let count = queued.len();
+        if count > 0 {
+            self.inner
+                .dispatcher
+                .send(dispatcher::Command::Queued(queued))
+                .map_err(|_| WebhookError::Stopped)?;
+        }
+        Ok(count)
+    }
+
+    fn queue_replay(
+        &self,
+        company: &CompanyId,
+        since_ms: i64,
+        limit: usize,
+        reach: Reach,
+    ) -> Result<Vec<DeliveryKey>, WebhookError> {
         let mut queued = Vec::new();
         for event_type in event::EVENT_TYPES {
-            let targets = self.inner.endpoints.targets(company, event_type);
+            let mut targets = self.inner.endpoints.targets(company, event_type);
+            targets.retain(|target| reach.allows(*target));
             if targets.is_empty() {
                 continue;
             }
@@ -434,14 +484,7 @@ impl Webhooks {
             );
         }
         queued.sort();
-        let count = queued.len();
-        if count > 0 {
-            self.inner
-                .dispatcher
-                .send(dispatcher::Command::Queued(queued))
-                .map_err(|_| WebhookError::Stopped)?;
-        }
-        Ok(count)
+        Ok(queued)
     }
 
     /// Follows every session of `pool` (including those created later) and
@@ -490,6 +533,7 @@ impl Webhooks {
             };
             if status.reason == state::DELETED {
                 self.inner.endpoints.forget(&company);
+                self.inner.replays.forget(&company);
             }
             let new = event::status_event(&company, status_change(&status));
             match by_company.iter_mut().find(|(c, _)| *c == company) {

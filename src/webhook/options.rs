@@ -4,9 +4,7 @@
 
 use std::time::Duration;
 
-use super::{
-    DispatcherConfig, Endpoint, Retention, WebhookError, endpoint, sign, validate_events,
-};
+use super::{DispatcherConfig, Endpoint, Retention, WebhookError, endpoint, sign, validate_events};
 
 /// Webhook configuration (flags and environment).
 #[derive(Clone, clap::Args)]

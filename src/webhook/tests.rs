@@ -249,7 +249,9 @@ async fn a_redelivered_message_is_one_event_and_replay_sends_it_again_with_its_i
     receiver
         .wait_for("the event", |r| !r.accepted.is_empty())
         .await;
-    let replayed = webhooks.replay(&company(), 0, 100).unwrap();
+    let replayed = webhooks
+        .replay(&company(), 0, 100, Reach::CompanyAndGlobal)
+        .unwrap();
     assert_eq!(replayed, 1);
     receiver
         .wait_for("the replay", |r| r.accepted.len() == 2)
@@ -414,7 +416,9 @@ async fn refused_and_exhausted_deliveries_become_dead_letters_and_can_be_retried
 
     // Retry both (the receiver is healthy now): delivered, in the chat's order.
     for (key, _) in dead.iter().rev() {
-        webhooks.retry(&company(), &key.public_id()).unwrap();
+        webhooks
+            .retry(&company(), &key.public_id(), Reach::CompanyOnly)
+            .unwrap();
     }
     receiver
         .wait_for("both events", |r| r.accepted.len() == 2)
@@ -427,11 +431,11 @@ async fn refused_and_exhausted_deliveries_become_dead_letters_and_can_be_retried
             .is_empty()
     );
     assert!(matches!(
-        webhooks.retry(&company(), &dead[0].0.public_id()),
+        webhooks.retry(&company(), &dead[0].0.public_id(), Reach::CompanyOnly),
         Err(WebhookError::UnknownDelivery)
     ));
     assert!(matches!(
-        webhooks.retry(&company(), "bogus"),
+        webhooks.retry(&company(), "bogus", Reach::CompanyOnly),
         Err(WebhookError::UnknownDelivery)
     ));
 }
@@ -549,8 +553,7 @@ async fn setting_a_webhook_validates_and_generates_a_secret_once() {
 async fn a_stored_url_the_guard_refuses_is_a_dead_letter_and_nothing_is_sent() {
     // Stored while private addresses were allowed; the gateway now refuses them.
     let (receiver, url) = Receiver::start().await;
-    let webhooks =
-        Webhooks::start(store_with_webhook(&url), &options(), Guard::default()).unwrap();
+    let webhooks = Webhooks::start(store_with_webhook(&url), &options(), Guard::default()).unwrap();
     webhooks
         .commit(&company(), vec![message("15550001001@s.whatsapp.net", 1)])
         .await

@@ -17,4 +17,5 @@ mod pairing;
 mod pool;
 mod status;
 mod store;
+mod tenancy;
 mod webhooks;

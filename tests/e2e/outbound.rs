@@ -121,7 +121,10 @@ async fn an_endless_answer_body_is_not_read_and_the_delivery_counts_at_once() {
     let started = Instant::now();
     let (status, body) = app
         .api
-        .post("/v1/sessions/acme/webhook/replay", Some(json!({"limit": 1})))
+        .post(
+            "/v1/sessions/acme/webhook/replay",
+            Some(json!({"limit": 1})),
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     tokio::time::timeout(test_support::WAIT, hits.wait_for(|n| *n >= 1))

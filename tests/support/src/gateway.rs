@@ -73,6 +73,12 @@ pub fn config(fake: &FakeServer, data_dir: &Path) -> Config {
         pairing: Default::default(),
         http: Default::default(),
         media: Default::default(),
+        // Tests send bursts from one company; the limit itself is tested
+        // with a tiny budget of its own.
+        sends: wagate::http::send_rate::SendRateOptions {
+            send_rate_per_minute: 1_000_000,
+            send_burst: 1_000_000,
+        },
     }
 }
 
