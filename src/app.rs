@@ -120,7 +120,7 @@ impl App {
             .context("setting up the admin key")?;
         let tokens = TokenIndex::load(&store).context("reading the company registry")?;
         // Before the pool: inbound messages are committed to its outbox.
-        let webhooks = Webhooks::start(store.clone(), &config.webhooks)
+        let webhooks = Webhooks::start(store.clone(), &config.webhooks, config.outbound())
             .context("starting the webhook service")?;
         let mut wa = wa_config(config);
         wa.inbound_hook = Some(webhooks.hook_factory());
@@ -134,6 +134,8 @@ impl App {
             .with_context(|| format!("listening on {}", config.listen))?;
         let state = AppState {
             media: std::sync::Arc::new(config.media.clone()),
+            outbound: config.outbound(),
+            send_rate: crate::http::send_rate::SendRate::new(&config.sends),
             pool: pool.clone(),
             auth: std::sync::Arc::new(Authenticator::new(admin, store.clone(), tokens)),
             lifecycle: Lifecycle::default(),

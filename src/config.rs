@@ -73,7 +73,14 @@ pub struct Config {
     #[arg(long, env = "WAGATE_SHUTDOWN_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub shutdown_timeout: u64,
 
-    /// Webhook delivery (global webhook, retries, URL policy).
+    /// Allow webhook and media URLs on private, loopback, link-local and
+    /// other non-public addresses (`crate::outbound`). Off by default: a
+    /// tenant must not reach the gateway's own network. For tests and
+    /// single-tenant deployments only.
+    #[arg(long, env = "WAGATE_ALLOW_PRIVATE_URLS", default_value_t = false)]
+    pub allow_private_urls: bool,
+
+    /// Webhook delivery (global webhook, retries).
     #[command(flatten)]
     pub webhooks: crate::webhook::WebhookOptions,
 
@@ -92,6 +99,10 @@ pub struct Config {
     /// Media sends (size limit, URL fetching).
     #[command(flatten)]
     pub media: crate::http::MediaOptions,
+
+    /// The per-company send rate limit.
+    #[command(flatten)]
+    pub sends: crate::http::send_rate::SendRateOptions,
 }
 
 /// Metrics and the session liveness watchdog (`src/metrics.rs`,
@@ -174,6 +185,11 @@ impl Config {
         }
     }
 
+    /// The guard on outbound addresses (webhooks, media URLs).
+    pub fn outbound(&self) -> crate::outbound::Guard {
+        crate::outbound::Guard::new(self.allow_private_urls)
+    }
+
     /// The time allowed for each shutdown stage.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout)
@@ -195,10 +211,12 @@ impl fmt::Debug for Config {
             .field("wa_version", &self.wa_version)
             .field("push_name", &self.push_name)
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("allow_private_urls", &self.allow_private_urls)
             .field("webhooks", &self.webhooks)
             .field("ops", &self.ops)
             .field("pairing", &self.pairing)
             .field("media", &self.media)
+            .field("sends", &self.sends)
             .finish()
     }
 }
@@ -276,6 +294,20 @@ mod tests {
             "one source of defaults"
         );
         assert!(!config.ops.metrics_per_company);
+        assert!(
+            !config.outbound().allows_private(),
+            "private addresses are refused unless allowed"
+        );
+        assert!(
+            parse(&["--allow-private-urls"])
+                .unwrap()
+                .outbound()
+                .allows_private()
+        );
+        assert!(
+            parse(&["--webhook-refuse-private"]).is_err(),
+            "the old flag is gone"
+        );
     }
 
     #[test]

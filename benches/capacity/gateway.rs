@@ -74,6 +74,11 @@ impl Gateway {
                 // Media to the fake's plain-HTTP media host (loopback only;
                 // a `test-server` build's switch: src/wa/plain_loopback.rs).
                 ("WAGATE_TEST_PLAIN_LOOPBACK_HTTP", "1".to_owned()),
+                // The webhook sink is on loopback.
+                ("WAGATE_ALLOW_PRIVATE_URLS", "true".to_owned()),
+                // The send phases measure the gateway, not its rate limit.
+                ("WAGATE_SEND_RATE_PER_MINUTE", "1000000".to_owned()),
+                ("WAGATE_SEND_BURST", "1000000".to_owned()),
             ],
             procs::Stdout::File(log.to_path_buf()),
             log,

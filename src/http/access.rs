@@ -36,6 +36,8 @@ impl FromRequestParts<AppState> for AdminAccess {
 #[derive(Debug)]
 pub struct CompanyAccess {
     pub company: CompanyId,
+    /// Whether the caller is the admin (not the company's token).
+    pub admin: bool,
 }
 
 impl FromRequestParts<AppState> for CompanyAccess {
@@ -51,8 +53,11 @@ impl FromRequestParts<AppState> for CompanyAccess {
         let peer = admit(state, parts)?;
         let checked = state.auth.company(&parts.headers, raw);
         count_failure(state, peer, checked.as_ref().err());
-        let (company, _caller) = checked?;
-        Ok(Self { company })
+        let (company, caller) = checked?;
+        Ok(Self {
+            company,
+            admin: matches!(caller, crate::auth::Caller::Admin),
+        })
     }
 }
 

@@ -108,6 +108,14 @@ pub enum ApiError {
         retry_after: std::time::Duration,
     },
 
+    /// 429 `rate_limited` (with `Retry-After`): the company used up its send
+    /// budget (`--send-rate-per-minute`, `--send-burst`); nothing was sent.
+    #[error("too many sends for this company; retry later")]
+    SendRateLimited {
+        /// How long until the next send is allowed.
+        retry_after: std::time::Duration,
+    },
+
     /// 429 `too_many_streams`: the company holds as many open event streams
     /// as `--http-streams-per-company` allows.
     #[error("too many open event streams for this company")]
@@ -161,7 +169,9 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NoQr { .. } => StatusCode::CONFLICT,
             Self::NotReady | Self::RequestTimeout => StatusCode::SERVICE_UNAVAILABLE,
-            Self::TooManyStreams | Self::AuthThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyStreams | Self::AuthThrottled { .. } | Self::SendRateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::Pool(err) => pool_error_status(err.code()),
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -183,7 +193,7 @@ impl ApiError {
             Self::NotReady => "not_ready",
             Self::RequestTimeout => "request_timeout",
             Self::TooManyStreams => "too_many_streams",
-            Self::AuthThrottled { .. } => "rate_limited",
+            Self::AuthThrottled { .. } | Self::SendRateLimited { .. } => "rate_limited",
             Self::Pool(_) if self.is_internal() => "internal",
             Self::Pool(err) => err.code(),
             Self::Internal(_) => "internal",
@@ -250,7 +260,8 @@ impl IntoResponse for ApiError {
         }
         let mut response = (status, Json(self.body())).into_response();
         if let Self::Pool(PoolError::TooSoon { retry_after })
-        | Self::AuthThrottled { retry_after } = &self
+        | Self::AuthThrottled { retry_after }
+        | Self::SendRateLimited { retry_after } = &self
         {
             set_retry_after(&mut response, *retry_after);
         }

@@ -31,6 +31,7 @@ mod metrics;
 pub mod openapi;
 mod pair;
 mod qr;
+pub mod send_rate;
 pub mod server;
 mod sessions;
 mod tokens;
@@ -73,6 +74,10 @@ pub struct AppState {
     pub auth_backoff: Arc<auth_backoff::AuthBackoff>,
     /// Media size limit and URL fetching (`messages`).
     pub media: Arc<MediaOptions>,
+    /// The outbound address guard for media URLs (`--allow-private-urls`).
+    pub outbound: crate::outbound::Guard,
+    /// Every company's send budget (`send_rate`).
+    pub send_rate: Arc<send_rate::SendRate>,
 }
 
 /// The process's phase as the HTTP layer sees it: ready once sessions were

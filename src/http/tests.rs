@@ -42,6 +42,8 @@ fn harness() -> Harness {
     );
     let state = AppState {
         media: Default::default(),
+        outbound: Default::default(),
+        send_rate: crate::http::send_rate::SendRate::new(&Default::default()),
         pool,
         auth: std::sync::Arc::new(auth),
         lifecycle: Lifecycle::default(),

@@ -2,6 +2,11 @@
 //! `PUT|GET /v1/sessions/{company}/webhook`, `POST …/webhook/replay`,
 //! `GET …/deliveries`, `POST …/deliveries/{id}/retry`.
 //!
+//! Replay and retry reach the gateway-wide webhook (`--webhook-url`) only
+//! when the admin calls them; a company token reaches its own webhook only
+//! (`crate::webhook::Reach`). One replay per company at a time: 409
+//! `replay_in_progress` while the previous one's deliveries are queued.
+//!
 //! The webhook service ([`crate::webhook::Webhooks`]) reaches the handlers as
 //! an `Extension` installed by `app.rs`; without it these routes answer 503
 //! `not_ready`. The signing secret is returned only by the `PUT` that
@@ -22,7 +27,7 @@ use super::extract::{ApiJson, ApiQuery};
 use super::{AppState, no_store};
 use crate::pb;
 use crate::store::outbox::{DeliveryKey, DeliveryState};
-use crate::webhook::{WebhookError, Webhooks};
+use crate::webhook::{Reach, WebhookError, Webhooks};
 
 /// Largest page of deliveries, and of a replay.
 const MAX_LIMIT: usize = 10_000;
@@ -178,11 +183,19 @@ pub async fn get_webhook(
 }
 
 /// Queue the company's stored events again (same event ids).
+///
+/// To the company's webhook; with the admin key also to the gateway-wide
+/// webhook. One replay per company at a time.
 #[utoipa::path(
     post, path = "/v1/sessions/{company}/webhook/replay", tag = "webhooks",
     params(("company" = String, Path, description = "Company id")),
     request_body = ReplayRequest,
-    responses((status = 202, body = ReplayView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    responses(
+        (status = 202, body = ReplayView),
+        (status = 400, description = "`invalid_query` (limit out of range), `invalid_json`", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, description = "`replay_in_progress`: the company's previous replay is still being delivered", body = ErrorBody),
+    ),
     security(("bearer" = []))
 )]
 pub async fn replay(
@@ -192,7 +205,7 @@ pub async fn replay(
 ) -> Result<impl IntoResponse, ApiError> {
     let limit = limit(body.limit, 1000)?;
     let queued = service(webhooks)?
-        .replay(&access.company, body.since_ms, limit)
+        .replay(&access.company, body.since_ms, limit, reach(&access))
         .map_err(api_error)?;
     Ok((StatusCode::ACCEPTED, Json(ReplayView { queued })))
 }
@@ -249,13 +262,15 @@ pub async fn deliveries(
     Ok(Json(view))
 }
 
-/// Queue a dead letter again (attempts reset).
+/// Queue a dead letter again (attempts reset). A company token may retry
+/// only deliveries to its own webhook (`…-company`); the admin also those to
+/// the gateway-wide webhook (`…-global`).
 #[utoipa::path(
     post, path = "/v1/sessions/{company}/deliveries/{id}/retry", tag = "webhooks",
     params(("company" = String, Path, description = "Company id"), ("id" = String, Path, description = "Delivery id")),
     responses(
         (status = 202, description = "Queued again", body = DeliveryView),
-        (status = 404, description = "`unknown_delivery`: not a dead letter", body = ErrorBody),
+        (status = 404, description = "`unknown_delivery`: not a dead letter (or, for a company token, one to the gateway-wide webhook)", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -267,7 +282,7 @@ pub async fn retry(
 ) -> Result<impl IntoResponse, ApiError> {
     let id = params.1;
     let delivery = service(webhooks)?
-        .retry(&access.company, &id)
+        .retry(&access.company, &id, reach(&access))
         .map_err(api_error)?;
     let key = DeliveryKey::parse_public_id(&access.company, &id).ok_or_else(|| {
         ApiError::internal(anyhow::anyhow!("a retried delivery id did not parse"))
@@ -291,6 +306,16 @@ fn delivery_view(key: &DeliveryKey, d: &pb::OutboxDelivery, state: DeliveryState
         next_attempt_ms: (d.next_attempt_ms > 0).then_some(d.next_attempt_ms),
         created_at_ms: d.created_at_ms,
         updated_at_ms: d.updated_at_ms,
+    }
+}
+
+/// A company token reaches only the company's own webhook; the admin also
+/// the gateway-wide one.
+fn reach(access: &CompanyAccess) -> Reach {
+    if access.admin {
+        Reach::CompanyAndGlobal
+    } else {
+        Reach::CompanyOnly
     }
 }
 
@@ -327,6 +352,11 @@ fn api_error(error: WebhookError) -> ApiError {
         WebhookError::UnknownCompany => ApiError::UnknownCompany,
         WebhookError::UnknownDelivery => ApiError::Malformed {
             status: StatusCode::NOT_FOUND,
+            code: error.code(),
+            message: error.to_string(),
+        },
+        WebhookError::ReplayInProgress => ApiError::Malformed {
+            status: StatusCode::CONFLICT,
             code: error.code(),
             message: error.to_string(),
         },

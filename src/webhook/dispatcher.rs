@@ -16,6 +16,15 @@
 //! - Retries (network errors, timeouts, 5xx, 429) back off exponentially with
 //!   full jitter, honouring a 429's `Retry-After`; any other answer, or the
 //!   `max_attempts`-th failure, makes the delivery a dead letter.
+//! - **Only allowed addresses.** Every attempt checks its endpoint's URL
+//!   with the outbound guard first (a URL stored before
+//!   `--allow-private-urls` was turned off is refused then: a dead letter
+//!   `url_refused`, nothing sent), and the client's resolver refuses
+//!   non-public addresses on every connection; redirects are not followed.
+//! - **Bounded answers.** A receiver's answer is judged by its status; at
+//!   most [`MAX_RESPONSE_BODY`] bytes of its body are read (so a small one
+//!   leaves the connection reusable), for at most [`DRAIN_TIME`], and the
+//!   rest is dropped unread: an endless body costs nothing.
 //! - Logs name the company, event id and outcome code; never URLs' paths,
 //!   secrets or bodies.
 
@@ -31,6 +40,7 @@ use tokio::time::Instant;
 use super::endpoint::{Endpoint, Endpoints};
 use super::{event, sign};
 use crate::domain::{CompanyId, now_ms};
+use crate::outbound::Guard;
 use crate::pb;
 use crate::store::outbox::{DeliveryKey, DeliveryState, Outbox, Settled, Target};
 
@@ -47,9 +57,14 @@ pub struct DispatcherConfig {
     pub backoff_max: Duration,
     /// Requests in flight per endpoint URL (at least 1).
     pub concurrency: usize,
-    /// Refuse to connect to non-public addresses (see `endpoint`).
-    pub refuse_private: bool,
 }
+
+/// The most of a receiver's answer body that is read; the rest is dropped.
+pub const MAX_RESPONSE_BODY: usize = 4 * 1024;
+/// The longest time spent reading that much.
+pub const DRAIN_TIME: Duration = Duration::from_millis(500);
+/// The `last_error` of an attempt the outbound guard refused.
+pub const URL_REFUSED: &str = "url_refused";
 
 impl Default for DispatcherConfig {
     fn default() -> Self {
@@ -59,7 +74,6 @@ impl Default for DispatcherConfig {
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
             concurrency: 16,
-            refuse_private: false,
         }
     }
 }
@@ -109,6 +123,7 @@ pub(crate) struct Dispatcher {
     outbox: Outbox,
     endpoints: Arc<Endpoints>,
     http: reqwest::Client,
+    guard: Guard,
     config: DispatcherConfig,
     lanes: HashMap<LaneKey, Lane>,
     ready: VecDeque<LaneKey>,
@@ -127,20 +142,20 @@ impl Dispatcher {
         outbox: Outbox,
         endpoints: Arc<Endpoints>,
         config: DispatcherConfig,
+        guard: Guard,
     ) -> Result<Self, reqwest::Error> {
-        let mut builder = reqwest::Client::builder()
+        let http = guard
+            .client_builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
             .pool_max_idle_per_host(config.concurrency.max(1))
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("wagate/", env!("CARGO_PKG_VERSION")));
-        if config.refuse_private {
-            builder = builder.dns_resolver(Arc::new(crate::outbound::PublicOnlyResolver));
-        }
+            .build()?;
         Ok(Self {
             outbox,
             endpoints,
-            http: builder.build()?,
+            http,
+            guard,
             config,
             lanes: HashMap::new(),
             ready: VecDeque::new(),
@@ -292,6 +307,22 @@ impl Dispatcher {
                 );
                 continue;
             };
+            if let Err(refused) = self.guard.check_parsed(&endpoint.url) {
+                // Stored before the policy changed: refused, not sent.
+                tracing::warn!(company.id = %key.company, event.id = %delivery.event_id, target = key.target.as_str(), reason = refused.0, "webhook URL refused by the outbound address guard; dead letter");
+                crate::metrics::webhook_delivery("dead");
+                let mut delivery = delivery;
+                delivery.attempts += 1;
+                self.settle(
+                    &lane_key,
+                    &key,
+                    delivery,
+                    0,
+                    URL_REFUSED,
+                    DeliveryState::Dead,
+                );
+                continue;
+            }
             let endpoint_url = endpoint.url.as_str().to_owned();
             let in_flight = self.per_endpoint.get(&endpoint_url).copied().unwrap_or(0);
             if in_flight >= self.config.concurrency.max(1) {
@@ -474,8 +505,7 @@ async fn send(http: &reqwest::Client, endpoint: &Endpoint, event: &pb::WebhookEv
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
-            // Drain a small body so the connection can be reused.
-            let _ = response.bytes().await;
+            drain(response).await;
             let code = format!("http_{}", status.as_u16());
             if status.is_success() {
                 Attempt::Delivered {
@@ -494,6 +524,13 @@ async fn send(http: &reqwest::Client, endpoint: &Endpoint, event: &pb::WebhookEv
                 }
             }
         }
+        Err(error) if crate::outbound::refusal_in(&error).is_some() => {
+            // The name resolved to non-public addresses only.
+            Attempt::Fatal {
+                status: 0,
+                code: URL_REFUSED.to_owned(),
+            }
+        }
         Err(error) => {
             let code = if error.is_timeout() {
                 "timeout"
@@ -509,6 +546,22 @@ async fn send(http: &reqwest::Client, endpoint: &Endpoint, event: &pb::WebhookEv
             }
         }
     }
+}
+
+/// Reads at most [`MAX_RESPONSE_BODY`] bytes of an answer's body, for at
+/// most [`DRAIN_TIME`], and drops the rest (the connection is then closed
+/// instead of reused, which is the receiver's loss, not ours).
+async fn drain(mut response: reqwest::Response) {
+    let read = async {
+        let mut total = 0;
+        while total < MAX_RESPONSE_BODY {
+            match response.chunk().await {
+                Ok(Some(chunk)) => total += chunk.len(),
+                Ok(None) | Err(_) => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, read).await;
 }
 
 /// Full-jitter exponential backoff for the `attempts`-th failure.

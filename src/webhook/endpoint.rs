@@ -4,11 +4,12 @@
 //! # Invariants
 //!
 //! - A URL is accepted only with an `http`/`https` scheme, a host, and no
-//!   credentials in it; with [`UrlPolicy::refuse_private`] (multi-tenant
-//!   deployments) also never a loopback, private, link-local or otherwise
-//!   non-public address — checked on the literal address when the webhook is
-//!   set and on every resolved address at connect time (see
-//!   `crate::outbound::PublicOnlyResolver`), so DNS cannot smuggle one in later.
+//!   credentials in it; unless `--allow-private-urls`, also never a
+//!   loopback, private, link-local or otherwise non-public address
+//!   ([`crate::outbound::Guard`]) — checked on the literal address when the
+//!   webhook is set and again before every delivery (a URL stored before the
+//!   setting changed is refused then), and on every resolved address at
+//!   connect time, so DNS cannot smuggle one in later.
 //! - [`Endpoints`] mirrors the registry: it is loaded lazily from the
 //!   company's record and updated by whoever writes the record
 //!   ([`Endpoints::set`]), so the hot path never reads sled for it.
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::domain::CompanyId;
+use crate::outbound::Guard;
 use crate::store::Store;
 use crate::store::outbox::Target;
 
@@ -52,29 +54,18 @@ impl Endpoint {
     }
 }
 
-/// Which webhook URLs are acceptable.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct UrlPolicy {
-    /// Refuse loopback, private, link-local and other non-public addresses
-    /// (multi-tenant deployments: a tenant must not reach the gateway's own
-    /// network).
-    pub refuse_private: bool,
-}
-
-impl UrlPolicy {
-    /// Parses and checks a webhook URL with the shared outbound guard
-    /// ([`crate::outbound::check_url`]).
-    pub fn validate(&self, raw: &str) -> Result<url::Url, WebhookError> {
-        crate::outbound::check_url(raw, self.refuse_private).map_err(|refused| {
-            let message = match refused.0 {
-                "credentials in the URL are not allowed" => {
-                    "credentials in the URL are not allowed; use the signing secret"
-                }
-                other => other,
-            };
-            WebhookError::InvalidUrl(message.to_owned())
-        })
-    }
+/// Parses and checks a webhook URL with the shared outbound guard
+/// ([`crate::outbound::Guard::check_url`]).
+pub fn validate_url(guard: Guard, raw: &str) -> Result<url::Url, WebhookError> {
+    guard.check_url(raw).map_err(|refused| {
+        let message = match refused.0 {
+            "credentials in the URL are not allowed" => {
+                "credentials in the URL are not allowed; use the signing secret"
+            }
+            other => other,
+        };
+        WebhookError::InvalidUrl(message.to_owned())
+    })
 }
 
 /// Every company's endpoint plus the global one, cached in memory.
@@ -168,30 +159,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_are_checked() {
-        let open = UrlPolicy::default();
-        assert!(open.validate("http://127.0.0.1:9000/hook").is_ok());
-        assert!(open.validate("ftp://example.com/").is_err());
-        assert!(open.validate("https://user:pw@example.com/").is_err());
-        assert!(open.validate("/relative").is_err());
-        let strict = UrlPolicy {
-            refuse_private: true,
-        };
+    fn urls_are_checked_with_the_outbound_guard() {
+        let open = Guard::new(true);
+        assert!(validate_url(open, "http://127.0.0.1:9000/hook").is_ok());
+        assert!(validate_url(open, "ftp://example.com/").is_err());
+        assert!(validate_url(open, "https://user:pw@example.com/").is_err());
+        assert!(validate_url(open, "/relative").is_err());
+        let strict = Guard::default();
         for refused in [
             "http://127.0.0.1/",
-            "http://10.1.2.3/",
-            "http://192.168.0.1/",
-            "http://169.254.169.254/latest",
             "http://[::1]/",
-            "http://[fd00::1]/",
+            "http://[::ffff:127.0.0.1]/",
             "http://localhost:8080/",
-            "http://100.64.0.1/",
-            "http://[::ffff:10.0.0.1]/",
+            "http://169.254.169.254/latest",
         ] {
-            assert!(strict.validate(refused).is_err(), "{refused}");
+            assert!(validate_url(strict, refused).is_err(), "{refused}");
         }
-        assert!(strict.validate("https://hooks.example.com/wa").is_ok());
-        assert!(strict.validate("https://8.8.8.8/").is_ok());
+        assert!(validate_url(strict, "https://hooks.example.com/wa").is_ok());
+        assert!(validate_url(strict, "https://8.8.8.8/").is_ok());
     }
 
     #[test]

@@ -18,6 +18,8 @@
 //! - [`sign`]: Standard Webhooks signatures.
 //! - [`endpoint`]: endpoints, URL policy, the cached endpoint registry.
 //! - [`dispatcher`]: delivery, retries, ordering, dead letters.
+//! - `replay`: one replay per company at a time; what a caller's replay or
+//!   retry may reach ([`Reach`]).
 //! - `crate::store::outbox`: the sled trees and their key encodings.
 //!
 //! # Invariants
@@ -45,6 +47,7 @@ mod group_commit;
 mod inbound_hook;
 pub mod json;
 mod options;
+mod replay;
 pub mod retention;
 pub mod sign;
 mod status_recorder;
@@ -55,6 +58,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::domain::CompanyId;
+use crate::outbound::Guard;
 use crate::pb;
 use crate::pool::{InboundHookFactory, PoolEvent, SessionEvent, SessionPool, SessionStatus, state};
 use crate::store::messages::Messages;
@@ -62,9 +66,10 @@ use crate::store::outbox::{Committed, DeliveryKey, DeliveryState, NewEvent, Outb
 use crate::store::{Store, StoreError};
 
 pub use dispatcher::DispatcherConfig;
-pub use endpoint::{Endpoint, UrlPolicy};
+pub use endpoint::Endpoint;
 use group_commit::GroupCommitter;
 pub use options::WebhookOptions;
+pub use replay::Reach;
 pub use retention::Retention;
 
 /// Most pool events the status watcher commits in one batch.
@@ -88,6 +93,10 @@ pub enum WebhookError {
     /// 404 `unknown_delivery`.
     #[error("no such dead letter")]
     UnknownDelivery,
+    /// 409 `replay_in_progress`: the company's previous replay is still
+    /// being delivered.
+    #[error("a replay of this company is still being delivered; retry when it is done")]
+    ReplayInProgress,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -115,6 +124,7 @@ impl WebhookError {
             Self::InvalidEventType(_) => "invalid_event_type",
             Self::UnknownCompany => "unknown_company",
             Self::UnknownDelivery => "unknown_delivery",
+            Self::ReplayInProgress => "replay_in_progress",
             Self::Store(_) | Self::Flush(_) | Self::Http(_) | Self::Random => "internal",
             Self::Stopped => "stopping",
         }
@@ -164,7 +174,10 @@ struct Inner {
     committer: GroupCommitter,
     dispatcher: mpsc::UnboundedSender<dispatcher::Command>,
     events: broadcast::Sender<Arc<pb::WebhookEvent>>,
-    policy: UrlPolicy,
+    /// The outbound address guard, for URLs being set.
+    guard: Guard,
+    /// Replays in progress (one per company at a time).
+    replays: replay::ReplayGate,
     /// The retention sweep; it holds the store open, so it ends with us.
     _retention: retention::Sweeper,
 }
@@ -172,16 +185,22 @@ struct Inner {
 impl Webhooks {
     /// Starts the flusher and the dispatcher (which resumes every delivery
     /// still queued from an earlier run). Must run inside a tokio runtime.
-    pub fn start(store: Store, options: &WebhookOptions) -> Result<Self, WebhookError> {
+    /// Every webhook URL, set or stored, is checked with `guard`.
+    pub fn start(
+        store: Store,
+        options: &WebhookOptions,
+        guard: Guard,
+    ) -> Result<Self, WebhookError> {
         let outbox = store.outbox()?;
         let endpoints = Arc::new(endpoint::Endpoints::new(
             store.clone(),
-            options.global_endpoint()?,
+            options.global_endpoint(guard)?,
         ));
         let dispatcher = dispatcher::Dispatcher::new(
             outbox.clone(),
             endpoints.clone(),
             options.dispatcher_config(),
+            guard,
         )?;
         let (commands, rx) = mpsc::unbounded_channel();
         tokio::spawn(dispatcher.run(rx));
@@ -199,7 +218,8 @@ impl Webhooks {
                 endpoints,
                 dispatcher: commands,
                 events: broadcast::channel(1024).0,
-                policy: options.policy(),
+                guard,
+                replays: replay::ReplayGate::default(),
                 _retention: retention,
             }),
         };
@@ -324,7 +344,9 @@ impl Webhooks {
         secret: Option<&str>,
         events: &[String],
     ) -> Result<WebhookSettings, WebhookError> {
-        let url = url.map(|u| self.inner.policy.validate(u)).transpose()?;
+        let url = url
+            .map(|u| endpoint::validate_url(self.inner.guard, u))
+            .transpose()?;
         let events = validate_events(events)?;
         let secret = secret
             .map(|s| sign::parse_secret(s).ok_or(WebhookError::InvalidSecret))
@@ -387,9 +409,17 @@ impl Webhooks {
         Ok(self.inner.outbox.list(company, state, limit)?)
     }
 
-    /// Queues the dead letter `id` of `company` again (attempts reset).
-    pub fn retry(&self, company: &CompanyId, id: &str) -> Result<pb::OutboxDelivery, WebhookError> {
-        let key = DeliveryKey::parse_public_id(company, id).ok_or(WebhookError::UnknownDelivery)?;
+    /// Queues the dead letter `id` of `company` again (attempts reset), if
+    /// its endpoint is within `reach`.
+    pub fn retry(
+        &self,
+        company: &CompanyId,
+        id: &str,
+        reach: Reach,
+    ) -> Result<pb::OutboxDelivery, WebhookError> {
+        let key = DeliveryKey::parse_public_id(company, id)
+            .filter(|key| reach.allows(key.target))
+            .ok_or(WebhookError::UnknownDelivery)?;
         let delivery = self
             .inner
             .outbox
@@ -403,17 +433,47 @@ impl Webhooks {
     }
 
     /// Queues `company`'s stored events from `since_ms` on again (to the
-    /// endpoints configured now, each event's own filter applied); returns
-    /// how many deliveries were queued.
+    /// endpoints configured now within `reach`, each event's own filter
+    /// applied), at most `limit` per event type; returns how many
+    /// deliveries were queued. One replay per company at a time: refused
+    /// while the previous one's deliveries are still queued.
     pub fn replay(
         &self,
         company: &CompanyId,
         since_ms: i64,
         limit: usize,
+        reach: Reach,
     ) -> Result<usize, WebhookError> {
+        self.inner.replays.begin(&self.inner.outbox, company)?;
+        let queued = match self.queue_replay(company, since_ms, limit, reach) {
+            Ok(queued) => queued,
+            Err(error) => {
+                self.inner.replays.finish(company, Vec::new());
+                return Err(error);
+            }
+        };
+        self.inner.replays.finish(company, queued.clone());
+        let count = queued.len();
+        if count > 0 {
+            self.inner
+                .dispatcher
+                .send(dispatcher::Command::Queued(queued))
+                .map_err(|_| WebhookError::Stopped)?;
+        }
+        Ok(count)
+    }
+
+    fn queue_replay(
+        &self,
+        company: &CompanyId,
+        since_ms: i64,
+        limit: usize,
+        reach: Reach,
+    ) -> Result<Vec<DeliveryKey>, WebhookError> {
         let mut queued = Vec::new();
         for event_type in event::EVENT_TYPES {
-            let targets = self.inner.endpoints.targets(company, event_type);
+            let mut targets = self.inner.endpoints.targets(company, event_type);
+            targets.retain(|target| reach.allows(*target));
             if targets.is_empty() {
                 continue;
             }
@@ -424,14 +484,7 @@ impl Webhooks {
             );
         }
         queued.sort();
-        let count = queued.len();
-        if count > 0 {
-            self.inner
-                .dispatcher
-                .send(dispatcher::Command::Queued(queued))
-                .map_err(|_| WebhookError::Stopped)?;
-        }
-        Ok(count)
+        Ok(queued)
     }
 
     /// Follows every session of `pool` (including those created later) and
@@ -480,6 +533,7 @@ impl Webhooks {
             };
             if status.reason == state::DELETED {
                 self.inner.endpoints.forget(&company);
+                self.inner.replays.forget(&company);
             }
             let new = event::status_event(&company, status_change(&status));
             match by_company.iter_mut().find(|(c, _)| *c == company) {

@@ -4,9 +4,7 @@
 
 use std::time::Duration;
 
-use super::{
-    DispatcherConfig, Endpoint, Retention, UrlPolicy, WebhookError, sign, validate_events,
-};
+use super::{DispatcherConfig, Endpoint, Retention, WebhookError, endpoint, sign, validate_events};
 
 /// Webhook configuration (flags and environment).
 #[derive(Clone, clap::Args)]
@@ -44,10 +42,6 @@ pub struct WebhookOptions {
     /// Requests in flight per webhook endpoint.
     #[arg(long, env = "WAGATE_WEBHOOK_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub webhook_concurrency: u64,
-    /// Refuse webhook URLs on loopback, private or link-local addresses
-    /// (recommended for multi-tenant deployments).
-    #[arg(long, env = "WAGATE_WEBHOOK_REFUSE_PRIVATE")]
-    pub webhook_refuse_private: bool,
     /// Hours the outbox keeps delivered events and their dedup keys (a
     /// message redelivered later than this after its commit is a new event).
     #[arg(long, env = "WAGATE_WEBHOOK_RETENTION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u64).range(1..=8_760))]
@@ -69,7 +63,6 @@ impl std::fmt::Debug for WebhookOptions {
             .field("webhook_backoff_ms", &self.webhook_backoff_ms)
             .field("webhook_backoff_max_ms", &self.webhook_backoff_max_ms)
             .field("webhook_concurrency", &self.webhook_concurrency)
-            .field("webhook_refuse_private", &self.webhook_refuse_private)
             .field("webhook_retention_hours", &self.webhook_retention_hours)
             .finish()
     }
@@ -87,7 +80,6 @@ impl Default for WebhookOptions {
             webhook_backoff_ms: config.backoff_base.as_millis() as u64,
             webhook_backoff_max_ms: config.backoff_max.as_millis() as u64,
             webhook_concurrency: config.concurrency as u64,
-            webhook_refuse_private: false,
             webhook_retention_hours: Retention::default().keep_for.as_secs() / 3600,
         }
     }
@@ -103,7 +95,6 @@ impl WebhookOptions {
                 self.webhook_backoff_max_ms.max(self.webhook_backoff_ms),
             ),
             concurrency: usize::try_from(self.webhook_concurrency).unwrap_or(16),
-            refuse_private: self.webhook_refuse_private,
         }
     }
 
@@ -114,13 +105,10 @@ impl WebhookOptions {
         }
     }
 
-    pub(super) fn policy(&self) -> UrlPolicy {
-        UrlPolicy {
-            refuse_private: self.webhook_refuse_private,
-        }
-    }
-
-    pub(super) fn global_endpoint(&self) -> Result<Option<Endpoint>, WebhookError> {
+    pub(super) fn global_endpoint(
+        &self,
+        guard: crate::outbound::Guard,
+    ) -> Result<Option<Endpoint>, WebhookError> {
         let Some(url) = &self.global_url else {
             return Ok(None);
         };
@@ -129,7 +117,7 @@ impl WebhookOptions {
             None => return Err(WebhookError::InvalidSecret),
         };
         Ok(Some(Endpoint {
-            url: self.policy().validate(url)?,
+            url: endpoint::validate_url(guard, url)?,
             secret,
             events: validate_events(&self.global_events)?,
         }))

@@ -115,6 +115,9 @@ fn company() -> CompanyId {
     CompanyId::parse("acme").unwrap()
 }
 
+/// The receivers here are on loopback: allowed, as `--allow-private-urls` does.
+const LOOPBACK: Guard = Guard::new(true);
+
 fn options() -> WebhookOptions {
     WebhookOptions {
         webhook_backoff_ms: 5,
@@ -185,7 +188,7 @@ fn texts_per_chat(received: &Received) -> HashMap<String, Vec<usize>> {
 async fn deliveries_survive_a_failing_receiver_in_order_per_chat_and_signed() {
     let (receiver, url) = Receiver::start().await;
     receiver.fail(40, 500);
-    let webhooks = Webhooks::start(store_with_webhook(&url), &options()).unwrap();
+    let webhooks = Webhooks::start(store_with_webhook(&url), &options(), LOOPBACK).unwrap();
     let chats = [
         "15550001001@s.whatsapp.net",
         "15550001002@s.whatsapp.net",
@@ -232,7 +235,7 @@ async fn deliveries_survive_a_failing_receiver_in_order_per_chat_and_signed() {
 #[tokio::test]
 async fn a_redelivered_message_is_one_event_and_replay_sends_it_again_with_its_id() {
     let (receiver, url) = Receiver::start().await;
-    let webhooks = Webhooks::start(store_with_webhook(&url), &options()).unwrap();
+    let webhooks = Webhooks::start(store_with_webhook(&url), &options(), LOOPBACK).unwrap();
     let chat = "15550001001@s.whatsapp.net";
     let first = webhooks
         .commit(&company(), vec![message(chat, 1)])
@@ -246,7 +249,9 @@ async fn a_redelivered_message_is_one_event_and_replay_sends_it_again_with_its_i
     receiver
         .wait_for("the event", |r| !r.accepted.is_empty())
         .await;
-    let replayed = webhooks.replay(&company(), 0, 100).unwrap();
+    let replayed = webhooks
+        .replay(&company(), 0, 100, Reach::CompanyAndGlobal)
+        .unwrap();
     assert_eq!(replayed, 1);
     receiver
         .wait_for("the replay", |r| r.accepted.len() == 2)
@@ -265,7 +270,7 @@ async fn a_redelivered_message_is_one_event_and_replay_sends_it_again_with_its_i
 #[tokio::test]
 async fn concurrent_commits_of_one_message_give_one_event() {
     let store = store_with_webhook("http://127.0.0.1:9/unused");
-    let webhooks = Webhooks::start(store.clone(), &options()).unwrap();
+    let webhooks = Webhooks::start(store.clone(), &options(), LOOPBACK).unwrap();
     // 32 chats commit at once, each message twice (a redelivery racing the
     // first delivery): one event per message, whatever the grouping.
     let tasks: Vec<_> = (0..64)
@@ -292,7 +297,7 @@ async fn concurrent_commits_of_one_message_give_one_event() {
 #[tokio::test]
 async fn a_burst_of_status_changes_is_recorded_in_order_per_company() {
     let store = Store::open_temporary().unwrap();
-    let webhooks = Webhooks::start(store.clone(), &options()).unwrap();
+    let webhooks = Webhooks::start(store.clone(), &options(), LOOPBACK).unwrap();
     let companies: Vec<CompanyId> = (0..100)
         .map(|i| CompanyId::parse(&format!("c{i}")).unwrap())
         .collect();
@@ -376,6 +381,7 @@ async fn refused_and_exhausted_deliveries_become_dead_letters_and_can_be_retried
             webhook_max_attempts: 3,
             ..options()
         },
+        LOOPBACK,
     )
     .unwrap();
     let chat = "15550001001@s.whatsapp.net";
@@ -410,7 +416,9 @@ async fn refused_and_exhausted_deliveries_become_dead_letters_and_can_be_retried
 
     // Retry both (the receiver is healthy now): delivered, in the chat's order.
     for (key, _) in dead.iter().rev() {
-        webhooks.retry(&company(), &key.public_id()).unwrap();
+        webhooks
+            .retry(&company(), &key.public_id(), Reach::CompanyOnly)
+            .unwrap();
     }
     receiver
         .wait_for("both events", |r| r.accepted.len() == 2)
@@ -423,11 +431,11 @@ async fn refused_and_exhausted_deliveries_become_dead_letters_and_can_be_retried
             .is_empty()
     );
     assert!(matches!(
-        webhooks.retry(&company(), &dead[0].0.public_id()),
+        webhooks.retry(&company(), &dead[0].0.public_id(), Reach::CompanyOnly),
         Err(WebhookError::UnknownDelivery)
     ));
     assert!(matches!(
-        webhooks.retry(&company(), "bogus"),
+        webhooks.retry(&company(), "bogus", Reach::CompanyOnly),
         Err(WebhookError::UnknownDelivery)
     ));
 }
@@ -463,7 +471,7 @@ async fn queued_deliveries_survive_a_restart_of_the_service() {
         webhook_backoff_max_ms: 60_000,
         ..options()
     };
-    let first = Webhooks::start(store.clone(), &slow).unwrap();
+    let first = Webhooks::start(store.clone(), &slow, LOOPBACK).unwrap();
     let chat = "15550001001@s.whatsapp.net";
     first
         .commit(&company(), (0..5).map(|n| message(chat, n)).collect())
@@ -484,7 +492,7 @@ async fn queued_deliveries_survive_a_restart_of_the_service() {
             .finish(&key, &delivery, DeliveryState::Queued)
             .unwrap();
     }
-    let second = Webhooks::start(store, &options()).unwrap();
+    let second = Webhooks::start(store, &options(), LOOPBACK).unwrap();
     receiver
         .wait_for("all five", |r| r.accepted.len() == 5)
         .await;
@@ -504,14 +512,7 @@ async fn setting_a_webhook_validates_and_generates_a_secret_once() {
             ..Default::default()
         })
         .unwrap();
-    let webhooks = Webhooks::start(
-        store.clone(),
-        &WebhookOptions {
-            webhook_refuse_private: true,
-            ..options()
-        },
-    )
-    .unwrap();
+    let webhooks = Webhooks::start(store.clone(), &options(), Guard::default()).unwrap();
     let refused = webhooks.set_webhook(&company(), Some("http://127.0.0.1/hook"), None, &[]);
     assert!(matches!(refused, Err(WebhookError::InvalidUrl(_))));
     let bad_filter = webhooks.set_webhook(
@@ -546,4 +547,23 @@ async fn setting_a_webhook_validates_and_generates_a_secret_once() {
         &[],
     );
     assert!(matches!(unknown, Err(WebhookError::UnknownCompany)));
+}
+
+#[tokio::test]
+async fn a_stored_url_the_guard_refuses_is_a_dead_letter_and_nothing_is_sent() {
+    // Stored while private addresses were allowed; the gateway now refuses them.
+    let (receiver, url) = Receiver::start().await;
+    let webhooks = Webhooks::start(store_with_webhook(&url), &options(), Guard::default()).unwrap();
+    webhooks
+        .commit(&company(), vec![message("15550001001@s.whatsapp.net", 1)])
+        .await
+        .unwrap();
+    let dead = wait_for_rows(&webhooks, DeliveryState::Dead, 1).await;
+    assert_eq!(dead[0].1.last_error, dispatcher::URL_REFUSED);
+    assert_eq!((dead[0].1.attempts, dead[0].1.last_status), (1, 0));
+    assert_eq!(
+        receiver.received.lock().requests,
+        0,
+        "nothing reached the receiver"
+    );
 }

@@ -144,9 +144,9 @@ async fn every_media_kind_arrives_by_multipart_and_base64_with_a_matching_hash()
     app.stop().await;
 }
 
-/// A tiny HTTP server on 127.0.0.1 serving `bytes` at `/file` and a
-/// redirect to it at `/redirect`.
-async fn file_server(bytes: Vec<u8>) -> String {
+/// A tiny HTTP server on `bind` (a loopback address) serving `bytes` at
+/// `/file` and a redirect to it at `/redirect`; returns its port.
+async fn file_server(bind: &str, bytes: Vec<u8>) -> u16 {
     use axum::routing::get;
     let bytes = Arc::new(bytes);
     let router = axum::Router::new()
@@ -161,47 +161,53 @@ async fn file_server(bytes: Vec<u8>) -> String {
             "/redirect",
             get(|| async { axum::response::Redirect::temporary("/file") }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, router).await });
-    format!("http://{addr}")
+    port
 }
 
 #[tokio::test]
 async fn url_media_is_fetched_when_private_urls_are_allowed_and_refused_otherwise() {
     let bytes = [PNG, b"served over http".as_slice()].concat();
-    let base = file_server(bytes.clone()).await;
+    let v4 = file_server("127.0.0.1:0", bytes.clone()).await;
+    let v6 = file_server("[::1]:0", bytes.clone()).await;
+    // Every loopback spelling: IPv4, IPv6, IPv4-mapped IPv6, a name.
+    let bases = [
+        format!("http://127.0.0.1:{v4}"),
+        format!("http://[::1]:{v6}"),
+        format!("http://[::ffff:127.0.0.1]:{v4}"),
+        format!("http://localhost:{v4}"),
+    ];
 
-    let app = linked(|c| c.media.allow_private_urls = true).await;
-    for path in ["/file", "/redirect"] {
-        let id = created(
-            send_json(
-                &app,
-                json!({"to": BOB, "type": "image", "url": format!("{base}{path}")}),
-            )
-            .await,
-        );
-        let got = recorded(&app, &id).await;
-        assert_eq!(got.media_sha256.as_deref(), Some(sha_hex(&bytes).as_str()));
-        assert_eq!(got.mime_type.as_deref(), Some("image/png"));
+    let app = linked(|c| c.allow_private_urls = true).await;
+    for base in &bases {
+        for path in ["/file", "/redirect"] {
+            let id = created(
+                send_json(
+                    &app,
+                    json!({"to": BOB, "type": "image", "url": format!("{base}{path}")}),
+                )
+                .await,
+            );
+            let got = recorded(&app, &id).await;
+            assert_eq!(got.media_sha256.as_deref(), Some(sha_hex(&bytes).as_str()));
+            assert_eq!(got.mime_type.as_deref(), Some("image/png"));
+        }
     }
     app.stop().await;
 
-    let strict = linked(|_| {}).await;
-    let (status, body) = send_json(
-        &strict,
-        json!({"to": BOB, "type": "image", "url": format!("{base}/file")}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert_eq!(body["error"]["code"], "media_url_refused");
-    let (status, body) = send_json(
-        &strict,
-        json!({"to": BOB, "type": "image", "url": "http://169.254.169.254/latest/meta-data"}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert_eq!(body["error"]["code"], "media_url_refused");
+    let strict = linked(|c| c.allow_private_urls = false).await;
+    let refused = bases
+        .iter()
+        .map(|base| format!("{base}/file"))
+        .chain(["http://169.254.169.254/latest/meta-data".to_owned()]);
+    for url in refused {
+        let (status, body) =
+            send_json(&strict, json!({"to": BOB, "type": "image", "url": url})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {body}");
+        assert_eq!(body["error"]["code"], "media_url_refused", "{url}");
+    }
     assert!(strict.fake.sent_messages().is_empty(), "nothing was sent");
     strict.stop().await;
 }

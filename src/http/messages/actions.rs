@@ -14,6 +14,7 @@ use super::super::AppState;
 use super::super::access::CompanyAccess;
 use super::super::error::{ApiError, ErrorBody};
 use super::super::extract::{ApiJson, ApiQuery};
+use super::super::send_rate::take_for_send;
 use super::super::sessions::session;
 use super::send::{SendResponse, idempotency_key, sent_response};
 use crate::domain::outgoing::{Action, parse_emoji};
@@ -70,6 +71,7 @@ async fn act(
     let chat = Recipient::parse(chat)?;
     let id = MessageId::parse(id)?;
     let handle = session(state, access)?;
+    take_for_send(state, &access.company, key.as_ref())?;
     let sent = handle
         .act(chat, id, action, key.map(IdempotencyKey::into_string))
         .await?;
@@ -91,6 +93,7 @@ async fn act(
         (status = 400, description = "`invalid_phone`, `invalid_recipient`, `invalid_message_id`, `invalid_emoji`, `invalid_json`", body = ErrorBody),
         (status = 404, description = "`unknown_company`, `unknown_message`", body = ErrorBody),
         (status = 409, description = "`not_connected`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the company's send budget is used up; nothing was sent", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until a send is allowed again (rounded up)"))),
         (status = 422, description = "`invalid_body`, `not_on_whatsapp`", body = ErrorBody),
         (status = 502, description = "`send_failed`", body = ErrorBody),
     ),
@@ -130,6 +133,7 @@ pub async fn react(
         (status = 400, description = "`invalid_phone`, `invalid_recipient`, `invalid_message_id`, `invalid_text`, `invalid_json`", body = ErrorBody),
         (status = 404, description = "`unknown_company`, `unknown_message`", body = ErrorBody),
         (status = 409, description = "`not_connected`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the company's send budget is used up; nothing was sent", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until a send is allowed again (rounded up)"))),
         (status = 422, description = "`invalid_body`, `not_own_message`, `not_on_whatsapp`", body = ErrorBody),
         (status = 502, description = "`send_failed`", body = ErrorBody),
     ),
@@ -169,6 +173,7 @@ pub async fn edit(
         (status = 400, description = "`invalid_phone`, `invalid_recipient`, `invalid_message_id`, `invalid_query`", body = ErrorBody),
         (status = 404, description = "`unknown_company`, `unknown_message`", body = ErrorBody),
         (status = 409, description = "`not_connected`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the company's send budget is used up; nothing was sent", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until a send is allowed again (rounded up)"))),
         (status = 422, description = "`not_own_message`, `not_on_whatsapp`", body = ErrorBody),
         (status = 502, description = "`send_failed`", body = ErrorBody),
     ),

@@ -5,11 +5,11 @@
 //! `Content-Length` and again while the body streams into the [`Spool`].
 //!
 //! Refusals: 422 `media_url_refused` (scheme, credentials, a private,
-//! loopback or link-local address unless `--allow-private-urls`), 413
+//! loopback, link-local or other non-public address unless
+//! `--allow-private-urls`), 413
 //! `media_too_large`, 502 `media_url_failed` (not 2xx, unreachable, too
 //! slow, too many redirects).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use super::super::error::ApiError;
 use super::media::{Spool, too_large};
 use super::options::MediaOptions;
-use crate::outbound::{NO_PUBLIC_ADDRESS, PublicOnlyResolver, check_parsed, check_url};
+use crate::outbound::Guard;
 
 /// Redirects followed at most.
 pub const MAX_REDIRECTS: usize = 5;
@@ -37,17 +37,14 @@ fn failed(message: String) -> ApiError {
 /// Fetches `raw` into a new spool of at most `limit` bytes; returns it and
 /// the response's `Content-Type`.
 pub(super) async fn fetch(
+    guard: Guard,
     options: &MediaOptions,
     raw: &str,
     limit: u64,
 ) -> Result<(Spool, Option<String>), ApiError> {
-    let refuse_private = !options.allow_private_urls;
-    let url = check_url(raw, refuse_private).map_err(|r| refused(r.0))?;
-    let client = client(
-        refuse_private,
-        Duration::from_secs(options.media_url_timeout),
-    )
-    .map_err(ApiError::internal)?;
+    let url = guard.check_url(raw).map_err(|r| refused(r.0))?;
+    let client = client(guard, Duration::from_secs(options.media_url_timeout))
+        .map_err(ApiError::internal)?;
     let timeout = Duration::from_secs(options.media_url_timeout);
     tokio::time::timeout(timeout, async move {
         let mut response = client.get(url).send().await.map_err(classify)?;
@@ -77,38 +74,28 @@ pub(super) async fn fetch(
 
 /// A client that re-checks every redirect and, when private addresses are
 /// refused, every resolved address.
-fn client(refuse_private: bool, timeout: Duration) -> reqwest::Result<reqwest::Client> {
+fn client(guard: Guard, timeout: Duration) -> reqwest::Result<reqwest::Client> {
     let policy = reqwest::redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() >= MAX_REDIRECTS {
             return attempt.error("too many redirects");
         }
-        match check_parsed(attempt.url(), refuse_private) {
+        match guard.check_parsed(attempt.url()) {
             Ok(()) => attempt.follow(),
             Err(refused) => attempt.error(refused),
         }
     });
-    let mut builder = reqwest::Client::builder()
+    guard
+        .client_builder()
         .connect_timeout(timeout)
         .redirect(policy)
-        .user_agent(concat!("wagate/", env!("CARGO_PKG_VERSION")));
-    if refuse_private {
-        builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
-    }
-    builder.build()
+        .build()
 }
 
 /// A failed fetch: refused by the guard (a redirect or a resolved address)
 /// or failed on the way.
 fn classify(error: reqwest::Error) -> ApiError {
-    let mut source: Option<&dyn std::error::Error> = Some(&error);
-    while let Some(e) = source {
-        if let Some(refusal) = e.downcast_ref::<crate::outbound::Refused>() {
-            return refused(refusal.0);
-        }
-        if e.to_string().contains(NO_PUBLIC_ADDRESS) {
-            return refused("the host resolves to no public address");
-        }
-        source = e.source();
+    if let Some(refusal) = crate::outbound::refusal_in(&error) {
+        return refused(refusal.0);
     }
     if error.is_redirect() {
         return failed("fetching the media URL followed too many redirects".to_owned());

@@ -1,5 +1,6 @@
 //! [`MediaOptions`]: how large a media file may be and how media URLs are
-//! fetched (`--media-*` flags, `--allow-private-urls`).
+//! fetched (`--media-*` flags; the address guard is `--allow-private-urls`,
+//! `crate::outbound`).
 
 /// Media sends: how large a file may be and how media URLs are fetched
 /// (`src/http/messages/media.rs`).
@@ -11,11 +12,6 @@ pub struct MediaOptions {
     #[arg(long, env = "WAGATE_MEDIA_MAX_MIB", value_parser = clap::value_parser!(u64).range(1..=2048))]
     pub media_max_mib: Option<u64>,
 
-    /// Allow media URLs (and webhook URLs) on private, loopback and
-    /// link-local addresses: for tests and single-tenant deployments only.
-    #[arg(long, env = "WAGATE_ALLOW_PRIVATE_URLS", default_value_t = false)]
-    pub allow_private_urls: bool,
-
     /// How long fetching one media URL may take, in seconds.
     #[arg(long, env = "WAGATE_MEDIA_URL_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub media_url_timeout: u64,
@@ -25,7 +21,6 @@ impl Default for MediaOptions {
     fn default() -> Self {
         Self {
             media_max_mib: None,
-            allow_private_urls: false,
             media_url_timeout: 60,
         }
     }

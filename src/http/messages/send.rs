@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 use super::super::AppState;
 use super::super::access::CompanyAccess;
 use super::super::error::{ApiError, ErrorBody};
+use super::super::send_rate::take_for_send;
 use super::super::sessions::session;
 use super::media::{Spool, max_bytes, spool_base64};
 use crate::domain::media::{MediaKind, parse_caption, parse_file_name, parse_mime};
@@ -145,7 +146,8 @@ pub struct SendResponse {
         (status = 409, description = "`not_connected`", body = ErrorBody),
         (status = 413, description = "`media_too_large` (over `--media-max-mib` or WhatsApp's limit for the kind), `payload_too_large`", body = ErrorBody),
         (status = 415, description = "`invalid_media_type` (a MIME type WhatsApp rejects for the kind, or none could be told), `unsupported_media_type` (body neither JSON nor multipart)", body = ErrorBody),
-        (status = 422, description = "`invalid_body`, `not_on_whatsapp`, `media_url_refused` (private, loopback or link-local address; bad scheme)", body = ErrorBody),
+        (status = 422, description = "`invalid_body`, `not_on_whatsapp`, `media_url_refused` (a private, loopback, link-local or other non-public address, unless `--allow-private-urls`; bad scheme)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the company's send budget is used up (`--send-rate-per-minute`, `--send-burst`); nothing was sent; `Retry-After` says when to retry", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until a send is allowed again (rounded up)"))),
         (status = 502, description = "`send_failed`, `media_url_failed`", body = ErrorBody),
         (status = 504, description = "`timeout`", body = ErrorBody),
     ),
@@ -163,6 +165,7 @@ pub async fn send_message(
     let reply_to = body.reply_to.as_deref().map(MessageId::parse).transpose()?;
     let content = content(&state, body, file).await?;
     let handle = session(&state, &access)?;
+    take_for_send(&state, &access.company, key.as_ref())?;
     let sent = handle
         .send_message(to, content, reply_to, key.map(IdempotencyKey::into_string))
         .await?;
@@ -424,7 +427,8 @@ async fn media_content(
             spool
         }
         (None, None, Some(url)) => {
-            let (spool, fetched_mime) = super::fetch::fetch(&state.media, &url, limit).await?;
+            let (spool, fetched_mime) =
+                super::fetch::fetch(state.outbound, &state.media, &url, limit).await?;
             mime = mime.or(fetched_mime);
             spool
         }

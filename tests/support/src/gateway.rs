@@ -51,7 +51,9 @@ pub fn company(id: &str) -> CompanyId {
 }
 
 /// The gateway's configuration for a test: loopback, port 0, the fake's URL,
-/// [`ADMIN_KEY`], [`WA_VERSION`].
+/// [`ADMIN_KEY`], [`WA_VERSION`], and `--allow-private-urls` (every webhook
+/// receiver and media server of the tests is on loopback; the refusals are
+/// tested by turning it off).
 pub fn config(fake: &FakeServer, data_dir: &Path) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().expect("loopback address"),
@@ -65,11 +67,18 @@ pub fn config(fake: &FakeServer, data_dir: &Path) -> Config {
         wa_version: Some(WA_VERSION),
         push_name: PUSH_NAME.to_owned(),
         shutdown_timeout: 5,
+        allow_private_urls: true,
         webhooks: Default::default(),
         ops: Default::default(),
         pairing: Default::default(),
         http: Default::default(),
         media: Default::default(),
+        // Tests send bursts from one company; the limit itself is tested
+        // with a tiny budget of its own.
+        sends: wagate::http::send_rate::SendRateOptions {
+            send_rate_per_minute: 1_000_000,
+            send_burst: 1_000_000,
+        },
     }
 }
 

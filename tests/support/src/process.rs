@@ -40,6 +40,13 @@ impl GatewayProcess {
                 "json",
                 "--shutdown-timeout",
                 "5",
+                // Webhook receivers are on loopback.
+                "--allow-private-urls",
+                // Tests send bursts from one company.
+                "--send-rate-per-minute",
+                "1000000",
+                "--send-burst",
+                "1000000",
             ])
             .arg("--data-dir")
             .arg(data_dir)

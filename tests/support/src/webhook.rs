@@ -86,7 +86,12 @@ impl Receiver {
     /// Starts a receiver on a free loopback port; it serves until the
     /// runtime ends.
     pub async fn start() -> Receiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    /// [`Receiver::start`] on another loopback address (e.g. `[::1]:0`).
+    pub async fn start_on(bind: &str) -> Receiver {
+        let listener = tokio::net::TcpListener::bind(bind)
             .await
             .expect("bind the webhook receiver");
         let receiver = Receiver {
