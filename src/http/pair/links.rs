@@ -97,6 +97,32 @@ pub async fn create_link(
     Ok((StatusCode::CREATED, no_store(), Json(view)))
 }
 
+/// Revoke every outstanding pairing link of the company: links issued
+/// before this call are refused from now on (their open pages are told and
+/// stop); links issued after it work. Other companies' links are untouched.
+#[utoipa::path(
+    delete, path = "/v1/sessions/{company}/pairing-links", tag = "sessions",
+    params(("company" = String, Path, description = "Company id")),
+    responses(
+        (status = 204, description = "Every link issued so far is revoked"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "`unknown_company`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn revoke_links(
+    State(state): State<AppState>,
+    access: CompanyAccess,
+) -> Result<StatusCode, ApiError> {
+    let generation = state
+        .pairing
+        .revoke(state.pool.store(), &access.company)
+        .map_err(ApiError::internal)?
+        .ok_or(ApiError::UnknownCompany)?;
+    tracing::info!(company.id = %access.company, links.generation = generation, "pairing links revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// An optional JSON body: empty (or only whitespace) is `T::default()`.
 pub(super) fn parse_optional_json<T: Default + serde::de::DeserializeOwned>(
     body: &[u8],
