@@ -1,11 +1,16 @@
-//! Credentials end to end: revoking a company's pairing links.
+//! Credentials end to end: revoking a company's pairing links; the admin
+//! key generated, shown privately, rotated and replaced by a configured one.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use test_support::api::{Api, Events};
-use test_support::gateway::spawn_app;
+use test_support::fake::start_fake;
+use test_support::gateway::{ADMIN_KEY, init_logging, spawn_app};
+use test_support::process::GatewayProcess;
 use wagate::pairing::strings::EN;
+
+use crate::WAGATE;
 
 /// A new pairing link of `company` (201 expected); returns its token.
 async fn link_token(api: &Api, company: &str) -> String {
@@ -125,4 +130,103 @@ async fn revoked_pairing_links_are_refused_and_new_ones_work() {
         "the other company's feed lived on until its own end"
     );
     app.stop().await;
+}
+
+/// The binary without a configured admin key, stdout not a terminal: the
+/// generated key goes to `admin-key` in the data directory (0600), the log
+/// says where but not what; `POST /v1/admin/key` rotates it without a restart
+/// (the old key is refused at once, the new one survives a restart); once a
+/// key is configured, the generated one is refused and rotation is 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generated_admin_key_is_written_privately_and_rotates() {
+    init_logging();
+    let fake = start_fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let unconfigured = |command: &mut tokio::process::Command| {
+        command.env_remove("WAGATE_ADMIN_KEY");
+    };
+
+    let first = GatewayProcess::start_with(WAGATE, &fake, dir.path(), unconfigured).await;
+    let file = dir.path().join(wagate::app::ADMIN_KEY_FILE);
+    let generated = std::fs::read_to_string(&file)
+        .expect("the generated key is in the data directory")
+        .trim()
+        .to_owned();
+    assert!(generated.starts_with("wga_"), "{generated}");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "only the owner may read the key");
+    let logs = first.log_text();
+    assert!(logs.contains(&file.display().to_string()), "{logs}");
+    assert!(!logs.contains(&generated), "the key is never logged");
+
+    let admin = first.api.with_key(Some(&generated));
+    assert_eq!(admin.get("/v1/sessions").await.0, StatusCode::OK);
+    assert_eq!(
+        first.api.get("/v1/sessions").await.0,
+        StatusCode::UNAUTHORIZED,
+        "no other key works"
+    );
+    let token = admin.ensure("acme").await["token"]
+        .as_str()
+        .expect("a company token")
+        .to_owned();
+    let (status, body) = admin
+        .with_key(Some(&token))
+        .post("/v1/admin/key", None)
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (StatusCode::FORBIDDEN, &json!("forbidden"))
+    );
+
+    // Rotation: the new key once, the old one refused from now on.
+    let response = admin
+        .request(reqwest::Method::POST, "/v1/admin/key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: Value = response.json().await.unwrap();
+    let rotated = body["key"].as_str().expect("the new key").to_owned();
+    assert_ne!(rotated, generated);
+    assert_eq!(admin.get("/v1/sessions").await.0, StatusCode::UNAUTHORIZED);
+    let admin = admin.with_key(Some(&rotated));
+    assert_eq!(admin.get("/v1/sessions").await.0, StatusCode::OK);
+    assert!(!first.log_text().contains(&rotated), "never logged");
+    first.kill().await;
+
+    // The rotated key's hash is what is stored: it survives a restart, and
+    // no new key is generated.
+    let second = GatewayProcess::start_with(WAGATE, &fake, dir.path(), unconfigured).await;
+    let admin = second.api.with_key(Some(&rotated));
+    assert_eq!(admin.get("/v1/sessions").await.0, StatusCode::OK);
+    assert_eq!(
+        admin.with_key(Some(&generated)).get("/v1/sessions").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(!second.log_text().contains("generated an admin API key"));
+    second.kill().await;
+
+    // A configured key: the generated one stops working, rotation is 409.
+    let third = GatewayProcess::start(WAGATE, &fake, dir.path()).await;
+    assert_eq!(
+        third
+            .api
+            .with_key(Some(&rotated))
+            .get("/v1/sessions")
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED,
+        "the stale generated hash was cleared"
+    );
+    let (status, body) = third.api.post("/v1/admin/key", None).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (StatusCode::CONFLICT, &json!("admin_key_configured"))
+    );
+    assert_eq!(third.api.get("/v1/sessions").await.0, StatusCode::OK);
+    assert!(ADMIN_KEY.len() >= wagate::config::MIN_ADMIN_KEY_LEN);
+    third.kill().await;
 }

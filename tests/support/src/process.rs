@@ -31,32 +31,21 @@ impl GatewayProcess {
     /// loopback port, and waits until it restored its stored sessions (read
     /// from its JSON log, not polled).
     pub async fn start(bin: impl AsRef<Path>, fake: &FakeServer, data_dir: &Path) -> Self {
-        let (major, minor, patch) = WA_VERSION;
-        let mut child = tokio::process::Command::new(bin.as_ref())
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                "--shutdown-timeout",
-                "5",
-            ])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args([
-                "--wa-url",
-                &fake.ws_url(),
-                "--wa-version",
-                &format!("{major}.{minor}.{patch}"),
-            ])
-            .env("WAGATE_ADMIN_KEY", ADMIN_KEY)
-            .env("RUST_LOG", "warn,wagate=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the wagate binary");
+        Self::start_with(bin, fake, data_dir, |_| {}).await
+    }
+
+    /// [`GatewayProcess::start`] with the command changed by `adjust` first
+    /// (e.g. another environment). [`GatewayProcess::api`] uses [`ADMIN_KEY`]
+    /// still; a test that removes it sets its own.
+    pub async fn start_with(
+        bin: impl AsRef<Path>,
+        fake: &FakeServer,
+        data_dir: &Path,
+        adjust: impl FnOnce(&mut tokio::process::Command),
+    ) -> Self {
+        let mut command = Self::command(bin, fake, data_dir);
+        adjust(&mut command);
+        let mut child = command.spawn().expect("start the wagate binary");
         let stderr = child.stderr.take().expect("piped stderr");
         let (tx, logs) = watch::channel(Vec::new());
         tokio::spawn(async move {
@@ -79,6 +68,42 @@ impl GatewayProcess {
         process.api = Api::new(format!("http://{addr}"), Some(ADMIN_KEY));
         process.wait_for_log("ready").await;
         process
+    }
+
+    /// The command [`GatewayProcess::start`] runs: the binary at `bin`
+    /// against `fake` over `data_dir` on a free loopback port, with
+    /// [`ADMIN_KEY`], JSON logs on a piped stderr, stdout to nowhere.
+    pub fn command(
+        bin: impl AsRef<Path>,
+        fake: &FakeServer,
+        data_dir: &Path,
+    ) -> tokio::process::Command {
+        let (major, minor, patch) = WA_VERSION;
+        let mut command = tokio::process::Command::new(bin.as_ref());
+        command
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--shutdown-timeout",
+                "5",
+            ])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args([
+                "--wa-url",
+                &fake.ws_url(),
+                "--wa-version",
+                &format!("{major}.{minor}.{patch}"),
+            ])
+            .env("WAGATE_ADMIN_KEY", ADMIN_KEY)
+            .env("RUST_LOG", "warn,wagate=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
     }
 
     /// Waits (at most [`WAIT`]) for a JSON log line whose message is
