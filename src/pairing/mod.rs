@@ -119,13 +119,15 @@ pub enum LinkRefusal {
 }
 
 /// A link, freshly issued.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct IssuedLink {
     /// The token (the last path segment of the URL). A secret.
     pub token: String,
     /// When it expires (unix ms).
     pub expires_at_ms: i64,
 }
+
+crate::domain::redacted_debug!(IssuedLink { expires_at_ms });
 
 /// The signing key and the link policy. One per process, shared by handlers.
 #[derive(Debug)]

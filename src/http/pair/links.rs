@@ -27,7 +27,7 @@ pub struct CreatePairingLinkRequest {
 }
 
 /// A pairing link, for the company's staff to open.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct PairingLinkView {
     /// The page's full URL. Whoever has it can link a phone to this company
     /// until it expires: send it only to the company's own staff.
@@ -41,6 +41,8 @@ pub struct PairingLinkView {
     /// The same instant in unix ms, like the API's other timestamps.
     pub expires_at_ms: i64,
 }
+
+crate::domain::redacted_debug!(PairingLinkView { expires_at, expires_at_ms });
 
 /// Issue a pairing link: a signed URL to a web page showing the company's
 /// live QR code (and a pair-code form), valid for one company and a limited
