@@ -449,10 +449,7 @@ mod tests {
             Store::open_temporary().unwrap(),
             TokenIndex::default(),
         );
-        assert_eq!(
-            code(configured.rotate_admin_key()),
-            "admin_key_configured"
-        );
+        assert_eq!(code(configured.rotate_admin_key()), "admin_key_configured");
         assert!(
             configured
                 .admin(&headers("Bearer configured-key-0123456789abcdefgh"))

@@ -54,9 +54,9 @@ pub const PINNED_TARGETS: &[&str] = &[
 /// Whether `target` is one of whatsapp-rust's ([`PINNED_TARGETS`]).
 pub fn is_pinned(target: &str) -> bool {
     PINNED_TARGETS.iter().any(|pinned| {
-        target.strip_prefix(pinned).is_some_and(|rest| {
-            rest.is_empty() || rest.starts_with("::") || rest.starts_with('/')
-        })
+        target
+            .strip_prefix(pinned)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::") || rest.starts_with('/'))
     })
 }
 
@@ -126,7 +126,13 @@ mod tests {
         ] {
             assert!(is_pinned(pinned), "{pinned}");
         }
-        for free in ["wagate", "wagate::pool", "Clients", "wacorex", "reqwest::connect"] {
+        for free in [
+            "wagate",
+            "wagate::pool",
+            "Clients",
+            "wacorex",
+            "reqwest::connect",
+        ] {
             assert!(!is_pinned(free), "{free}");
         }
     }
@@ -156,7 +162,10 @@ mod tests {
             let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
             assert!(!text.contains("SECRET"), "{directives}: {text}");
             assert!(text.contains("a warning is kept"), "{directives}: {text}");
-            assert!(text.contains("wagate's own debug line"), "{directives}: {text}");
+            assert!(
+                text.contains("wagate's own debug line"),
+                "{directives}: {text}"
+            );
         }
     }
 

@@ -258,7 +258,8 @@ impl PairingLinks {
             record.pairing_generation = record.pairing_generation.wrapping_add(1);
         })?;
         if updated.is_some() {
-            self.revocations.send_modify(|count| *count = count.wrapping_add(1));
+            self.revocations
+                .send_modify(|count| *count = count.wrapping_add(1));
         }
         Ok(updated.map(|record| record.pairing_generation))
     }

@@ -17,8 +17,8 @@ use crate::domain::now_ms;
 use crate::http::limits::StreamSlot;
 use crate::http::{AppState, Lifecycle};
 use crate::pairing::page::{self, StateView};
-use crate::pairing::token::Claims;
 use crate::pairing::strings::Strings;
+use crate::pairing::token::Claims;
 use crate::pool::{Qr, SessionEvent, SessionStatus};
 
 /// Data of the page's `qr` event.

@@ -42,7 +42,10 @@ pub struct PairingLinkView {
     pub expires_at_ms: i64,
 }
 
-crate::domain::redacted_debug!(PairingLinkView { expires_at, expires_at_ms });
+crate::domain::redacted_debug!(PairingLinkView {
+    expires_at,
+    expires_at_ms
+});
 
 /// Issue a pairing link: a signed URL to a web page showing the company's
 /// live QR code (and a pair-code form), valid for one company and a limited

@@ -108,7 +108,10 @@ fn answers_holding_a_link_or_a_pair_code_have_redacted_debug() {
     };
     let shown = format!("{view:?}");
     assert!(!shown.contains("SECRET"), "{shown}");
-    assert!(shown.contains("1767269700000") && shown.ends_with(".. }"), "{shown}");
+    assert!(
+        shown.contains("1767269700000") && shown.ends_with(".. }"),
+        "{shown}"
+    );
     let answer = super::html::PairCodeAnswer {
         code: "ABCD1234".to_owned(),
         display: "ABCD-1234".to_owned(),
