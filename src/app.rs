@@ -18,39 +18,16 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
-use tracing_subscriber::EnvFilter;
 
 use crate::auth::{AdminKey, Authenticator, TokenIndex};
-use crate::config::{Config, LogFormat};
+use crate::config::Config;
 use crate::http::limits::{HttpLimits, StreamSlots};
 use crate::http::{self, AppState, Lifecycle};
 use crate::pool::{SessionPool, WaConfig};
 use crate::store::Store;
 use crate::webhook::Webhooks;
 
-/// Log filter when `RUST_LOG` is unset. whatsapp-rust logs through `log` with
-/// targets of its own (`Client/…`, `Bot/…`) and some of its `info` lines
-/// carry pairing material, so everything but wagate is kept at `warn`.
-pub const DEFAULT_LOG_FILTER: &str = "warn,wagate=info";
-
-/// Installs the global `tracing` subscriber, writing to stderr (stdout is
-/// reserved for the one-time admin key announcement).
-pub fn init_logging(format: LogFormat) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // `try_init` fails only if a subscriber is already installed (tests).
-    let _ = match format {
-        LogFormat::Pretty => builder.try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init(),
-    };
-}
+pub use crate::logging::{DEFAULT_LOG_FILTER, init_logging};
 
 /// What [`App::build_with`] takes besides the configuration: injection
 /// points no flag exposes. The default is what the binary runs with.
@@ -311,15 +288,49 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (app, generated_key) =
         App::build_with(&config, open_store(&config)?, BuildOptions::for_binary()).await?;
     if let Some(key) = generated_key {
-        // Deliberately stdout and not the log: the key must not end up in log
-        // collectors, and this is the only time it exists in plaintext.
+        if let Err(err) = announce_admin_key(&key, &config.data_dir) {
+            // Nobody could learn the key: forget it, the next start makes another.
+            let _ = app.store().remove_setting(crate::auth::ADMIN_KEY_SETTING);
+            return Err(err);
+        }
+    }
+    tracing::info!(public.url = %config.public_url(), data.dir = %config.data_dir.display(), "wagate starting");
+    app.run(shutdown_signal()).await
+}
+
+/// Where a generated admin key is written when stdout is not a terminal.
+pub const ADMIN_KEY_FILE: &str = "admin-key";
+
+/// Shows a generated admin key, the one time it exists in plaintext: on
+/// stdout when that is a terminal, else in [`ADMIN_KEY_FILE`] in the data
+/// directory (`0600`), since stdout then goes to a log collector or nowhere.
+/// Never in the log; the log says where it went.
+fn announce_admin_key(key: &str, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::{IsTerminal as _, Write as _};
+    if std::io::stdout().is_terminal() {
         println!(
             "wagate: generated an admin API key (shown only this once; only its hash is stored):"
         );
         println!("{key}");
+        tracing::warn!("generated an admin API key; it was shown on the terminal, once");
+        return Ok(());
     }
-    tracing::info!(public.url = %config.public_url(), data.dir = %config.data_dir.display(), "wagate starting");
-    app.run(shutdown_signal()).await
+    let path = data_dir.join(ADMIN_KEY_FILE);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("writing the generated admin key to {}", path.display()))?;
+    writeln!(file, "{key}")
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing the generated admin key to {}", path.display()))?;
+    tracing::warn!(
+        path = %path.display(),
+        "generated an admin API key; stdout is not a terminal, so it was written to this file (0600): read it, then delete the file"
+    );
+    Ok(())
 }
 
 /// The store in `config.data_dir`, with the configured page cache.

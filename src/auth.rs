@@ -9,7 +9,10 @@
 //! - **Admin key**: may do everything. Configured with `--admin-key`, or
 //!   generated on first start ([`AdminKey::load_or_generate`]): then only its
 //!   SHA-256 is stored (setting [`ADMIN_KEY_SETTING`]) and the plaintext is
-//!   handed back once, for the binary to print.
+//!   handed back once, for the binary to show. A generated key is rotated
+//!   without a restart ([`Authenticator::rotate_admin_key`]); a configured one
+//!   by changing the configuration, and configuring one removes a generated
+//!   key's stored hash, so that key stops working.
 //! - **Company token**: issued once when a company's session is created
 //!   ([`crate::token`]), stored as a SHA-256 in the company's registry record;
 //!   it may act only on its own company.
@@ -86,12 +89,20 @@ pub enum AuthError {
     /// No new token could be drawn (the system's random source failed; 500).
     #[error("the system random number generator failed: {0}")]
     Random(String),
+    /// The admin key comes from the configuration, so it is rotated there
+    /// (409 `admin_key_configured`).
+    #[error(
+        "the admin key is configured (--admin-key / WAGATE_ADMIN_KEY): change the configuration and restart to rotate it"
+    )]
+    AdminKeyConfigured,
 }
 
 /// The admin key, as its SHA-256 (the plaintext is not kept).
 #[derive(Clone)]
 pub struct AdminKey {
     hash: [u8; 32],
+    /// From the configuration (not rotatable through the API).
+    configured: bool,
 }
 
 /// Redacted.
@@ -106,17 +117,24 @@ impl AdminKey {
     pub fn from_plaintext(key: &str) -> Self {
         Self {
             hash: hash_token(key),
+            configured: true,
         }
     }
 
-    /// The admin key for this start: the configured one if given (nothing is
-    /// stored then), else the stored hash, else a new random key whose hash is
-    /// stored and whose plaintext is returned, the one time it exists.
+    /// The admin key for this start: the configured one if given (a stored
+    /// generated hash is then removed, so the generated key stops working),
+    /// else the stored hash, else a new random key whose hash is stored and
+    /// whose plaintext is returned, the one time it exists.
     pub fn load_or_generate(
         store: &Store,
         configured: Option<&str>,
     ) -> Result<(Self, Option<String>), AuthSetupError> {
         if let Some(key) = configured {
+            if store.remove_setting(ADMIN_KEY_SETTING)? {
+                tracing::warn!(
+                    "an admin key is configured: the generated admin key's stored hash was removed, that key no longer works"
+                );
+            }
             return Ok((Self::from_plaintext(key), None));
         }
         if let Some(stored) = store.get_setting(ADMIN_KEY_SETTING)? {
@@ -124,14 +142,33 @@ impl AdminKey {
                 .as_slice()
                 .try_into()
                 .map_err(|_| AuthSetupError::CorruptAdminKey(stored.len()))?;
-            return Ok((Self { hash }, None));
+            return Ok((
+                Self {
+                    hash,
+                    configured: false,
+                },
+                None,
+            ));
         }
-        let mut random = [0u8; 32];
-        getrandom::fill(&mut random).map_err(|e| AuthSetupError::Random(e.to_string()))?;
-        let plaintext = format!("{ADMIN_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(random));
-        let key = Self::from_plaintext(&plaintext);
-        store.put_setting(ADMIN_KEY_SETTING, &key.hash)?;
+        let (key, plaintext) = Self::generate(store).map_err(|err| match err {
+            AuthError::Store(err) => AuthSetupError::Store(err),
+            other => AuthSetupError::Random(other.to_string()),
+        })?;
         Ok((key, Some(plaintext)))
+    }
+
+    /// A new random key whose hash replaces the stored one (flushed), and its
+    /// plaintext.
+    fn generate(store: &Store) -> Result<(Self, String), AuthError> {
+        let mut random = [0u8; 32];
+        getrandom::fill(&mut random).map_err(|e| AuthError::Random(e.to_string()))?;
+        let plaintext = format!("{ADMIN_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(random));
+        let key = Self {
+            hash: hash_token(&plaintext),
+            configured: false,
+        };
+        store.put_setting(ADMIN_KEY_SETTING, &key.hash)?;
+        Ok((key, plaintext))
     }
 
     fn matches(&self, presented_hash: &[u8; 32]) -> bool {
@@ -181,7 +218,9 @@ impl TokenIndex {
 
 /// Everything needed to authenticate a request.
 pub struct Authenticator {
-    admin: AdminKey,
+    // parking_lot: read for one comparison, written by a rotation; never
+    // held across `.await`.
+    admin: RwLock<AdminKey>,
     store: Store,
     tokens: TokenIndex,
 }
@@ -199,10 +238,26 @@ impl Authenticator {
     /// Checks requests against `admin`, and company tokens against `store` (classified with `tokens`).
     pub fn new(admin: AdminKey, store: Store, tokens: TokenIndex) -> Self {
         Self {
-            admin,
+            admin: RwLock::new(admin),
             store,
             tokens,
         }
+    }
+
+    /// Replaces a generated admin key with a new one and returns it, the one
+    /// time its plaintext exists: its hash replaces the stored one (flushed)
+    /// and the old key stops working at once. A configured key is refused
+    /// ([`AuthError::AdminKeyConfigured`]).
+    pub fn rotate_admin_key(&self) -> Result<String, AuthError> {
+        // Held across the store write so two rotations cannot interleave
+        // (the stored hash and the one in memory stay the same key).
+        let mut admin = self.admin.write();
+        if admin.configured {
+            return Err(AuthError::AdminKeyConfigured);
+        }
+        let (key, plaintext) = AdminKey::generate(&self.store)?;
+        *admin = key;
+        Ok(plaintext)
     }
 
     /// The token index, to record issued tokens and forget deleted companies.
@@ -231,7 +286,7 @@ impl Authenticator {
     /// admin and `Ok(Some(hash))` for anything else that was presented.
     fn presented(&self, headers: &HeaderMap) -> Result<Option<[u8; 32]>, AuthError> {
         let hash = hash_token(bearer(headers)?);
-        Ok(if self.admin.matches(&hash) {
+        Ok(if self.admin.read().matches(&hash) {
             None
         } else {
             Some(hash)
@@ -318,6 +373,7 @@ mod tests {
             AuthError::InvalidCompany(input) => input.code,
             AuthError::Store(_) => "store",
             AuthError::Random(_) => "random",
+            AuthError::AdminKeyConfigured => "admin_key_configured",
         }
     }
 
@@ -356,6 +412,48 @@ mod tests {
         assert!(
             !configured.matches(&hash_token(&plaintext)),
             "a configured key replaces the stored one"
+        );
+        assert_eq!(
+            store.get_setting(ADMIN_KEY_SETTING).unwrap(),
+            None,
+            "the stale generated hash is cleared"
+        );
+        // Unconfigured again: the old generated key does not come back.
+        let (fresh, new) = AdminKey::load_or_generate(&store, None).unwrap();
+        assert!(new.is_some(), "a new key is generated");
+        assert!(!fresh.matches(&hash_token(&plaintext)));
+    }
+
+    #[test]
+    fn a_generated_admin_key_rotates_a_configured_one_does_not() {
+        let store = Store::open_temporary().unwrap();
+        let (key, old) = AdminKey::load_or_generate(&store, None).unwrap();
+        let old = old.unwrap();
+        let auth = Authenticator::new(key, store.clone(), TokenIndex::default());
+        let new = auth.rotate_admin_key().unwrap();
+        assert!(new.starts_with(ADMIN_KEY_PREFIX) && new != old);
+        assert!(auth.admin(&headers(&format!("Bearer {new}"))).is_ok());
+        assert_eq!(
+            code(auth.admin(&headers(&format!("Bearer {old}")))),
+            "invalid_credentials",
+            "the old key stops working at once"
+        );
+        assert_eq!(
+            store.get_setting(ADMIN_KEY_SETTING).unwrap(),
+            Some(hash_token(&new).to_vec()),
+            "the stored hash is replaced"
+        );
+
+        let configured = Authenticator::new(
+            AdminKey::from_plaintext("configured-key-0123456789abcdefgh"),
+            Store::open_temporary().unwrap(),
+            TokenIndex::default(),
+        );
+        assert_eq!(code(configured.rotate_admin_key()), "admin_key_configured");
+        assert!(
+            configured
+                .admin(&headers("Bearer configured-key-0123456789abcdefgh"))
+                .is_ok()
         );
     }
 

@@ -39,8 +39,9 @@ pub struct Config {
     #[arg(long, env = "WAGATE_IDEMPOTENCY_TTL_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=8760))]
     pub idempotency_ttl_hours: u64,
 
-    /// Admin API key (at least 16 characters). When absent, one is generated
-    /// on first start, stored hashed in the data directory and printed once.
+    /// Admin API key (at least 32 characters). When absent, one is generated
+    /// on first start, stored hashed in the data directory and shown once (on
+    /// a terminal, else in the file `admin-key` in the data directory).
     #[arg(long, env = "WAGATE_ADMIN_KEY", hide_env_values = true, value_parser = parse_admin_key)]
     pub admin_key: Option<String>,
 
@@ -222,7 +223,7 @@ impl fmt::Debug for Config {
 }
 
 /// The shortest admin key accepted: shorter keys are guessable.
-pub const MIN_ADMIN_KEY_LEN: usize = 16;
+pub const MIN_ADMIN_KEY_LEN: usize = 32;
 
 fn parse_admin_key(raw: &str) -> Result<String, String> {
     if raw.len() < MIN_ADMIN_KEY_LEN {
@@ -314,7 +315,7 @@ mod tests {
     fn flags_are_validated() {
         let config = parse(&[
             "--admin-key",
-            "0123456789abcdef",
+            "0123456789abcdef0123456789abcdef",
             "--wa-url",
             "ws://127.0.0.1:9/ws/chat",
             "--wa-version",
@@ -335,6 +336,7 @@ mod tests {
 
         for bad in [
             &["--admin-key", "short"][..],
+            &["--admin-key", "0123456789abcdef0123456789abcde"],
             &["--wa-url", "http://x"],
             &["--wa-version", "2.3000"],
             &["--public-url", "wa.example.com"],

@@ -11,6 +11,8 @@ use std::fmt;
 pub mod media;
 pub mod outgoing;
 pub mod recipient;
+mod redact;
+pub(crate) use redact::redacted_debug;
 
 pub use outgoing::MessageId;
 pub use recipient::Recipient;

@@ -23,6 +23,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod outbound;
 pub mod pairing;

@@ -45,7 +45,8 @@ pub enum ApiError {
     /// 400 `invalid_path`: a request axum could not even parse. Also the
     /// content refusals of sends: 413 `media_too_large`, 415
     /// `invalid_media_type`, 400 `invalid_media`, 400 `invalid_multipart`,
-    /// 422 `media_url_refused`, 502 `media_url_failed`.
+    /// 422 `media_url_refused`, 502 `media_url_failed`. And 409
+    /// `admin_key_configured` (a configured admin key is not rotated here).
     #[error("{message}")]
     Malformed {
         /// The HTTP status to answer with.
@@ -283,6 +284,11 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidCompany(input) => Self::InvalidInput(input),
             AuthError::Store(err) => Self::internal(err),
             AuthError::Random(message) => Self::internal(anyhow::anyhow!(message)),
+            AuthError::AdminKeyConfigured => Self::Malformed {
+                status: StatusCode::CONFLICT,
+                code: "admin_key_configured",
+                message: err.to_string(),
+            },
             refused => Self::Unauthorized(refused),
         }
     }

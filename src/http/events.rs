@@ -30,12 +30,14 @@ use super::sessions::{SessionView, session};
 use crate::pool::{Qr, SessionEvent};
 
 /// Data of a `session.qr` event: a new QR code to show.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct QrEvent {
     pub code: String,
     /// When it rotates (unix ms).
     pub expires_at_ms: i64,
 }
+
+crate::domain::redacted_debug!(QrEvent { expires_at_ms });
 
 /// Data of a `session.pair_code` event: a pair code was issued (the code
 /// itself only goes to the caller that asked for it).

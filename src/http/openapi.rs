@@ -41,6 +41,7 @@ use super::{
     tags(
         (name = "sessions", description = "A company's WhatsApp session: create, link, observe, unlink"),
         (name = "messages", description = "Sending every kind of message, actions on messages, read receipts, chat state, contact checks, sent messages' status, inbound media. Events (webhooks and SSE) are the `WebhookEvent` component"),
+        (name = "admin", description = "The gateway's own credentials (admin key only)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

@@ -27,7 +27,7 @@ use super::{AppState, no_store};
 const IMAGE_SIZE: u32 = 264;
 
 /// Answer of `GET /v1/sessions/{company}/qr` (JSON format).
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct QrView {
     /// The raw QR string (what the QR encodes).
     #[schema(example = "2@Zm9v…,bmNr…,aWQ…,YWR2…")]
@@ -37,6 +37,8 @@ pub struct QrView {
     /// The QR code as a PNG image, base64 (standard alphabet, padded).
     pub png_base64: String,
 }
+
+crate::domain::redacted_debug!(QrView { expires_at_ms });
 
 /// Output format of the QR endpoint.
 #[derive(Debug, Default, Clone, Copy, Deserialize, ToSchema)]

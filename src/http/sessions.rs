@@ -106,7 +106,7 @@ impl From<SessionStatus> for SessionView {
 }
 
 /// Answer of `POST /v1/sessions/{company}`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct EnsureResponse {
     /// Whether this call created the session (HTTP 201) or found it (200).
     pub created: bool,
@@ -118,6 +118,8 @@ pub struct EnsureResponse {
     pub session: SessionView,
 }
 
+crate::domain::redacted_debug!(EnsureResponse { created, session });
+
 /// Answer of `GET /v1/sessions`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SessionList {
@@ -125,7 +127,7 @@ pub struct SessionList {
 }
 
 /// Body of `POST /v1/sessions/{company}/pair-code`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PairCodeRequest {
     /// The phone number to link, in international form (`+15550001111`) or as
@@ -134,14 +136,18 @@ pub struct PairCodeRequest {
     pub phone: String,
 }
 
+crate::domain::redacted_debug!(PairCodeRequest {});
+
 /// Answer of `POST /v1/sessions/{company}/pair-code`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct PairCodeResponse {
     /// The 8-character code to type on the phone (Linked devices → Link with
     /// phone number).
     #[schema(example = "ABCD1234")]
     pub code: String,
 }
+
+crate::domain::redacted_debug!(PairCodeResponse {});
 
 /// Answer of `DELETE /v1/sessions/{company}`: what each step did.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -42,7 +42,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// Body of `PUT …/webhook`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutWebhookRequest {
     /// `http(s)` URL without credentials; `null` removes the webhook.
@@ -58,8 +58,10 @@ pub struct PutWebhookRequest {
     pub events: Vec<String>,
 }
 
+crate::domain::redacted_debug!(PutWebhookRequest { url, events });
+
 /// A company's webhook.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct WebhookView {
     pub url: Option<String>,
     pub events: Vec<String>,
@@ -67,6 +69,8 @@ pub struct WebhookView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
 }
+
+crate::domain::redacted_debug!(WebhookView { url, events });
 
 /// Body of `POST …/webhook/replay`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

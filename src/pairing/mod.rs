@@ -19,6 +19,10 @@
 //! - A link dies with its company: the company's creation time is signed into
 //!   the token and compared with the registry ([`PairingLinks::check_company`]),
 //!   so a deleted company's links stop working, even if the id is reused.
+//! - A company's links can be revoked at once ([`PairingLinks::revoke`]): the
+//!   record's `pairing_generation` is signed into every link and bumped, so
+//!   every link issued before is refused; open live feeds are told through
+//!   [`PairingLinks::revocations`] and end.
 //! - Tokens, QR codes, pair codes and phone numbers are never logged.
 
 pub mod page;
@@ -109,10 +113,13 @@ pub enum LinkRefusal {
     /// The company no longer exists, or was deleted and created again.
     #[error("the company of this link no longer exists")]
     UnknownCompany,
+    /// The company's links were revoked after this one was issued.
+    #[error("the link was revoked")]
+    Revoked,
 }
 
 /// A link, freshly issued.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct IssuedLink {
     /// The token (the last path segment of the URL). A secret.
     pub token: String,
@@ -120,12 +127,17 @@ pub struct IssuedLink {
     pub expires_at_ms: i64,
 }
 
+crate::domain::redacted_debug!(IssuedLink { expires_at_ms });
+
 /// The signing key and the link policy. One per process, shared by handlers.
 #[derive(Debug)]
 pub struct PairingLinks {
     key: SigningKey,
     options: PairingOptions,
     public_url: Option<String>,
+    /// Counts revocations (of any company): open feeds re-check their link
+    /// when it moves.
+    revocations: tokio::sync::watch::Sender<u64>,
 }
 
 impl PairingLinks {
@@ -160,6 +172,7 @@ impl PairingLinks {
             key,
             options: options.clone(),
             public_url: public_url.map(|url| url.trim_end_matches('/').to_owned()),
+            revocations: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -197,6 +210,7 @@ impl PairingLinks {
         let claims = Claims {
             company: company.clone(),
             company_created_ms: record.created_at_ms,
+            generation: record.pairing_generation,
             expires_at_ms: now_ms.saturating_add(ttl_ms),
         };
         Ok(IssuedLink {
@@ -226,9 +240,34 @@ impl PairingLinks {
         claims: &Claims,
     ) -> Result<Result<CompanyRecord, LinkRefusal>, StoreError> {
         Ok(match store.get_company(&claims.company)? {
-            Some(record) if record.created_at_ms == claims.company_created_ms => Ok(record),
-            _ => Err(LinkRefusal::UnknownCompany),
+            Some(record) if record.created_at_ms != claims.company_created_ms => {
+                Err(LinkRefusal::UnknownCompany)
+            }
+            Some(record) if record.pairing_generation != claims.generation => {
+                Err(LinkRefusal::Revoked)
+            }
+            Some(record) => Ok(record),
+            None => Err(LinkRefusal::UnknownCompany),
         })
+    }
+
+    /// Revokes every link issued to `company` so far (links issued after
+    /// work) and tells open feeds. `None` when the company does not exist.
+    pub fn revoke(&self, store: &Store, company: &CompanyId) -> Result<Option<u64>, StoreError> {
+        let updated = store.update_company(company, |record| {
+            record.pairing_generation = record.pairing_generation.wrapping_add(1);
+        })?;
+        if updated.is_some() {
+            self.revocations
+                .send_modify(|count| *count = count.wrapping_add(1));
+        }
+        Ok(updated.map(|record| record.pairing_generation))
+    }
+
+    /// Moves on every revocation (of any company): a feed re-checks its link
+    /// with [`check_company`](Self::check_company) when it does.
+    pub fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.revocations.subscribe()
     }
 }
 
@@ -356,6 +395,41 @@ mod tests {
         assert_eq!(
             links.check_company(&store, &claims).unwrap(),
             Err(LinkRefusal::UnknownCompany)
+        );
+    }
+
+    #[test]
+    fn revoking_refuses_earlier_links_of_that_company_only() {
+        let store = Store::open_temporary().unwrap();
+        let links = PairingLinks::load(&store, &PairingOptions::default(), None).unwrap();
+        let (acme, globex) = (
+            CompanyId::parse("acme").unwrap(),
+            CompanyId::parse("globex").unwrap(),
+        );
+        store.put_company(&record("acme", 1)).unwrap();
+        store.put_company(&record("globex", 1)).unwrap();
+        let ttl = Duration::from_secs(900);
+        let issue = |company: &CompanyId| {
+            let record = store.get_company(company).unwrap().unwrap();
+            let link = links.issue(&record, company, ttl, 0).unwrap();
+            links.verify(&link.token, 1).unwrap()
+        };
+        let (old, other) = (issue(&acme), issue(&globex));
+        let feed = links.revocations();
+
+        assert_eq!(links.revoke(&store, &acme).unwrap(), Some(1));
+        assert!(feed.has_changed().unwrap(), "open feeds are told");
+        assert_eq!(
+            links.check_company(&store, &old).unwrap(),
+            Err(LinkRefusal::Revoked)
+        );
+        assert!(links.check_company(&store, &issue(&acme)).unwrap().is_ok());
+        assert!(links.check_company(&store, &other).unwrap().is_ok());
+        assert_eq!(
+            links
+                .revoke(&store, &CompanyId::parse("initech").unwrap())
+                .unwrap(),
+            None
         );
     }
 

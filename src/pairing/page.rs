@@ -269,6 +269,12 @@ pub fn deleted_view(strings: &Strings) -> StateView {
     StateView::new("deleted", strings.state_deleted).done()
 }
 
+/// The link was revoked while the page was open: it no longer works.
+pub fn revoked_view(strings: &Strings) -> StateView {
+    let message = format!("{}. {}", strings.invalid_title, strings.invalid_body);
+    StateView::new("revoked", message).done()
+}
+
 /// The gateway is shutting down: the page's event stream reconnects by itself.
 pub fn unavailable_view(strings: &Strings) -> StateView {
     StateView::new("unavailable", strings.state_unavailable)

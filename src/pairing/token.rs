@@ -7,8 +7,11 @@
 //! `base64url(payload) "." base64url(mac)`, unpadded, where
 //!
 //! - `payload` = version (1 byte, [`VERSION`]) ‖ expiry (unix ms, i64 BE) ‖
-//!   the company's creation time (unix ms, i64 BE) ‖ nonce (8 random bytes)
-//!   ‖ the company id (UTF-8, the rest);
+//!   the company's creation time (unix ms, i64 BE) ‖ the company's
+//!   pairing-link generation (u64 BE) ‖ nonce (8 random bytes) ‖ the company
+//!   id (UTF-8, the rest). Version 1 (before generations) had no generation
+//!   field and is read as generation 0, so links issued before an upgrade
+//!   keep working until they expire or are revoked;
 //! - `mac` = HMAC-SHA256 over a domain-separation label ‖ `payload`, with the
 //!   gateway's [`SigningKey`].
 //!
@@ -16,7 +19,9 @@
 //!
 //! - A token is bound to one company *incarnation*: the creation time of the
 //!   company's registry record is signed in, so deleting a company revokes its
-//!   links even if a company of the same id is created again.
+//!   links even if a company of the same id is created again. The company's
+//!   pairing-link generation is signed in too: bumping it revokes every link
+//!   issued before (`DELETE /v1/sessions/{company}/pairing-links`).
 //! - The MAC is checked, in constant time ([`hmac::Mac::verify_slice`]),
 //!   before anything in the payload is believed: a tampered token is
 //!   [`TokenError::BadSignature`] even if it also claims another expiry.
@@ -34,7 +39,10 @@ use crate::domain::CompanyId;
 type HmacSha256 = hmac::Hmac<Sha256>;
 
 /// Version byte of the payload layout above.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
+
+/// The layout before generations (no generation field; read as generation 0).
+const VERSION_1: u8 = 1;
 
 /// Prefixed to the payload before MACing, so a MAC made with the same key for
 /// another purpose can never pass as a pairing link.
@@ -44,7 +52,10 @@ const MAC_LABEL: &[u8] = b"wagate pairing link v1\0";
 pub const MAX_TOKEN_LEN: usize = 256;
 
 /// Bytes of the payload before the company id.
-const FIXED_LEN: usize = 1 + 8 + 8 + 8;
+const FIXED_LEN: usize = 1 + 8 + 8 + 8 + 8;
+
+/// Bytes of a version 1 payload before the company id.
+const FIXED_LEN_V1: usize = 1 + 8 + 8 + 8;
 
 /// Length of an HMAC-SHA256 tag.
 const MAC_LEN: usize = 32;
@@ -90,6 +101,8 @@ pub struct Claims {
     pub company: CompanyId,
     /// `created_at_ms` of the company's registry record when the link was made.
     pub company_created_ms: i64,
+    /// The company's `pairing_generation` when the link was made.
+    pub generation: u64,
     /// When the link stops working (unix ms).
     pub expires_at_ms: i64,
 }
@@ -135,6 +148,7 @@ pub fn sign(key: &SigningKey, claims: &Claims, nonce: [u8; 8]) -> String {
     payload.push(VERSION);
     payload.extend_from_slice(&claims.expires_at_ms.to_be_bytes());
     payload.extend_from_slice(&claims.company_created_ms.to_be_bytes());
+    payload.extend_from_slice(&claims.generation.to_be_bytes());
     payload.extend_from_slice(&nonce);
     payload.extend_from_slice(company);
     let mut mac = key.mac();
@@ -169,20 +183,27 @@ pub fn verify(key: &SigningKey, token: &str, now_ms: i64) -> Result<Claims, Toke
         .map_err(|_| TokenError::BadSignature)?;
 
     // Authentic from here on: the layout was written by `sign`.
-    if payload[0] != VERSION {
-        return Err(TokenError::UnknownVersion);
-    }
-    if payload.len() <= FIXED_LEN {
+    let fixed_len = match payload[0] {
+        VERSION => FIXED_LEN,
+        VERSION_1 => FIXED_LEN_V1,
+        _ => return Err(TokenError::UnknownVersion),
+    };
+    if payload.len() <= fixed_len {
         return Err(TokenError::Malformed);
     }
     let int_at = |at: usize| {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(&payload[at..at + 8]);
-        i64::from_be_bytes(bytes)
+        bytes
     };
-    let expires_at_ms = int_at(1);
-    let company_created_ms = int_at(9);
-    let company = std::str::from_utf8(&payload[FIXED_LEN..])
+    let expires_at_ms = i64::from_be_bytes(int_at(1));
+    let company_created_ms = i64::from_be_bytes(int_at(9));
+    let generation = if payload[0] == VERSION {
+        u64::from_be_bytes(int_at(17))
+    } else {
+        0
+    };
+    let company = std::str::from_utf8(&payload[fixed_len..])
         .ok()
         .and_then(|raw| CompanyId::parse(raw).ok())
         .ok_or(TokenError::Malformed)?;
@@ -194,6 +215,7 @@ pub fn verify(key: &SigningKey, token: &str, now_ms: i64) -> Result<Claims, Toke
     Ok(Claims {
         company,
         company_created_ms,
+        generation,
         expires_at_ms,
     })
 }
@@ -212,6 +234,7 @@ mod tests {
         Claims {
             company: CompanyId::parse(company).unwrap(),
             company_created_ms: 1_700_000_000_123,
+            generation: 3,
             expires_at_ms: NOW + 15 * 60_000,
         }
     }
@@ -327,8 +350,8 @@ mod tests {
             mac.update(payload);
             URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
         };
-        let mut payload = vec![2u8];
-        payload.extend_from_slice(&[0; 24]);
+        let mut payload = vec![3u8];
+        payload.extend_from_slice(&[0; 32]);
         payload.extend_from_slice(b"acme");
         let token = format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), mac_of(&payload));
         assert_eq!(verify(&k, &token, NOW), Err(TokenError::UnknownVersion));
@@ -337,11 +360,29 @@ mod tests {
         for company in [&b""[..], b"Not Valid", b"\xff\xfe"] {
             let mut payload = vec![VERSION];
             payload.extend_from_slice(&(NOW + 1000).to_be_bytes());
-            payload.extend_from_slice(&[0; 16]);
+            payload.extend_from_slice(&[0; 24]);
             payload.extend_from_slice(company);
             let token = format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), mac_of(&payload));
             assert_eq!(verify(&k, &token, NOW), Err(TokenError::Malformed));
         }
+    }
+
+    #[test]
+    fn a_version_1_link_reads_as_generation_0() {
+        // The layout before generations: no generation field.
+        let k = key(7);
+        let mut payload = vec![VERSION_1];
+        payload.extend_from_slice(&(NOW + 1000).to_be_bytes());
+        payload.extend_from_slice(&5i64.to_be_bytes());
+        payload.extend_from_slice(&[9; 8]);
+        payload.extend_from_slice(b"acme");
+        let mut mac = k.mac();
+        mac.update(&payload);
+        let tag = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        let token = format!("{}.{tag}", URL_SAFE_NO_PAD.encode(&payload));
+        let claims = verify(&k, &token, NOW).unwrap();
+        assert_eq!((claims.company_created_ms, claims.generation), (5, 0));
+        assert_eq!(claims.company.as_str(), "acme");
     }
 
     #[test]

@@ -70,7 +70,7 @@ const POOL_EVENTS_CAPACITY: usize = 1024;
 const SESSION_EVENTS_CAPACITY: usize = 16;
 
 /// Result of [`SessionPool::ensure`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Ensured {
     /// The session, existing or just created.
     pub handle: SessionHandle,
@@ -80,6 +80,8 @@ pub struct Ensured {
     /// stored hashed and can never be shown again.
     pub token: Option<String>,
 }
+
+crate::domain::redacted_debug!(Ensured { handle, created });
 
 /// Result of [`SessionPool::restore`].
 #[derive(Debug, Clone, Default, Serialize)]

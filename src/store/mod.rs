@@ -356,6 +356,15 @@ impl Store {
         self.flush_now()
     }
 
+    /// Removes a process-wide setting (flushed); whether it was there.
+    pub fn remove_setting(&self, key: &str) -> Result<bool, StoreError> {
+        let removed = self.trees.settings.remove(key.as_bytes())?.is_some();
+        if removed {
+            self.flush_now()?;
+        }
+        Ok(removed)
+    }
+
     // ----- internals --------------------------------------------------------
 
     /// Flushes synchronously. Used only by rare operations (registry writes,

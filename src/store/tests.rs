@@ -17,6 +17,7 @@ fn record(id: &str) -> pb::CompanyRecord {
         webhook_url: "https://hooks.example.test/wa".to_owned(),
         webhook_secret: vec![1, 2, 3],
         webhook_events: vec!["message.received".to_owned()],
+        pairing_generation: 0,
     }
 }
 

@@ -147,7 +147,7 @@ pub fn validate_events(events: &[String]) -> Result<Vec<String>, WebhookError> {
 }
 
 /// A company's webhook as the API shows it.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct WebhookSettings {
     /// The company's webhook URL, if set.
     pub url: Option<String>,
@@ -156,6 +156,8 @@ pub struct WebhookSettings {
     /// The secret in display form, only when this call generated it.
     pub generated_secret: Option<String>,
 }
+
+crate::domain::redacted_debug!(WebhookSettings { url, events });
 
 /// The webhook service. Cheap to clone.
 #[derive(Clone)]

@@ -9,6 +9,7 @@
 const WAGATE: &str = env!("CARGO_BIN_EXE_wagate");
 
 mod api;
+mod credentials;
 mod limits;
 mod messaging;
 mod ops;

@@ -72,6 +72,7 @@ fn token_expiring_in(app: &TestApp, company: &str, in_ms: i64) -> String {
     links.sign(&Claims {
         company,
         company_created_ms: record.created_at_ms,
+        generation: record.pairing_generation,
         expires_at_ms: now + in_ms,
     })
 }

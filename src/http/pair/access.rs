@@ -84,6 +84,8 @@ impl From<LinkRefusal> for PageRefusal {
             LinkRefusal::Token(TokenError::Expired { .. }) => Self::Expired,
             LinkRefusal::Token(err) => Self::Invalid(err.code()),
             LinkRefusal::UnknownCompany => Self::UnknownCompany,
+            // The refusal page of an invalid link: it must not work again.
+            LinkRefusal::Revoked => Self::Invalid("revoked"),
         }
     }
 }

@@ -18,6 +18,7 @@ use crate::http::limits::StreamSlot;
 use crate::http::{AppState, Lifecycle};
 use crate::pairing::page::{self, StateView};
 use crate::pairing::strings::Strings;
+use crate::pairing::token::Claims;
 use crate::pool::{Qr, SessionEvent, SessionStatus};
 
 /// Data of the page's `qr` event.
@@ -53,6 +54,8 @@ pub async fn events(
     // sent twice (harmless) instead of lost.
     let mut feed = Feed {
         _slot: slot,
+        revocations: state.pairing.revocations(),
+        link: (state.clone(), access.claims.clone()),
         events: handle.subscribe(),
         status: handle.watch_status(),
         queue: VecDeque::new(),
@@ -84,6 +87,10 @@ pub(super) fn deadline(expires_at_ms: i64) -> tokio::time::Instant {
 pub(super) struct Feed {
     /// This feed's place among its link's open feeds, freed with the feed.
     _slot: StreamSlot,
+    /// Moves when any company's links are revoked: the link is re-checked.
+    revocations: watch::Receiver<u64>,
+    /// What the link is re-checked with, and its claims.
+    link: (AppState, Claims),
     events: broadcast::Receiver<SessionEvent>,
     /// Re-read when this subscriber lagged behind the broadcast.
     status: watch::Receiver<SessionStatus>,
@@ -146,6 +153,13 @@ impl Feed {
                 () = tokio::time::sleep_until(self.expires_at) => {
                     self.queue.push_back(Event::default().event("expired").data("{}"));
                     self.ended = true;
+                }
+                Ok(()) = self.revocations.changed() => {
+                    let (state, claims) = &self.link;
+                    // A failed read keeps the feed: the next request re-checks.
+                    if let Ok(Err(_)) = state.pairing.check_company(state.pool.store(), claims) {
+                        self.push_view(&page::revoked_view(self.strings));
+                    }
                 }
                 () = self.lifecycle.stopped() => {
                     self.push_view(&page::unavailable_view(self.strings));

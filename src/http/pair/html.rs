@@ -79,20 +79,24 @@ pub async fn start(State(state): State<AppState>, access: PairAccess) -> Result<
 }
 
 /// Form of `POST /pair/{token}/pair-code`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct PairCodeForm {
     /// The phone number to link, with country code.
     pub phone: String,
 }
 
+crate::domain::redacted_debug!(PairCodeForm {});
+
 /// Answer of `POST /pair/{token}/pair-code` (JSON).
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct PairCodeAnswer {
     /// The 8-character code to type on the phone.
     pub code: String,
     /// The same, as the page shows it (`ABCD-1234`).
     pub display: String,
 }
+
+crate::domain::redacted_debug!(PairCodeAnswer {});
 
 /// Link by phone number: the 8-character pair code, as JSON for the page's
 /// script (`Accept: application/json`) or as an HTML page (without script).

@@ -27,7 +27,7 @@ pub struct CreatePairingLinkRequest {
 }
 
 /// A pairing link, for the company's staff to open.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct PairingLinkView {
     /// The page's full URL. Whoever has it can link a phone to this company
     /// until it expires: send it only to the company's own staff.
@@ -41,6 +41,11 @@ pub struct PairingLinkView {
     /// The same instant in unix ms, like the API's other timestamps.
     pub expires_at_ms: i64,
 }
+
+crate::domain::redacted_debug!(PairingLinkView {
+    expires_at,
+    expires_at_ms
+});
 
 /// Issue a pairing link: a signed URL to a web page showing the company's
 /// live QR code (and a pair-code form), valid for one company and a limited
@@ -95,6 +100,32 @@ pub async fn create_link(
         token: link.token,
     };
     Ok((StatusCode::CREATED, no_store(), Json(view)))
+}
+
+/// Revoke every outstanding pairing link of the company: links issued
+/// before this call are refused from now on (their open pages are told and
+/// stop); links issued after it work. Other companies' links are untouched.
+#[utoipa::path(
+    delete, path = "/v1/sessions/{company}/pairing-links", tag = "sessions",
+    params(("company" = String, Path, description = "Company id")),
+    responses(
+        (status = 204, description = "Every link issued so far is revoked"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "`unknown_company`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn revoke_links(
+    State(state): State<AppState>,
+    access: CompanyAccess,
+) -> Result<StatusCode, ApiError> {
+    let generation = state
+        .pairing
+        .revoke(state.pool.store(), &access.company)
+        .map_err(ApiError::internal)?
+        .ok_or(ApiError::UnknownCompany)?;
+    tracing::info!(company.id = %access.company, links.generation = generation, "pairing links revoked");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// An optional JSON body: empty (or only whitespace) is `T::default()`.

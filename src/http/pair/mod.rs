@@ -1,5 +1,6 @@
 //! Pairing links over HTTP: `POST /v1/sessions/{company}/pairing-links`
-//! issues a link (API credentials required), and the link's page lives under
+//! issues a link and `DELETE` on the same path revokes every link issued so
+//! far (API credentials required), and the link's page lives under
 //! `/pair/{token}` (no API key: the signed token is the capability).
 //!
 //! | route | what |
@@ -53,12 +54,12 @@ use html::{
     __path_pair_code, __path_pairing_page, __path_start, page_headers, pair_code, pairing_page,
     start,
 };
-use links::{__path_create_link, create_link};
+use links::{__path_create_link, __path_revoke_links, create_link, revoke_links};
 
 /// The routes of this module (the API one documented in OpenAPI).
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(create_link))
+        .routes(routes!(create_link, revoke_links))
         .routes(routes!(pairing_page))
         .routes(routes!(events))
         .routes(routes!(start))

@@ -97,3 +97,24 @@ fn refusals_have_distinct_statuses() {
         "link_invalid"
     );
 }
+
+#[test]
+fn answers_holding_a_link_or_a_pair_code_have_redacted_debug() {
+    let view = super::links::PairingLinkView {
+        url: "https://wa.example.com/pair/SECRET-TOKEN".to_owned(),
+        token: "SECRET-TOKEN".to_owned(),
+        expires_at: "2026-01-01T12:15:00Z".to_owned(),
+        expires_at_ms: 1_767_269_700_000,
+    };
+    let shown = format!("{view:?}");
+    assert!(!shown.contains("SECRET"), "{shown}");
+    assert!(
+        shown.contains("1767269700000") && shown.ends_with(".. }"),
+        "{shown}"
+    );
+    let answer = super::html::PairCodeAnswer {
+        code: "ABCD1234".to_owned(),
+        display: "ABCD-1234".to_owned(),
+    };
+    assert_eq!(format!("{answer:?}"), "PairCodeAnswer { .. }");
+}

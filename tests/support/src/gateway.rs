@@ -25,7 +25,7 @@ use crate::fake::start_fake;
 use crate::wait::{self, WAIT};
 
 /// The admin key every test gateway is started with.
-pub const ADMIN_KEY: &str = "e2e-admin-key-0123456789";
+pub const ADMIN_KEY: &str = "e2e-admin-key-0123456789abcdefghij";
 /// A fixed client version, so nothing fetches WhatsApp's web site.
 pub const WA_VERSION: (u32, u32, u32) = (2, 3000, 1_023_456_789);
 /// The device name test gateways announce.

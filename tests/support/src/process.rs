@@ -31,8 +31,56 @@ impl GatewayProcess {
     /// loopback port, and waits until it restored its stored sessions (read
     /// from its JSON log, not polled).
     pub async fn start(bin: impl AsRef<Path>, fake: &FakeServer, data_dir: &Path) -> Self {
+        Self::start_with(bin, fake, data_dir, |_| {}).await
+    }
+
+    /// [`GatewayProcess::start`] with the command changed by `adjust` first
+    /// (e.g. another environment). [`GatewayProcess::api`] uses [`ADMIN_KEY`]
+    /// still; a test that removes it sets its own.
+    pub async fn start_with(
+        bin: impl AsRef<Path>,
+        fake: &FakeServer,
+        data_dir: &Path,
+        adjust: impl FnOnce(&mut tokio::process::Command),
+    ) -> Self {
+        let mut command = Self::command(bin, fake, data_dir);
+        adjust(&mut command);
+        let mut child = command.spawn().expect("start the wagate binary");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, logs) = watch::channel(Vec::new());
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let entry = serde_json::from_str(&line).unwrap_or(Value::String(line));
+                tx.send_modify(|logs| logs.push(entry));
+            }
+        });
+        let mut process = Self {
+            api: Api::new(String::new(), Some(ADMIN_KEY)),
+            child,
+            logs,
+        };
+        let serving = process.wait_for_log("serving the HTTP API").await;
+        let addr = serving["listen.addr"]
+            .as_str()
+            .expect("the bound address in the log line")
+            .to_owned();
+        process.api = Api::new(format!("http://{addr}"), Some(ADMIN_KEY));
+        process.wait_for_log("ready").await;
+        process
+    }
+
+    /// The command [`GatewayProcess::start`] runs: the binary at `bin`
+    /// against `fake` over `data_dir` on a free loopback port, with
+    /// [`ADMIN_KEY`], JSON logs on a piped stderr, stdout to nowhere.
+    pub fn command(
+        bin: impl AsRef<Path>,
+        fake: &FakeServer,
+        data_dir: &Path,
+    ) -> tokio::process::Command {
         let (major, minor, patch) = WA_VERSION;
-        let mut child = tokio::process::Command::new(bin.as_ref())
+        let mut command = tokio::process::Command::new(bin.as_ref());
+        command
             .args([
                 "--listen",
                 "127.0.0.1:0",
@@ -61,31 +109,8 @@ impl GatewayProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the wagate binary");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, logs) = watch::channel(Vec::new());
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let entry = serde_json::from_str(&line).unwrap_or(Value::String(line));
-                tx.send_modify(|logs| logs.push(entry));
-            }
-        });
-        let mut process = Self {
-            api: Api::new(String::new(), Some(ADMIN_KEY)),
-            child,
-            logs,
-        };
-        let serving = process.wait_for_log("serving the HTTP API").await;
-        let addr = serving["listen.addr"]
-            .as_str()
-            .expect("the bound address in the log line")
-            .to_owned();
-        process.api = Api::new(format!("http://{addr}"), Some(ADMIN_KEY));
-        process.wait_for_log("ready").await;
-        process
+            .kill_on_drop(true);
+        command
     }
 
     /// Waits (at most [`WAIT`]) for a JSON log line whose message is
