@@ -8,5 +8,6 @@ pub mod client;
 pub mod media;
 pub mod outgoing;
 pub mod receipts;
+pub mod version;
 
 pub use backend::{SledBackend, is_linked};

@@ -16,4 +16,5 @@ mod pairing;
 mod pool;
 mod status;
 mod store;
+mod version;
 mod webhooks;

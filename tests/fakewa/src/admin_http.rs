@@ -44,6 +44,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/admin/groups", post(create_group))
         .route("/admin/media/{sha256}/expire", post(expire_media))
         .route(
+            "/admin/web-version",
+            get(crate::web_version::report).post(crate::web_version::set_revision),
+        )
+        .route("/sw.js", get(crate::web_version::sw_js))
+        .route(
             "/mms/{kind}/{token}",
             post(crate::media::upload).get(crate::media::download_mms),
         )

@@ -32,6 +32,21 @@ impl GatewayProcess {
     /// from its JSON log, not polled).
     pub async fn start(bin: impl AsRef<Path>, fake: &FakeServer, data_dir: &Path) -> Self {
         let (major, minor, patch) = WA_VERSION;
+        let version = [
+            "--wa-version".to_owned(),
+            format!("{major}.{minor}.{patch}"),
+        ];
+        Self::start_with(bin, fake, data_dir, &version).await
+    }
+
+    /// [`start`](Self::start) with `version_args` instead of the fixed
+    /// `--wa-version` (e.g. `--wa-version-url URL` to resolve it).
+    pub async fn start_with(
+        bin: impl AsRef<Path>,
+        fake: &FakeServer,
+        data_dir: &Path,
+        version_args: &[String],
+    ) -> Self {
         let mut child = tokio::process::Command::new(bin.as_ref())
             .args([
                 "--listen",
@@ -43,12 +58,8 @@ impl GatewayProcess {
             ])
             .arg("--data-dir")
             .arg(data_dir)
-            .args([
-                "--wa-url",
-                &fake.ws_url(),
-                "--wa-version",
-                &format!("{major}.{minor}.{patch}"),
-            ])
+            .args(["--wa-url", &fake.ws_url()])
+            .args(version_args)
             .env("WAGATE_ADMIN_KEY", ADMIN_KEY)
             .env("RUST_LOG", "warn,wagate=info")
             .stdin(Stdio::null())
