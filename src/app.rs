@@ -25,6 +25,7 @@ use crate::http::limits::{HttpLimits, StreamSlots};
 use crate::http::{self, AppState, Lifecycle};
 use crate::pool::{SessionPool, WaConfig};
 use crate::store::Store;
+use crate::wa::version::WaVersion;
 use crate::webhook::Webhooks;
 
 pub use crate::logging::{DEFAULT_LOG_FILTER, init_logging};
@@ -64,6 +65,8 @@ pub struct App {
     shutdown_timeout: Duration,
     idempotency_ttl: Duration,
     http_limits: HttpLimits,
+    /// Keeps the WhatsApp Web version fresh (none when it is fixed).
+    version_refresher: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl App {
@@ -101,9 +104,21 @@ impl App {
             .context("starting the webhook service")?;
         let mut wa = wa_config(config);
         wa.inbound_hook = Some(webhooks.hook_factory());
-        if let Some(http) = options.wa_http_client {
-            wa.http_client = Some(http);
-        }
+        let http = options
+            .wa_http_client
+            .unwrap_or_else(crate::wa::client::default_http_client);
+        wa.http_client = Some(http.clone());
+        // Once for the process, before any session connects (the restore
+        // below builds every client with it).
+        wa.version = match config.wa_version {
+            Some(version) => WaVersion::fixed(version),
+            None => {
+                let url = config.wa_version_url.as_deref();
+                let url = url.unwrap_or(crate::wa::version::DEFAULT_SOURCE_URL);
+                WaVersion::resolve(store.clone(), http, url.to_owned()).await
+            }
+        };
+        let version_refresher = wa.version.spawn_refresher();
         wa.status_sink = Some(webhooks.status_sink());
         let pool = SessionPool::new(store.clone(), wa);
         let listener = TcpListener::bind(config.listen)
@@ -127,7 +142,9 @@ impl App {
             company_streams: StreamSlots::new(config.http.streams_per_company),
             link_streams: StreamSlots::new(config.http.streams_per_link),
             request_timeout: config.http.request_timeout(),
-            auth_backoff: Default::default(),
+            auth_backoff: std::sync::Arc::new(http::auth_backoff::AuthBackoff::with_free_failures(
+                config.http.auth_free_failures,
+            )),
         };
         Ok((
             App {
@@ -139,6 +156,7 @@ impl App {
                 shutdown_timeout: config.shutdown_timeout(),
                 idempotency_ttl: Duration::from_secs(config.idempotency_ttl_hours * 3600),
                 http_limits: config.http.clone(),
+                version_refresher,
             },
             generated,
         ))
@@ -183,6 +201,7 @@ impl App {
             shutdown_timeout,
             idempotency_ttl,
             http_limits,
+            version_refresher,
         } = self;
         let status_events = webhooks.watch_sessions(pool.clone());
         let idempotency_sweep = spawn_idempotency_sweep(store.clone(), idempotency_ttl);
@@ -232,6 +251,9 @@ impl App {
 
         status_events.abort();
         idempotency_sweep.abort();
+        if let Some(refresher) = version_refresher {
+            refresher.abort();
+        }
         tracing::info!("disconnecting every session (credentials kept)");
         pool.shutdown(shutdown_timeout).await;
         if let Err(err) = tokio::time::timeout(shutdown_timeout, store.flush())
@@ -274,7 +296,6 @@ fn spawn_idempotency_sweep(store: Store, ttl: Duration) -> tokio::task::JoinHand
 fn wa_config(config: &Config) -> WaConfig {
     WaConfig {
         url: config.wa_url.clone(),
-        version: config.wa_version,
         push_name: config.push_name.clone(),
         watchdog: config.ops.watchdog(),
         ..WaConfig::default()

@@ -60,10 +60,16 @@ pub struct Config {
     pub wa_url: Option<String>,
 
     /// WhatsApp Web client version to announce, `MAJOR.MINOR.PATCH`
-    /// (e.g. `2.3000.1023456789`). When absent the client fetches the current
-    /// one from WhatsApp's web site at each connect.
+    /// (e.g. `2.3000.1023456789`). When absent the current one is fetched
+    /// once for the process (cached in the store, refreshed daily).
     #[arg(long, env = "WAGATE_WA_VERSION", value_parser = parse_wa_version)]
     pub wa_version: Option<(u32, u32, u32)>,
+
+    /// Where the current WhatsApp Web version is fetched from when
+    /// `--wa-version` is absent. Defaults to WhatsApp's own
+    /// (`https://web.whatsapp.com/sw.js`); a fake server's in tests.
+    #[arg(long, env = "WAGATE_WA_VERSION_URL", value_parser = parse_public_url)]
+    pub wa_version_url: Option<String>,
 
     /// Device name shown on the linked phone ("Linked devices").
     #[arg(long, env = "WAGATE_PUSH_NAME", default_value = "wagate")]
@@ -210,6 +216,7 @@ impl fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("wa_url", &self.wa_url)
             .field("wa_version", &self.wa_version)
+            .field("wa_version_url", &self.wa_version_url)
             .field("push_name", &self.push_name)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("allow_private_urls", &self.allow_private_urls)

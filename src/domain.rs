@@ -53,6 +53,9 @@ impl CompanyId {
     /// Longest company id, in bytes (it also fits the one-byte key prefix).
     pub const MAX_LEN: usize = 64;
 
+    /// [`CompanyId::parse`]'s rule as a regular expression (the API document's).
+    pub const PATTERN: &str = "^[a-z0-9][a-z0-9_-]{0,63}$";
+
     /// Parses and validates `raw` (400 with this type's code when it is not one).
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
         let valid_char =

@@ -17,6 +17,9 @@ impl MessageId {
     /// Longest accepted id.
     pub const MAX_LEN: usize = 128;
 
+    /// [`MessageId::parse`]'s rule as a regular expression (the API document's).
+    pub const PATTERN: &str = "^[A-Za-z0-9._:-]{1,128}$";
+
     /// Parses and validates `raw` (400 `invalid_message_id` when it is not one).
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
         let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-');

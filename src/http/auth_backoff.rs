@@ -17,8 +17,9 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-/// Failures from one address that cost nothing (typos, a rotated token).
-const FREE_FAILURES: u32 = 10;
+/// Failures from one address that cost nothing (typos, a rotated token), by
+/// default (`--http-auth-free-failures`).
+pub const FREE_FAILURES: u32 = 10;
 /// First block after the free failures; doubles with each further failure.
 const BASE_BLOCK: Duration = Duration::from_secs(1);
 /// Longest block.
@@ -29,10 +30,17 @@ const WINDOW: Duration = Duration::from_secs(15 * 60);
 const MAX_ENTRIES: usize = 100_000;
 
 /// Per-address failure counts and blocks.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AuthBackoff {
     // parking_lot: held for a map lookup or update only, never across `.await`.
     entries: Mutex<HashMap<IpAddr, Entry>>,
+    free_failures: u32,
+}
+
+impl Default for AuthBackoff {
+    fn default() -> Self {
+        Self::with_free_failures(FREE_FAILURES)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +51,15 @@ struct Entry {
 }
 
 impl AuthBackoff {
+    /// A table that lets `free_failures` failures per address pass before it
+    /// blocks.
+    pub fn with_free_failures(free_failures: u32) -> Self {
+        Self {
+            entries: Mutex::default(),
+            free_failures,
+        }
+    }
+
     /// How long `peer` must still wait, if it is blocked now.
     pub fn blocked_for(&self, peer: IpAddr) -> Option<Duration> {
         let now = Instant::now();
@@ -70,7 +87,7 @@ impl AuthBackoff {
         }
         entry.failures = entry.failures.saturating_add(1);
         entry.last_failure = now;
-        if let Some(over) = entry.failures.checked_sub(FREE_FAILURES + 1) {
+        if let Some(over) = entry.failures.checked_sub(self.free_failures.saturating_add(1)) {
             let block = BASE_BLOCK
                 .checked_mul(1u32 << over.min(16))
                 .unwrap_or(MAX_BLOCK)

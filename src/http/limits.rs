@@ -41,6 +41,11 @@ pub struct HttpLimits {
     /// the next gets 429.
     #[arg(long = "http-streams-per-link", env = "WAGATE_HTTP_STREAMS_PER_LINK", default_value_t = 8, value_parser = parse_positive)]
     pub streams_per_link: usize,
+
+    /// Failed authentications one address may make before each further one
+    /// blocks it for a growing time (429 `rate_limited`).
+    #[arg(long = "http-auth-free-failures", env = "WAGATE_HTTP_AUTH_FREE_FAILURES", default_value_t = super::auth_backoff::FREE_FAILURES)]
+    pub auth_free_failures: u32,
 }
 
 impl Default for HttpLimits {
@@ -51,6 +56,7 @@ impl Default for HttpLimits {
             max_connections: 10_000,
             streams_per_company: 32,
             streams_per_link: 8,
+            auth_free_failures: super::auth_backoff::FREE_FAILURES,
         }
     }
 }

@@ -29,6 +29,7 @@ mod messages;
 pub use messages::options::MediaOptions;
 mod metrics;
 pub mod openapi;
+mod openapi_contract;
 mod pair;
 mod qr;
 pub mod send_rate;

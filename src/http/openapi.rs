@@ -103,7 +103,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 /// (serialized once, at start).
 pub fn router(document: &OpenApiDocument) -> Router<AppState> {
     // Serializing utoipa's document model cannot fail (string-keyed maps only).
-    let json = Bytes::from(document.to_json().unwrap_or_default());
+    let mut value = serde_json::to_value(document).unwrap_or_default();
+    super::openapi_contract::complete(&mut value);
+    let json = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
     Router::new().route(
         "/openapi.json",
         get(move || {

@@ -31,7 +31,7 @@ fn harness() -> Harness {
     let wa = WaConfig {
         // Port 9 (discard) on loopback: refused at once, nothing leaves the box.
         url: Some("ws://127.0.0.1:9/ws/chat".into()),
-        version: Some((2, 3000, 1)),
+        version: crate::wa::version::WaVersion::fixed((2, 3000, 1)),
         ..WaConfig::default()
     };
     let pool = SessionPool::new(store.clone(), wa);

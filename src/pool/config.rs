@@ -6,15 +6,16 @@ use std::time::Duration;
 
 use super::{BackoffConfig, InboundHookFactory, LiveClients, WatchdogConfig};
 use crate::wa::client::ClientOptions;
+use crate::wa::version::WaVersion;
 
 /// How sessions talk to WhatsApp, and the pool's timing knobs.
 #[derive(Clone)]
 pub struct WaConfig {
     /// WebSocket endpoint; `None` = WhatsApp's own.
     pub url: Option<String>,
-    /// WhatsApp Web version to announce; `None` = fetch it (needs
-    /// `http_client`).
-    pub version: Option<(u32, u32, u32)>,
+    /// WhatsApp Web version every client announces: fixed, or resolved once
+    /// for the process and kept fresh ([`WaVersion`]).
+    pub version: WaVersion,
     /// Device name shown on the phone's "Linked devices" list.
     pub push_name: String,
     /// Reconnect delays for transient failures.
@@ -45,7 +46,7 @@ impl Default for WaConfig {
     fn default() -> Self {
         Self {
             url: None,
-            version: None,
+            version: WaVersion::default(),
             push_name: "wagate".to_owned(),
             backoff: BackoffConfig::default(),
             transition_history: 20,
@@ -84,7 +85,8 @@ impl WaConfig {
     pub(crate) fn client_options(&self) -> ClientOptions {
         ClientOptions {
             url: self.url.clone(),
-            version: self.version,
+            // Always explicit: whatsapp-rust would otherwise fetch it per device.
+            version: Some(self.version.current()),
             push_name: self.push_name.clone(),
             inbound_hook: self.inbound_hook.clone(),
             http_client: self.http_client.clone(),

@@ -10,5 +10,6 @@ pub mod outgoing;
 #[cfg(feature = "test-server")]
 pub mod plain_loopback;
 pub mod receipts;
+pub mod version;
 
 pub use backend::{SledBackend, is_linked};

@@ -19,4 +19,5 @@ mod pool;
 mod status;
 mod store;
 mod tenancy;
+mod version;
 mod webhooks;

@@ -700,7 +700,7 @@ async fn an_unreachable_server_means_reconnecting_with_growing_delays() {
         .unwrap();
     let wa = WaConfig {
         url: Some(format!("ws://{addr}/ws/chat")),
-        version: Some(WA_VERSION),
+        version: wagate::wa::version::WaVersion::fixed(WA_VERSION),
         backoff: BackoffConfig {
             base: Duration::from_millis(20),
             max: Duration::from_millis(160),

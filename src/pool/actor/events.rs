@@ -135,6 +135,9 @@ impl SessionActor {
                 self.transition(SessionState::Banned, &reason);
             }
             ExitCause::Outdated => {
+                // WhatsApp moved on: fetch the current version now (one
+                // fetch however many sessions are told at once).
+                self.config.version.request_refresh();
                 self.stop_client(StopMode::Disconnect).await;
                 self.transition(SessionState::Outdated, "client_outdated");
             }

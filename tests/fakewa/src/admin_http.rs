@@ -49,6 +49,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/admin/chatstates", get(chat_states))
         .route("/admin/presences", get(presences))
         .route(
+            "/admin/web-version",
+            get(crate::web_version::report).post(crate::web_version::set_revision),
+        )
+        .route("/sw.js", get(crate::web_version::sw_js))
+        .route(
             "/mms/{kind}/{token}",
             post(crate::media::upload).get(crate::media::download_mms),
         )

@@ -166,6 +166,8 @@ pub enum StreamErrorKind {
     Code515,
     /// `<stream:error code="503"/>`: service unavailable, reconnect.
     Code503,
+    /// `<failure reason="405"/>`: the client's version is outdated.
+    Outdated,
 }
 
 impl StreamErrorKind {
@@ -176,6 +178,9 @@ impl StreamErrorKind {
             Self::Replaced => codec::stream_error(None, Some("replaced")),
             Self::Code515 => codec::stream_error(Some("515"), None),
             Self::Code503 => codec::stream_error(Some("503"), None),
+            Self::Outdated => wacore_binary::builder::NodeBuilder::new("failure")
+                .attr("reason", "405")
+                .build(),
         }
     }
 
@@ -187,7 +192,7 @@ impl StreamErrorKind {
 impl FromStr for StreamErrorKind {
     type Err = FakeError;
 
-    /// Parses the admin API spelling: `401`, `device_removed`, `replaced`, `515`, `503`.
+    /// Parses the admin API spelling: `401`, `device_removed`, `replaced`, `515`, `503`, `outdated` (`405`).
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "401" => Ok(Self::Code401),
@@ -195,6 +200,7 @@ impl FromStr for StreamErrorKind {
             "replaced" | "440" => Ok(Self::Replaced),
             "515" => Ok(Self::Code515),
             "503" => Ok(Self::Code503),
+            "405" | "outdated" => Ok(Self::Outdated),
             other => Err(FakeError::InvalidInput(format!(
                 "unknown stream error kind {other:?}"
             ))),
@@ -296,6 +302,8 @@ pub(crate) struct Shared {
     pub(crate) journal: Mutex<Journal>,
     /// The media host's uploads.
     pub(crate) media: Mutex<MediaStore>,
+    /// WhatsApp Web's version document and the versions clients announced.
+    pub(crate) web_version: crate::web_version::WebVersion,
     /// The address the server listens on (announced as the media host).
     addr: SocketAddr,
     changed: watch::Sender<u64>,
@@ -328,6 +336,7 @@ impl Shared {
             config,
             keys,
             media: Mutex::new(MediaStore::default()),
+            web_version: Default::default(),
             addr,
             reg: Mutex::new(Registry::default()),
             world: tokio::sync::Mutex::new(SignalWorld::default()),
@@ -1178,6 +1187,17 @@ impl FakeServer {
     pub async fn remove_device(&self, target: &str) -> Result<()> {
         self.inject_stream_error(target, StreamErrorKind::DeviceRemoved)
             .await
+    }
+
+    /// How often the version document (`GET /sw.js`) was served, and the
+    /// versions clients announced at login.
+    pub fn web_version(&self) -> crate::web_version::WebVersionReport {
+        self.shared.web_version.report()
+    }
+
+    /// Sets the revision `GET /sw.js` announces (`2.3000.REVISION`).
+    pub fn set_web_revision(&self, revision: u32) {
+        self.shared.web_version.set_revision(revision);
     }
 
     /// Live (logged-in) connections per linked device: `(device JID, count)`,

@@ -37,7 +37,8 @@
 //! | `contact_send_undecryptable_text(from, to, text)` | same, but the first copy cannot be decrypted: exercises the client's retry receipt (the contact re-sends on a new session) |
 //! | `sent_messages()`, `wait_for_sent_message(pred, t)` | what clients sent to contacts, decrypted; contacts answer with a delivery receipt |
 //! | `contact_read(from, to, id)` | the contact sends a read receipt for a message the client sent |
-//! | `inject_stream_error(target, kind)` | [`StreamErrorKind`]: 401 / device_removed (both mark the device removed) / replaced / 515 / 503; the socket is closed after it |
+//! | `inject_stream_error(target, kind)` | [`StreamErrorKind`]: 401 / device_removed (both mark the device removed) / replaced / 515 / 503 / outdated (`<failure reason="405">`); the socket is closed after it |
+//! | `web_version()`, `set_web_revision(n)` | the version document (`GET /sw.js`): fetch count, versions announced at login; the revision served |
 //! | `remove_device(target)` | the phone unlinks it: `device_removed` now, `<failure reason="401">` at every later login |
 //! | `connections()`, `connection_count(t)`, `max_concurrent_connections(t)`, `wait_for_connection_count(t, n, timeout)` | live logged-in connections; the high-water mark proves "never two sockets" |
 //! | `login_count(t)`, `is_removed(t)`, `linked_devices()`, `handshakes()` | logins (assert "no reconnect"), removal, devices, Noise patterns used |
@@ -129,6 +130,7 @@ mod read_receipts;
 mod rich;
 mod router;
 mod transport;
+mod web_version;
 
 pub use chat_states::{ChatState, PresenceUpdate};
 pub use control::{
@@ -141,3 +143,4 @@ pub use read_receipts::ClientReceipt;
 pub use rich::ContactContent;
 /// The stanza type recorded in [`Stanza`] (re-exported so tests need no direct dependency).
 pub use wacore_binary::Node;
+pub use web_version::{DEFAULT_REVISION, WebVersionReport};

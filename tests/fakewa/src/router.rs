@@ -57,6 +57,7 @@ pub(crate) fn on_login(
     client_static: &[u8],
 ) -> Result<()> {
     let payload = wa::ClientPayload::decode_from_slice(payload).map_err(FakeError::protocol)?;
+    shared.web_version.record_login(&payload);
     if payload.device_pairing_data.is_set() {
         let noise_pub: [u8; 32] = client_static
             .try_into()

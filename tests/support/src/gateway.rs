@@ -65,6 +65,7 @@ pub fn config(fake: &FakeServer, data_dir: &Path) -> Config {
         log_format: LogFormat::Pretty,
         wa_url: Some(fake.ws_url()),
         wa_version: Some(WA_VERSION),
+        wa_version_url: None,
         push_name: PUSH_NAME.to_owned(),
         shutdown_timeout: 5,
         allow_private_urls: true,
@@ -87,7 +88,7 @@ pub fn config(fake: &FakeServer, data_dir: &Path) -> Config {
 pub fn wa_config(fake: &FakeServer) -> WaConfig {
     WaConfig {
         url: Some(fake.ws_url()),
-        version: Some(WA_VERSION),
+        version: wagate::wa::version::WaVersion::fixed(WA_VERSION),
         push_name: PUSH_NAME.to_owned(),
         ..WaConfig::default()
     }

@@ -98,12 +98,10 @@ impl GatewayProcess {
             ])
             .arg("--data-dir")
             .arg(data_dir)
-            .args([
-                "--wa-url",
-                &fake.ws_url(),
-                "--wa-version",
-                &format!("{major}.{minor}.{patch}"),
-            ])
+            .args(["--wa-url", &fake.ws_url()])
+            // By environment, so a test can remove it (and resolve the
+            // version instead: `--wa-version-url`).
+            .env("WAGATE_WA_VERSION", format!("{major}.{minor}.{patch}"))
             .env("WAGATE_ADMIN_KEY", ADMIN_KEY)
             .env("RUST_LOG", "warn,wagate=info")
             .stdin(Stdio::null())
