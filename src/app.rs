@@ -272,12 +272,12 @@ fn wa_config(config: &Config) -> WaConfig {
 pub async fn run(config: Config) -> anyhow::Result<()> {
     init_logging(config.log_format);
     let (app, generated_key) = App::build(&config).await?;
-    if let Some(key) = generated_key {
-        if let Err(err) = announce_admin_key(&key, &config.data_dir) {
-            // Nobody could learn the key: forget it, the next start makes another.
-            let _ = app.store().remove_setting(crate::auth::ADMIN_KEY_SETTING);
-            return Err(err);
-        }
+    if let Some(key) = generated_key
+        && let Err(err) = announce_admin_key(&key, &config.data_dir)
+    {
+        // Nobody could learn the key: forget it, the next start makes another.
+        let _ = app.store().remove_setting(crate::auth::ADMIN_KEY_SETTING);
+        return Err(err);
     }
     tracing::info!(public.url = %config.public_url(), data.dir = %config.data_dir.display(), "wagate starting");
     app.run(shutdown_signal()).await
