@@ -308,12 +308,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     init_logging(config.log_format);
     let (app, generated_key) =
         App::build_with(&config, open_store(&config)?, BuildOptions::for_binary()).await?;
-    if let Some(key) = generated_key {
-        if let Err(err) = announce_admin_key(&key, &config.data_dir) {
-            // Nobody could learn the key: forget it, the next start makes another.
-            let _ = app.store().remove_setting(crate::auth::ADMIN_KEY_SETTING);
-            return Err(err);
-        }
+    if let Some(key) = generated_key
+        && let Err(err) = announce_admin_key(&key, &config.data_dir)
+    {
+        // Nobody could learn the key: forget it, the next start makes another.
+        let _ = app.store().remove_setting(crate::auth::ADMIN_KEY_SETTING);
+        return Err(err);
     }
     tracing::info!(public.url = %config.public_url(), data.dir = %config.data_dir.display(), "wagate starting");
     app.run(shutdown_signal()).await
