@@ -172,10 +172,10 @@ fn is_public_v6(v6: Ipv6Addr) -> bool {
     // IPv4-compatible ::/96, NAT64 local-use 64:ff9b:1::/48, discard 100::/64,
     // ULA fc00::/7, link-local fe80::/10, site-local fec0::/10, multicast
     // ff00::/8, …) is not public.
-    (s[0] & 0xe000) == 0x2000
-        && !((s[0] == 0x2001 && s[1] < 0x0200) // IETF protocol assignments 2001::/23, incl. Teredo 2001::/32
-            || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation 2001:db8::/32
-            || (s[0] & 0xfff0) == 0x3ff0) // documentation 3fff::/20
+    let ietf_assignments = s[0] == 0x2001 && s[1] < 0x0200; // 2001::/23, incl. Teredo 2001::/32
+    let documentation = (s[0] == 0x2001 && s[1] == 0x0db8) // 2001:db8::/32
+        || (s[0] & 0xfff0) == 0x3ff0; // 3fff::/20
+    (s[0] & 0xe000) == 0x2000 && !ietf_assignments && !documentation
 }
 
 /// A DNS resolver that drops every non-public address; when none is left

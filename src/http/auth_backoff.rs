@@ -87,7 +87,10 @@ impl AuthBackoff {
         }
         entry.failures = entry.failures.saturating_add(1);
         entry.last_failure = now;
-        if let Some(over) = entry.failures.checked_sub(self.free_failures.saturating_add(1)) {
+        if let Some(over) = entry
+            .failures
+            .checked_sub(self.free_failures.saturating_add(1))
+        {
             let block = BASE_BLOCK
                 .checked_mul(1u32 << over.min(16))
                 .unwrap_or(MAX_BLOCK)
