@@ -144,7 +144,12 @@ async fn throughput_with_status(messages: usize, contacts: usize, sessions: usiz
                 .send_text(&company, &contact(c), &format!("out{c}-{i}"), None)
                 .await;
             assert!(status.is_success(), "send: {status} {body}");
-            mine.push(body["id"].as_str().expect("an id").to_owned());
+            mine.push(
+                body["message_id"]
+                    .as_str()
+                    .expect("a message id")
+                    .to_owned(),
+            );
         }
         ids.push(mine);
     }
@@ -184,21 +189,25 @@ async fn throughput_with_status(messages: usize, contacts: usize, sessions: usiz
     sends.join_all().await;
     receiver
         .wait_for_within(
-            &format!("{total} messages and {total} status events"),
+            &format!("{total} messages and every acknowledged send read"),
             Duration::from_secs(600),
             |log| {
-                log.accepted.len() >= 2 * total
+                log.accepted.len() >= total + total / 2
                     && log.first_arrival.len() >= total
-                    && status_events(log, "delivered") + status_events(log, "read") >= total
+                    && status_events(log, "read") >= total / 2
             },
         )
         .await;
     let elapsed = started.elapsed();
+    // A `delivered` handled after its message's `read` produces no event (a
+    // status never goes backwards), so there may be fewer than `total`.
+    let status =
+        receiver.with_log(|log| status_events(log, "delivered") + status_events(log, "read"));
     println!(
         "with status n={total} sessions={sessions} contacts={contacts}  {:.0} inbound msg/s end to end \
-         with as many status events ({:.0} events/s in all, {:.2} s)",
+         with {status} status events ({:.0} events/s in all, {:.2} s)",
         total as f64 / elapsed.as_secs_f64(),
-        2.0 * total as f64 / elapsed.as_secs_f64(),
+        (total + status) as f64 / elapsed.as_secs_f64(),
         elapsed.as_secs_f64(),
     );
     app.stop().await;

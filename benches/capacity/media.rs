@@ -177,7 +177,16 @@ async fn sends(
     }
     let elapsed = started.elapsed().as_secs_f64();
     let peak_kib = peak.finish().await;
-    let mut received: Vec<String> = suite.fake.images_from(OWN_PHONE).await?[before..].to_vec();
+    // The fake's contact decrypts after the server's ack: wait for all.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut received: Vec<String> = loop {
+        let all = suite.fake.images_from(OWN_PHONE).await?;
+        if all.len() >= before + plan.sends || Instant::now() >= deadline {
+            break all[before..].to_vec();
+        }
+        // Polled: the fake is another process, its admin API has no wait.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     received.sort_unstable();
     expected.sort_unstable();
     anyhow::ensure!(
