@@ -74,10 +74,11 @@ fn image(seed: u64, len: usize) -> Vec<u8> {
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Samples `pid`'s `RssAnon` every 10 ms until stopped; the peak.
@@ -259,11 +260,7 @@ async fn downloads(
                 while let Some(chunk) = body.next().await {
                     hasher.update(&chunk?);
                 }
-                let got: String = hasher
-                    .finalize()
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
+                let got = hex(&hasher.finalize());
                 anyhow::ensure!(got == sha, "media {id}: wrong bytes");
                 anyhow::Ok(())
             }

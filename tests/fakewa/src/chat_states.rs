@@ -116,19 +116,8 @@ impl FakeServer {
         count: usize,
         timeout: Duration,
     ) -> Result<Vec<ChatState>> {
-        let shared = &self.shared;
-        shared
-            .wait_until(timeout, || {
-                let matching: Vec<ChatState> = shared
-                    .journal
-                    .lock()
-                    .chat_states
-                    .iter()
-                    .filter(|s| pred(s))
-                    .cloned()
-                    .collect();
-                (matching.len() >= count).then_some(matching)
-            })
+        self.shared
+            .wait_for_entries(|j| &j.chat_states, pred, count, timeout)
             .await
     }
 

@@ -403,6 +403,24 @@ impl Shared {
         self.notify();
     }
 
+    /// Waits until at least `count` entries of one journal list (`list`)
+    /// match `pred` (entries recorded before the call count too); returns
+    /// them. The one shape behind every `wait_for_*` of the journal.
+    pub(crate) async fn wait_for_entries<T: Clone>(
+        &self,
+        list: impl Fn(&Journal) -> &Vec<T>,
+        pred: impl Fn(&T) -> bool,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Vec<T>> {
+        self.wait_until(timeout, || {
+            let journal = self.journal.lock();
+            let matching: Vec<T> = list(&journal).iter().filter(|e| pred(e)).cloned().collect();
+            (matching.len() >= count).then_some(matching)
+        })
+        .await
+    }
+
     /// Re-evaluates `check` after every state change until it yields or `timeout` passes.
     pub(crate) async fn wait_until<T>(
         &self,
@@ -1124,19 +1142,8 @@ impl FakeServer {
         count: usize,
         timeout: Duration,
     ) -> Result<Vec<SentMessage>> {
-        let shared = &self.shared;
-        shared
-            .wait_until(timeout, || {
-                let matching: Vec<SentMessage> = shared
-                    .journal
-                    .lock()
-                    .sent
-                    .iter()
-                    .filter(|m| pred(m))
-                    .cloned()
-                    .collect();
-                (matching.len() >= count).then_some(matching)
-            })
+        self.shared
+            .wait_for_entries(|j| &j.sent, pred, count, timeout)
             .await
     }
 

@@ -112,19 +112,8 @@ impl FakeServer {
         count: usize,
         timeout: Duration,
     ) -> Result<Vec<ClientReceipt>> {
-        let shared = &self.shared;
-        shared
-            .wait_until(timeout, || {
-                let matching: Vec<ClientReceipt> = shared
-                    .journal
-                    .lock()
-                    .read_receipts
-                    .iter()
-                    .filter(|r| pred(r))
-                    .cloned()
-                    .collect();
-                (matching.len() >= count).then_some(matching)
-            })
+        self.shared
+            .wait_for_entries(|j| &j.read_receipts, pred, count, timeout)
             .await
     }
 }
