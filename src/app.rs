@@ -356,7 +356,8 @@ fn announce_admin_key(key: &str, data_dir: &std::path::Path) -> anyhow::Result<(
 
 /// The store in `config.data_dir`, with the configured page cache.
 fn open_store(config: &Config) -> anyhow::Result<Store> {
-    Store::open_with_cache(&config.data_dir, config.store_cache_mib << 20)
+    let key = config.store_key().map_err(anyhow::Error::msg)?;
+    Store::open_with_key(&config.data_dir, config.store_cache_mib << 20, key.as_ref())
         .with_context(|| format!("opening the data directory {}", config.data_dir.display()))
 }
 

@@ -5,8 +5,8 @@
 //! knobs (`--wa-version`, `--push-name`, `--shutdown-timeout`) are what a
 //! deployment or a test needs to run without reaching WhatsApp's web site.
 //!
-//! Secrets: the admin key is never printed by `--help` (`hide_env_values`)
-//! nor by `Debug`.
+//! Secrets: the admin key and the store key are never printed by `--help`
+//! (`hide_env_values`) nor by `Debug`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -14,6 +14,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+
+use crate::store::StoreKey;
 
 /// wagate — a self-hosted, multi-tenant WhatsApp gateway.
 #[derive(Clone, Parser)]
@@ -44,6 +46,20 @@ pub struct Config {
     /// a terminal, else in the file `admin-key` in the data directory).
     #[arg(long, env = "WAGATE_ADMIN_KEY", hide_env_values = true, value_parser = parse_admin_key)]
     pub admin_key: Option<String>,
+
+    /// Key that seals credentials at rest (device keys, Signal state,
+    /// webhook secrets, the pairing-link key): 32 bytes as 64 hexadecimal
+    /// characters (`openssl rand -hex 32`). Give it by environment or
+    /// `--store-key-file`: a flag's value is visible to every local user in
+    /// `ps`. Once a data directory is sealed, it opens only with this key;
+    /// losing it means relinking every company.
+    #[arg(long, env = "WAGATE_STORE_KEY", hide_env_values = true, value_parser = StoreKey::parse, conflicts_with = "store_key_file")]
+    pub store_key: Option<StoreKey>,
+
+    /// File holding the store key (64 hexadecimal characters), e.g. a
+    /// systemd credential (`$CREDENTIALS_DIRECTORY/store-key`).
+    #[arg(long, env = "WAGATE_STORE_KEY_FILE")]
+    pub store_key_file: Option<PathBuf>,
 
     /// Public base URL of this gateway (base of pairing links). When absent,
     /// a pairing link is based on `http://` and the `Host` its request used.
@@ -197,13 +213,29 @@ impl Config {
         crate::outbound::Guard::new(self.allow_private_urls)
     }
 
+    /// The store key: `--store-key`, else read from `--store-key-file`.
+    pub fn store_key(&self) -> Result<Option<StoreKey>, String> {
+        if let Some(key) = &self.store_key {
+            return Ok(Some(key.clone()));
+        }
+        let Some(path) = &self.store_key_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            format!("cannot read the store key file {}: {error}", path.display())
+        })?;
+        StoreKey::parse(&text)
+            .map(Some)
+            .map_err(|error| format!("the store key file {}: {error}", path.display()))
+    }
+
     /// The time allowed for each shutdown stage.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout)
     }
 }
 
-/// Redacts the admin key.
+/// Redacts the admin key and the store key.
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
@@ -212,6 +244,8 @@ impl fmt::Debug for Config {
             .field("store_cache_mib", &self.store_cache_mib)
             .field("idempotency_ttl_hours", &self.idempotency_ttl_hours)
             .field("admin_key", &self.admin_key.as_ref().map(|_| "<redacted>"))
+            .field("store_key", &self.store_key)
+            .field("store_key_file", &self.store_key_file)
             .field("public_url", &self.public_url)
             .field("log_format", &self.log_format)
             .field("wa_url", &self.wa_url)
@@ -280,6 +314,8 @@ fn parse_wa_version(raw: &str) -> Result<(u32, u32, u32), String> {
 mod tests {
     use super::*;
 
+    const KEY_HEX: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
     fn parse(args: &[&str]) -> Result<Config, clap::Error> {
         Config::try_parse_from(std::iter::once("wagate").chain(args.iter().copied()))
     }
@@ -340,6 +376,7 @@ mod tests {
             !format!("{config:?}").contains("0123456789abcdef"),
             "Debug must redact the admin key"
         );
+        assert!(config.store_key().unwrap().is_none());
 
         for bad in [
             &["--admin-key", "short"][..],
@@ -354,8 +391,33 @@ mod tests {
             &["--store-cache-mib", "lots"],
             &["--idempotency-ttl-hours", "0"],
             &["--idempotency-ttl-hours", "9000"],
+            &["--store-key", "not-hex"],
+            &["--store-key", &"ab".repeat(31)],
+            &["--store-key", KEY_HEX, "--store-key-file", "/k"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} must be refused");
         }
+    }
+
+    #[test]
+    fn the_store_key_comes_from_the_flag_or_a_file_and_is_never_printed() {
+        let config = parse(&["--store-key", KEY_HEX]).unwrap();
+        assert!(config.store_key().unwrap().is_some());
+        assert!(!format!("{config:?}").contains("aabbccdd"), "{config:?}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("store-key");
+        std::fs::write(&file, format!("{KEY_HEX}\n")).unwrap();
+        let config = parse(&["--store-key-file", file.to_str().unwrap()]).unwrap();
+        assert!(
+            config.store_key().unwrap().is_some(),
+            "a trailing newline is fine"
+        );
+
+        std::fs::write(&file, "short\n").unwrap();
+        let error = config.store_key().unwrap_err();
+        assert!(error.contains("64 hexadecimal characters"), "{error}");
+        let missing = parse(&["--store-key-file", "/nonexistent/store-key"]).unwrap();
+        assert!(missing.store_key().unwrap_err().contains("cannot read"));
     }
 }

@@ -36,6 +36,38 @@ pub enum StoreError {
         detail: String,
     },
 
+    /// The store is sealed with a store key and none was given.
+    #[error(
+        "the store at {path} is sealed with a store key: start with WAGATE_STORE_KEY (or WAGATE_STORE_KEY_FILE) set to the key it was sealed with"
+    )]
+    StoreKeyMissing {
+        /// The database directory.
+        path: String,
+    },
+
+    /// The store key given is not the one the store was sealed with.
+    #[error(
+        "the store key does not open the store at {path}: it is not the key this data directory was sealed with (nothing was changed)"
+    )]
+    WrongStoreKey {
+        /// The database directory.
+        path: String,
+    },
+
+    /// A process-wide setting could not be read (e.g. it failed to open with
+    /// the store key).
+    #[error("stored setting `{name}` is unreadable: {detail}")]
+    UnreadableSetting {
+        /// The setting's name.
+        name: String,
+        /// Why it could not be read.
+        detail: String,
+    },
+
+    /// The system gave no random bytes (for a sealed value's nonce).
+    #[error("no random bytes for sealing a value: {0}")]
+    Random(#[from] getrandom::Error),
+
     /// A record handed to the store is not valid (e.g. a registry record whose
     /// `company_id` is not a valid company id). Nothing was written.
     #[error("invalid {what}: {detail}")]
@@ -83,11 +115,13 @@ impl From<sled::transaction::TransactionError<()>> for StoreError {
 impl From<StoreError> for wacore::store::error::StoreError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Corrupt { .. } | StoreError::InvalidRecord { .. } => {
-                Self::Serialization(Box::new(error))
-            }
-            StoreError::Open { .. } => Self::Connection(Box::new(error)),
-            StoreError::Sled(_) => Self::Database(Box::new(error)),
+            StoreError::Corrupt { .. }
+            | StoreError::InvalidRecord { .. }
+            | StoreError::UnreadableSetting { .. } => Self::Serialization(Box::new(error)),
+            StoreError::Open { .. }
+            | StoreError::StoreKeyMissing { .. }
+            | StoreError::WrongStoreKey { .. } => Self::Connection(Box::new(error)),
+            StoreError::Sled(_) | StoreError::Random(_) => Self::Database(Box::new(error)),
         }
     }
 }

@@ -47,6 +47,29 @@ pub(crate) enum Category {
     MsgSecret = b'x',
 }
 
+impl Category {
+    /// The categories whose rows are sealed with the store key: what gives
+    /// away the account or its messages (Signal sessions, pre-keys, signed
+    /// pre-keys, sender keys, app-state sync keys, message secrets). The
+    /// rest is public keys (identities), routing and bookkeeping.
+    pub(crate) const SECRET: [Category; 6] = [
+        Category::Session,
+        Category::PreKey,
+        Category::SignedPreKey,
+        Category::SenderKey,
+        Category::SyncKey,
+        Category::MsgSecret,
+    ];
+}
+
+/// Whether the `wa` row under `key` is of a secret category (its category
+/// byte follows the company prefix).
+pub(crate) fn is_secret_wa_row(key: &[u8]) -> bool {
+    let at = prefix_of(key).len();
+    key.get(at)
+        .is_some_and(|&byte| Category::SECRET.iter().any(|c| *c as u8 == byte))
+}
+
 /// Key of the "latest app-state sync key id" row in [`Category::Meta`].
 pub(crate) const META_LATEST_SYNC_KEY_ID: &[u8] = b"latest_sync_key_id";
 
@@ -297,6 +320,20 @@ mod tests {
             .unwrap();
         assert_eq!(inner, vec![&b"ab"[..], &b"c"[..]]);
         assert_eq!(last, b"id");
+    }
+
+    #[test]
+    fn secret_rows_are_told_by_their_category_byte() {
+        // Company "s" (0x01 's'): its prefix holds a secret category's byte.
+        let keys = WaKeys::new(&company("s"));
+        assert!(is_secret_wa_row(&keys.key(Category::Session, b"p")));
+        assert!(is_secret_wa_row(&keys.id(Category::PreKey, 7)));
+        assert!(!is_secret_wa_row(&keys.key(Category::Identity, b"s")));
+        assert!(!is_secret_wa_row(&keys.key(Category::TcToken, b"s")));
+        assert!(
+            !is_secret_wa_row(b"\x05ab"),
+            "a key shorter than its prefix"
+        );
     }
 
     #[test]

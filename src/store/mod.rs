@@ -18,6 +18,16 @@
 //! | `sent`        | company prefix + chat + message id | created (unix ms, u64 BE) + kind     |
 //! | `settings`    | setting name                      | raw bytes                            |
 //!
+//! # Sealing
+//!
+//! With a store key ([`StoreKey`], `WAGATE_STORE_KEY`), the values that give
+//! away an account or a tenant's secrets are sealed ([`sealed`]): every
+//! `device` and `registry` row, every `settings` row, and the `wa` rows of the
+//! secret categories ([`keys::Category::SECRET`]). Keys, and every other
+//! value, stay in clear. [`store_key`] checks at open that the key is the one
+//! the store was sealed with, and seals a clear store the first time it is
+//! opened with a key. Without a key nothing is sealed and nothing costs more.
+//!
 //! The `device` tree holds one small row per company that has credentials, so
 //! [`Store::companies_with_credentials`] scans only that tree.
 //!
@@ -66,7 +76,9 @@ pub mod messages;
 pub mod outbox;
 mod private_dir;
 mod registry;
+mod sealed;
 mod sent;
+mod store_key;
 
 pub use sent::{QuoteTarget, SENT_RETENTION_MS};
 
@@ -84,6 +96,10 @@ use crate::domain::CompanyId;
 use crate::pb;
 
 pub use error::StoreError;
+pub(crate) use sealed::Sealer;
+pub use sealed::StoreKey;
+#[cfg(test)]
+pub(crate) use sealed::is_sealed;
 
 /// How many state transitions are kept per company (oldest dropped first).
 pub const TRANSITIONS_KEPT: usize = 50;
@@ -101,16 +117,25 @@ pub(crate) struct Trees {
     pub(crate) settings: sled::Tree,
 }
 
+/// Names of the trees whose values may be sealed: part of every sealed
+/// value's associated data, so never rename one.
+pub(crate) mod tree {
+    pub(crate) const REGISTRY: &str = "registry";
+    pub(crate) const DEVICE: &str = "device";
+    pub(crate) const WA: &str = "wa";
+    pub(crate) const SETTINGS: &str = "settings";
+}
+
 impl Trees {
     fn open(db: &sled::Db) -> Result<Self, sled::Error> {
         Ok(Self {
-            registry: db.open_tree("registry")?,
-            device: db.open_tree("device")?,
-            wa: db.open_tree("wa")?,
+            registry: db.open_tree(tree::REGISTRY)?,
+            device: db.open_tree(tree::DEVICE)?,
+            wa: db.open_tree(tree::WA)?,
             transitions: db.open_tree("transitions")?,
             idempotency: db.open_tree("idempotency")?,
             sent: db.open_tree("sent")?,
-            settings: db.open_tree("settings")?,
+            settings: db.open_tree(tree::SETTINGS)?,
         })
     }
 }
@@ -132,6 +157,8 @@ pub struct Store {
     db: sled::Db,
     durable: Durable,
     trees: Trees,
+    /// Seals secret-bearing values with the store key, if one is configured.
+    sealer: Sealer,
     /// Serializes outbox commits across every [`outbox::Outbox`] handle.
     outbox_commits: Arc<parking_lot::Mutex<()>>,
 }
@@ -153,8 +180,24 @@ impl Store {
     /// until the bound, while an idle linked session's hot rows are a few
     /// KiB. Pages beyond it are read back from the file (the OS page cache).
     ///
-    /// Fails if another process holds the database (sled takes a file lock).
+    /// Fails if another process holds the database (sled takes a file lock),
+    /// and if the store is sealed with a store key ([`Store::open_with_key`]).
     pub fn open_with_cache(dir: impl AsRef<Path>, cache_bytes: u64) -> Result<Store, StoreError> {
+        Self::open_with_key(dir, cache_bytes, None)
+    }
+
+    /// [`Store::open_with_cache`], sealing secret-bearing values with `key`
+    /// (see "Sealing" above).
+    ///
+    /// Fails with [`StoreError::StoreKeyMissing`] when the store is sealed and
+    /// `key` is `None`, and with [`StoreError::WrongStoreKey`] when `key` is
+    /// not the key it was sealed with: nothing is written then. A clear store
+    /// opened with a key is sealed before this returns.
+    pub fn open_with_key(
+        dir: impl AsRef<Path>,
+        cache_bytes: u64,
+        key: Option<&StoreKey>,
+    ) -> Result<Store, StoreError> {
         let dir = dir.as_ref();
         let open_error = |source| StoreError::Open {
             path: dir.display().to_string(),
@@ -179,18 +222,27 @@ impl Store {
         // sled's log file (`<dir>/db`), opened only to `fdatasync` it.
         let log =
             std::fs::File::open(dir.join("db")).map_err(|e| open_error(sled::Error::Io(e)))?;
-        Ok(Store::new(db, Some(log), trees))
+        let store = Store::new(db, Some(log), trees, Sealer::new(key));
+        store_key::check(&store, &dir.display().to_string())?;
+        Ok(store)
     }
 
     /// Opens a fresh database that is deleted when the last clone is dropped
     /// (tests).
     pub fn open_temporary() -> Result<Store, StoreError> {
-        let db = sled::Config::new().temporary(true).open()?;
-        let trees = Trees::open(&db)?;
-        Ok(Store::new(db, None, trees))
+        Self::open_temporary_with_key(None)
     }
 
-    fn new(db: sled::Db, log: Option<std::fs::File>, trees: Trees) -> Store {
+    /// [`Store::open_temporary`], sealing with `key` (tests).
+    pub fn open_temporary_with_key(key: Option<&StoreKey>) -> Result<Store, StoreError> {
+        let db = sled::Config::new().temporary(true).open()?;
+        let trees = Trees::open(&db)?;
+        let store = Store::new(db, None, trees, Sealer::new(key));
+        store_key::check(&store, "(temporary)")?;
+        Ok(store)
+    }
+
+    fn new(db: sled::Db, log: Option<std::fs::File>, trees: Trees, sealer: Sealer) -> Store {
         Store {
             durable: Durable {
                 db: db.clone(),
@@ -198,6 +250,7 @@ impl Store {
             },
             db,
             trees,
+            sealer,
             outbox_commits: Default::default(),
         }
     }
@@ -212,10 +265,14 @@ impl Store {
         self.durable.flush().await
     }
 
-    /// The trees and the durability handle a storage view built on this store
-    /// (whatsapp-rust's `Backend` in `crate::wa`) writes through.
-    pub(crate) fn raw_parts(&self) -> (Durable, Trees) {
-        (self.durable.clone(), self.trees.clone())
+    /// The trees, the durability handle and the sealer a storage view built
+    /// on this store (whatsapp-rust's `Backend` in `crate::wa`) writes through.
+    pub(crate) fn raw_parts(&self) -> (Durable, Trees, Sealer) {
+        (
+            self.durable.clone(),
+            self.trees.clone(),
+            self.sealer.clone(),
+        )
     }
 
     /// The webhook outbox trees (see [`outbox`]).
@@ -224,9 +281,17 @@ impl Store {
     }
 
     /// `company`'s stored whatsapp-rust device row, as the opaque bytes its
-    /// owner (`crate::wa`) wrote.
-    pub fn device_row(&self, company: &CompanyId) -> Result<Option<sled::IVec>, StoreError> {
-        Ok(self.trees.device.get(keys::company_row(company))?)
+    /// owner (`crate::wa`) wrote (opened, when it is sealed).
+    pub fn device_row(&self, company: &CompanyId) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = keys::company_row(company);
+        let Some(row) = self.trees.device.get(&key)? else {
+            return Ok(None);
+        };
+        let clear = self
+            .sealer
+            .open(tree::DEVICE, &key, &row)
+            .map_err(|error| StoreError::corrupt(company.as_str(), "device credentials", error))?;
+        Ok(Some(clear.into_owned()))
     }
 
     /// Every company holding whatsapp-rust credentials (a device row), linked
@@ -342,17 +407,25 @@ impl Store {
 
     /// A process-wide setting (e.g. the admin key's hash).
     pub fn get_setting(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .trees
-            .settings
-            .get(key.as_bytes())?
-            .map(|value| value.to_vec()))
+        let Some(value) = self.trees.settings.get(key.as_bytes())? else {
+            return Ok(None);
+        };
+        let clear = self
+            .sealer
+            .open(tree::SETTINGS, key.as_bytes(), &value)
+            .map_err(|error| StoreError::UnreadableSetting {
+                name: key.to_owned(),
+                detail: error.to_string(),
+            })?;
+        Ok(Some(clear.into_owned()))
     }
 
-    /// Sets a process-wide setting. Flushed: settings are rare and must
-    /// survive a crash (a generated admin key that was printed once).
+    /// Sets a process-wide setting (sealed with the store key, if any).
+    /// Flushed: settings are rare and must survive a crash (a generated
+    /// admin key that was printed once).
     pub fn put_setting(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.trees.settings.insert(key.as_bytes(), value)?;
+        let value = self.sealer.seal(tree::SETTINGS, key.as_bytes(), value)?;
+        self.trees.settings.insert(key.as_bytes(), &*value)?;
         self.flush_now()
     }
 

@@ -1,10 +1,11 @@
 //! The company registry: one record per company (its token hash, creation
 //! time, webhook settings), flushed on every write so that an acknowledged
-//! create or change survives a crash.
+//! create or change survives a crash. Records are sealed with the store key,
+//! if any (they hold the webhook signing secret).
 
 use prost::Message as _;
 
-use super::{Store, StoreError, decode, keys, record_company};
+use super::{Store, StoreError, decode, keys, record_company, tree};
 use crate::domain::CompanyId;
 use crate::pb;
 
@@ -19,7 +20,7 @@ impl Store {
             .compare_and_swap(
                 keys::company_row(&company),
                 None::<&[u8]>,
-                Some(record.encode_to_vec()),
+                Some(self.seal_record(&company, record)?),
             )?
             .is_ok();
         if inserted {
@@ -31,9 +32,10 @@ impl Store {
     /// Inserts or replaces `record`.
     pub fn put_company(&self, record: &pb::CompanyRecord) -> Result<(), StoreError> {
         let company = record_company(record)?;
+        let value = self.seal_record(&company, record)?;
         self.trees
             .registry
-            .insert(keys::company_row(&company), record.encode_to_vec())?;
+            .insert(keys::company_row(&company), value)?;
         self.flush_now()
     }
 
@@ -42,10 +44,11 @@ impl Store {
         &self,
         company: &CompanyId,
     ) -> Result<Option<pb::CompanyRecord>, StoreError> {
+        let key = keys::company_row(company);
         self.trees
             .registry
-            .get(keys::company_row(company))?
-            .map(|bytes| decode(company.as_str(), "registry record", &bytes))
+            .get(&key)?
+            .map(|bytes| self.open_record(company.as_str(), &key, &bytes))
             .transpose()
     }
 
@@ -59,7 +62,7 @@ impl Store {
         for row in &self.trees.registry {
             let (key, value) = row?;
             let company = String::from_utf8_lossy(&key);
-            match decode::<pb::CompanyRecord>(&company, "registry record", &value) {
+            match self.open_record(&company, &key, &value) {
                 Ok(record) => records.push(record),
                 Err(error) => {
                     tracing::error!(company.id = %company, %error, "skipping unreadable registry record");
@@ -83,8 +86,7 @@ impl Store {
             let Some(current) = self.trees.registry.get(&key)? else {
                 return Ok(None);
             };
-            let mut record: pb::CompanyRecord =
-                decode(company.as_str(), "registry record", &current)?;
+            let mut record = self.open_record(company.as_str(), &key, &current)?;
             change(&mut record);
             if record_company(&record)? != *company {
                 return Err(StoreError::InvalidRecord {
@@ -95,12 +97,38 @@ impl Store {
             let swapped = self.trees.registry.compare_and_swap(
                 &key,
                 Some(&current),
-                Some(record.encode_to_vec()),
+                Some(self.seal_record(company, &record)?),
             )?;
             if swapped.is_ok() {
                 self.flush_now()?;
                 return Ok(Some(record));
             }
         }
+    }
+
+    /// `record` encoded and sealed for its row.
+    fn seal_record(
+        &self,
+        company: &CompanyId,
+        record: &pb::CompanyRecord,
+    ) -> Result<Vec<u8>, StoreError> {
+        let key = keys::company_row(company);
+        Ok(self
+            .sealer
+            .seal_vec(tree::REGISTRY, &key, record.encode_to_vec())?)
+    }
+
+    /// The record stored as `value` under `key`, opened and decoded.
+    fn open_record(
+        &self,
+        company: &str,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<pb::CompanyRecord, StoreError> {
+        let clear = self
+            .sealer
+            .open(tree::REGISTRY, key, value)
+            .map_err(|error| StoreError::corrupt(company, "registry record", error))?;
+        decode(company, "registry record", &clear)
     }
 }

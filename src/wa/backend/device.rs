@@ -8,7 +8,7 @@ use wacore::store::traits::DeviceStore;
 
 use crate::domain::CompanyId;
 use crate::store::keys::company_row;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, tree};
 
 use super::{Result, SledBackend};
 
@@ -19,7 +19,7 @@ impl DeviceStore for SledBackend {
     /// before returning: pairing credentials must survive a crash. Other saves
     /// (push name, counters) ride sled's background flush.
     async fn save(&self, device: &Device) -> WaResult<()> {
-        let value = self.to_json("device", device)?;
+        let value = self.device_value(device)?;
         self.device
             .insert(company_row(&self.company), value)
             .map_err(StoreError::from)?;
@@ -32,14 +32,15 @@ impl DeviceStore for SledBackend {
     }
 
     async fn load(&self) -> WaResult<Option<Device>> {
-        let Some(bytes) = self
-            .device
-            .get(company_row(&self.company))
-            .map_err(StoreError::from)?
-        else {
+        let key = company_row(&self.company);
+        let Some(bytes) = self.device.get(&key).map_err(StoreError::from)? else {
             return Ok(None);
         };
-        Ok(Some(decode_device(&self.company, &bytes)?))
+        let clear = self
+            .sealer
+            .open(tree::DEVICE, &key, &bytes)
+            .map_err(|error| self.corrupt("device credentials", error))?;
+        Ok(Some(decode_device(&self.company, &clear)?))
     }
 
     async fn exists(&self) -> WaResult<bool> {
@@ -52,7 +53,7 @@ impl DeviceStore for SledBackend {
     /// Materializes a fresh (unpaired) device unless one exists. There is one
     /// device per company, so its id is always 1.
     async fn create(&self) -> WaResult<i32> {
-        let value = self.to_json("device", &Device::new())?;
+        let value = self.device_value(&Device::new())?;
         // compare-and-swap: a concurrent create never replaces a stored device.
         let _ = self
             .device
@@ -62,7 +63,17 @@ impl DeviceStore for SledBackend {
     }
 }
 
-/// Decodes a stored whatsapp-rust `Device` of `company`.
+impl SledBackend {
+    /// `device` as its row stores it: JSON, sealed with the store key if any.
+    fn device_value(&self, device: &Device) -> Result<Vec<u8>> {
+        let json = self.to_json("device", device)?;
+        Ok(self
+            .sealer
+            .seal_vec(tree::DEVICE, &company_row(&self.company), json)?)
+    }
+}
+
+/// Decodes a stored (clear) whatsapp-rust `Device` of `company`.
 pub(crate) fn decode_device(company: &CompanyId, bytes: &[u8]) -> Result<Device> {
     serde_json::from_slice(bytes)
         .map_err(|error| StoreError::corrupt(company.as_str(), "device credentials", error))

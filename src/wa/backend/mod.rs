@@ -22,6 +22,13 @@
 //! - rows whose shape is wagate's (payload + timestamps) are prost messages
 //!   from `proto/wagate.proto`.
 //!
+//! # Sealing
+//! With a store key, the device row and the rows of the secret categories
+//! ([`Category::SECRET`]) are sealed on write and opened on read, all in
+//! the few accessors below (`get`, `insert`, `write_batch`, `scan`, `tx_get`,
+//! `tx_insert`); a value bound to its key, so it opens nowhere else.
+//! Without a key they pass values through untouched.
+//!
 //! # Atomicity and durability
 //! Every multi-row call is one sled batch; read-modify-write calls (uploaded
 //! marks, tc-token merges, LID mappings with their reverse index, message
@@ -37,8 +44,8 @@ use wacore::store::traits::{LidPnMappingEntry, TcTokenEntry};
 
 use crate::domain::CompanyId;
 use crate::pb;
-use crate::store::keys::{Category, WaKeys};
-use crate::store::{Durable, Store, StoreError, Trees, decode};
+use crate::store::keys::{Category, WaKeys, is_secret_wa_row};
+use crate::store::{Durable, Sealer, Store, StoreError, Trees, decode, tree};
 
 mod app_sync;
 mod device;
@@ -61,6 +68,8 @@ pub struct SledBackend {
     durable: Durable,
     device: sled::Tree,
     wa: sled::Tree,
+    /// Seals the device row and secret `wa` rows with the store key, if any.
+    sealer: Sealer,
     /// The own JID of the last device row this view flushed to disk. A save
     /// whose JID differs (pairing, re-pairing) is flushed before it returns.
     flushed_pn: parking_lot::Mutex<Option<String>>,
@@ -69,17 +78,18 @@ pub struct SledBackend {
 impl SledBackend {
     /// The view of `company`'s keyspace in `store`.
     pub fn open(store: &Store, company: &CompanyId) -> Arc<Self> {
-        let (durable, trees) = store.raw_parts();
-        Arc::new(Self::new(company.clone(), durable, trees))
+        let (durable, trees, sealer) = store.raw_parts();
+        Arc::new(Self::new(company.clone(), durable, trees, sealer))
     }
 
-    fn new(company: CompanyId, durable: Durable, trees: Trees) -> Self {
+    fn new(company: CompanyId, durable: Durable, trees: Trees, sealer: Sealer) -> Self {
         Self {
             keys: WaKeys::new(&company),
             company,
             durable,
             device: trees.device,
             wa: trees.wa,
+            sealer,
             flushed_pn: parking_lot::Mutex::new(None),
         }
     }
@@ -110,17 +120,62 @@ impl SledBackend {
         decode(self.company.as_str(), what, bytes)
     }
 
-    fn get(&self, key: &[u8]) -> Result<Option<sled::IVec>> {
-        Ok(self.wa.get(key)?)
+    /// `value` of the `wa` row `key` as it is stored: sealed if the row's
+    /// category is secret and there is a store key.
+    fn seal(&self, key: &[u8], value: Vec<u8>) -> Result<Vec<u8>> {
+        if !self.sealer.is_keyed() || !is_secret_wa_row(key) {
+            return Ok(value);
+        }
+        Ok(self.sealer.seal_vec(tree::WA, key, value)?)
     }
 
-    fn insert(&self, key: Vec<u8>, value: impl Into<sled::IVec>) -> Result<()> {
+    /// The clear value of the stored `wa` row `key`.
+    fn open_row(&self, key: &[u8], value: sled::IVec) -> Result<sled::IVec> {
+        if !is_secret_wa_row(key) {
+            return Ok(value);
+        }
+        match self.sealer.open(tree::WA, key, &value) {
+            Ok(std::borrow::Cow::Borrowed(_)) => Ok(value),
+            Ok(std::borrow::Cow::Owned(clear)) => Ok(clear.into()),
+            Err(error) => Err(self.corrupt("sealed whatsapp-rust state", error)),
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<sled::IVec>> {
+        self.wa
+            .get(key)?
+            .map(|value| self.open_row(key, value))
+            .transpose()
+    }
+
+    fn insert(&self, key: Vec<u8>, value: impl Into<Vec<u8>>) -> Result<()> {
+        let value = self.seal(&key, value.into())?;
         self.wa.insert(key, value)?;
         Ok(())
     }
 
+    /// [`SledBackend::get`] inside a transaction.
+    fn tx_get(&self, tx: &TransactionalTree, key: &[u8]) -> TxResult<Option<sled::IVec>> {
+        tx.get(key)?
+            .map(|value| self.open_row(key, value))
+            .transpose()
+            .map_err(ConflictableTransactionError::Abort)
+    }
+
+    /// [`SledBackend::insert`] inside a transaction.
+    fn tx_insert(&self, tx: &TransactionalTree, key: Vec<u8>, value: Vec<u8>) -> TxResult<()> {
+        let value = self
+            .seal(&key, value)
+            .map_err(ConflictableTransactionError::Abort)?;
+        tx.insert(key, value)?;
+        Ok(())
+    }
+
     fn remove(&self, key: &[u8]) -> Result<Option<sled::IVec>> {
-        Ok(self.wa.remove(key)?)
+        self.wa
+            .remove(key)?
+            .map(|value| self.open_row(key, value))
+            .transpose()
     }
 
     /// Applies `rows` (key, `Some(value)` to insert / `None` to remove)
@@ -141,15 +196,20 @@ impl SledBackend {
         };
         if rows.peek().is_none() {
             match first {
-                (key, Some(value)) => self.wa.insert(key, value)?,
-                (key, None) => self.wa.remove(key)?,
+                (key, Some(value)) => self.insert(key, value)?,
+                (key, None) => {
+                    self.wa.remove(key)?;
+                }
             };
             return Ok(());
         }
         let mut batch = sled::Batch::default();
         for (key, value) in std::iter::once(first).chain(rows) {
             match value {
-                Some(value) => batch.insert(key, value),
+                Some(value) => {
+                    let value = self.seal(&key, value)?;
+                    batch.insert(key, value);
+                }
                 None => batch.remove(key),
             }
         }
@@ -172,11 +232,13 @@ impl SledBackend {
         self.write_batch(rows)
     }
 
-    /// Every `(key, value)` under `prefix`.
+    /// Every `(key, clear value)` under `prefix`.
     fn scan(&self, prefix: &[u8]) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec)>> + '_ {
-        self.wa
-            .scan_prefix(prefix)
-            .map(|row| row.map_err(StoreError::from))
+        self.wa.scan_prefix(prefix).map(|row| {
+            let (key, value) = row?;
+            let value = self.open_row(&key, value)?;
+            Ok((key, value))
+        })
     }
 
     /// Removes, in one batch, every row under `prefix` for which `expired`

@@ -27,7 +27,7 @@ impl MsgSecretStore for SledBackend {
                     expires_at_secs: entry.expires_at,
                     message_ts_secs: entry.message_ts,
                 };
-                if let Some(bytes) = tx.get(&key)? {
+                if let Some(bytes) = self.tx_get(tx, &key)? {
                     let existing: pb::MsgSecretRow = self
                         .proto("message secret", &bytes)
                         .map_err(ConflictableTransactionError::Abort)?;
@@ -36,7 +36,7 @@ impl MsgSecretStore for SledBackend {
                     row.message_ts_secs =
                         merge_msg_secret_message_ts(existing.message_ts_secs, entry.message_ts);
                 }
-                tx.insert(key, row.encode_to_vec())?;
+                self.tx_insert(tx, key, row.encode_to_vec())?;
             }
             Ok(())
         })?;

@@ -131,13 +131,13 @@ impl SignalStore for SledBackend {
         Ok(self.transaction(|tx| {
             for &id in ids {
                 let key = self.keys.id(Category::PreKey, id);
-                if let Some(bytes) = tx.get(&key)? {
+                if let Some(bytes) = self.tx_get(tx, &key)? {
                     let mut row: pb::PreKeyRow = self
                         .proto("pre-key", &bytes)
                         .map_err(ConflictableTransactionError::Abort)?;
                     if !row.uploaded {
                         row.uploaded = true;
-                        tx.insert(key, row.encode_to_vec())?;
+                        self.tx_insert(tx, key, row.encode_to_vec())?;
                     }
                 }
             }

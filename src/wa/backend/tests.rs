@@ -38,6 +38,34 @@ pub(crate) fn paired_device(phone: &str) -> wacore::store::Device {
     device
 }
 
+/// A store key for the sealed runs of the suite.
+fn test_store_key() -> crate::store::StoreKey {
+    crate::store::StoreKey::parse(&"5a".repeat(32)).unwrap()
+}
+
+/// How many device rows and secret `wa` rows of `store` are not sealed.
+fn secrets_in_clear(store: &Store) -> usize {
+    let (_, trees, _) = store.raw_parts();
+    let wa = trees.wa.iter().map(Result::unwrap).filter(|(key, value)| {
+        crate::store::keys::is_secret_wa_row(key)
+            && !value.is_empty()
+            && !crate::store::is_sealed(value)
+    });
+    let device = (trees.device.iter().map(Result::unwrap))
+        .filter(|(_, value)| !crate::store::is_sealed(value));
+    wa.count() + device.count()
+}
+
+#[tokio::test]
+async fn without_a_store_key_the_secret_rows_are_in_clear() {
+    // The sealed runs' "none in clear" check counts something.
+    let store = Store::open_temporary().unwrap();
+    let backend = SledBackend::open(&store, &company("a"));
+    cases::prekeys(&*backend).await;
+    cases::device(&*backend).await;
+    assert!(secrets_in_clear(&store) > 1);
+}
+
 /// What a case observed, in order.
 type Seen = Vec<String>;
 
@@ -57,10 +85,15 @@ macro_rules! conformance {
             #[tokio::test]
             async fn $case() {
                 let reference = cases::$case(&InMemoryBackend::new()).await;
-                let store = Store::open_temporary().unwrap();
-                for id in ["ab", "a"] {
-                    let sled = cases::$case(&*SledBackend::open(&store, &company(id))).await;
-                    assert_eq!(sled, reference, "sled backend of company {id:?} disagrees with InMemoryBackend");
+                for key in [None, Some(test_store_key())] {
+                    let store = Store::open_temporary_with_key(key.as_ref()).unwrap();
+                    for id in ["ab", "a"] {
+                        let sled = cases::$case(&*SledBackend::open(&store, &company(id))).await;
+                        assert_eq!(sled, reference, "sled backend of company {id:?} (store key: {}) disagrees with InMemoryBackend", key.is_some());
+                    }
+                    if key.is_some() {
+                        assert_eq!(secrets_in_clear(&store), 0, "with a store key, no secret row is left in clear");
+                    }
                 }
             }
         )*

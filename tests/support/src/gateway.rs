@@ -61,6 +61,8 @@ pub fn config(fake: &FakeServer, data_dir: &Path) -> Config {
         store_cache_mib: wagate::store::DEFAULT_CACHE_MIB,
         idempotency_ttl_hours: 24,
         admin_key: Some(ADMIN_KEY.to_owned()),
+        store_key: None,
+        store_key_file: None,
         public_url: None,
         log_format: LogFormat::Pretty,
         wa_url: Some(fake.ws_url()),
@@ -159,8 +161,12 @@ pub async fn spawn_app_with_options(
     let dir = tempfile::tempdir().expect("a temporary data directory");
     let mut config = config(&fake, dir.path());
     configure(&mut config);
-    let store = Store::open_with_cache(&config.data_dir, config.store_cache_mib << 20)
-        .expect("open the store");
+    let store = Store::open_with_key(
+        &config.data_dir,
+        config.store_cache_mib << 20,
+        config.store_key().expect("the store key").as_ref(),
+    )
+    .expect("open the store");
     let (app, generated) = App::build_with(&config, store, options)
         .await
         .expect("build the gateway");
