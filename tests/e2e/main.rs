@@ -18,6 +18,7 @@ mod pairing;
 mod pool;
 mod status;
 mod store;
+mod store_key;
 mod tenancy;
 mod version;
 mod webhooks;
