@@ -89,7 +89,7 @@ fn seal_rows(
     let mut sealed = 0;
     let mut batch = sled::Batch::default();
     let mut pending = 0;
-    for row in tree.iter() {
+    for row in tree {
         let (key, value) = row?;
         if !secret(&key) || is_sealed(&value) {
             continue;
