@@ -42,7 +42,7 @@ impl AppSyncStore for SledBackend {
         let value = self.to_json("app-state version", &state)?;
         Ok(self.insert(
             self.keys.key(Category::AppStateVersion, name.as_bytes()),
-            value,
+            &value,
         )?)
     }
 

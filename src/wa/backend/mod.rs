@@ -36,6 +36,7 @@
 //! (pairing) is flushed to disk before `save` returns; everything else is made
 //! durable by sled's background flusher (see [`crate::store`]).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use prost::Message as _;
@@ -121,12 +122,12 @@ impl SledBackend {
     }
 
     /// `value` of the `wa` row `key` as it is stored: sealed if the row's
-    /// category is secret and there is a store key.
-    fn seal(&self, key: &[u8], value: Vec<u8>) -> Result<Vec<u8>> {
+    /// category is secret and there is a store key, else `value` itself.
+    fn seal<'v>(&self, key: &[u8], value: &'v [u8]) -> Result<Cow<'v, [u8]>> {
         if !self.sealer.is_keyed() || !is_secret_wa_row(key) {
-            return Ok(value);
+            return Ok(Cow::Borrowed(value));
         }
-        Ok(self.sealer.seal_vec(tree::WA, key, value)?)
+        Ok(self.sealer.seal(tree::WA, key, value)?)
     }
 
     /// The clear value of the stored `wa` row `key`.
@@ -135,8 +136,8 @@ impl SledBackend {
             return Ok(value);
         }
         match self.sealer.open(tree::WA, key, &value) {
-            Ok(std::borrow::Cow::Borrowed(_)) => Ok(value),
-            Ok(std::borrow::Cow::Owned(clear)) => Ok(clear.into()),
+            Ok(Cow::Borrowed(_)) => Ok(value),
+            Ok(Cow::Owned(clear)) => Ok(clear.into()),
             Err(error) => Err(self.corrupt("sealed whatsapp-rust state", error)),
         }
     }
@@ -148,9 +149,9 @@ impl SledBackend {
             .transpose()
     }
 
-    fn insert(&self, key: Vec<u8>, value: impl Into<Vec<u8>>) -> Result<()> {
-        let value = self.seal(&key, value.into())?;
-        self.wa.insert(key, value)?;
+    fn insert(&self, key: Vec<u8>, value: &[u8]) -> Result<()> {
+        let value = self.seal(&key, value)?;
+        self.wa.insert(key, &*value)?;
         Ok(())
     }
 
@@ -163,11 +164,11 @@ impl SledBackend {
     }
 
     /// [`SledBackend::insert`] inside a transaction.
-    fn tx_insert(&self, tx: &TransactionalTree, key: Vec<u8>, value: Vec<u8>) -> TxResult<()> {
+    fn tx_insert(&self, tx: &TransactionalTree, key: Vec<u8>, value: &[u8]) -> TxResult<()> {
         let value = self
             .seal(&key, value)
             .map_err(ConflictableTransactionError::Abort)?;
-        tx.insert(key, value)?;
+        tx.insert(key, &*value)?;
         Ok(())
     }
 
@@ -196,7 +197,7 @@ impl SledBackend {
         };
         if rows.peek().is_none() {
             match first {
-                (key, Some(value)) => self.insert(key, value)?,
+                (key, Some(value)) => self.insert(key, &value)?,
                 (key, None) => {
                     self.wa.remove(key)?;
                 }
@@ -207,8 +208,8 @@ impl SledBackend {
         for (key, value) in std::iter::once(first).chain(rows) {
             match value {
                 Some(value) => {
-                    let value = self.seal(&key, value)?;
-                    batch.insert(key, value);
+                    let sealed = self.seal(&key, &value)?;
+                    batch.insert(key, &*sealed);
                 }
                 None => batch.remove(key),
             }

@@ -154,7 +154,7 @@ impl ProtocolStore for SledBackend {
         let value = self.to_json("device list", &record)?;
         Ok(self.insert(
             self.keys.key(Category::DeviceList, record.user.as_bytes()),
-            value,
+            &value,
         )?)
     }
 
@@ -208,7 +208,7 @@ impl ProtocolStore for SledBackend {
 
     async fn put_tc_token(&self, jid: &str, entry: &TcTokenEntry) -> WaResult<()> {
         let value = self.to_json("tc token", entry)?;
-        Ok(self.insert(self.keys.key(Category::TcToken, jid.as_bytes()), value)?)
+        Ok(self.insert(self.keys.key(Category::TcToken, jid.as_bytes()), &value)?)
     }
 
     async fn delete_tc_token(&self, jid: &str) -> WaResult<()> {
@@ -300,7 +300,7 @@ impl ProtocolStore for SledBackend {
         payload: &[u8],
     ) -> WaResult<()> {
         let key = self.timed_blob_key(Category::SentMessage, chat_jid, None, message_id);
-        Ok(self.insert(key, Self::timed_blob(payload))?)
+        Ok(self.insert(key, &Self::timed_blob(payload))?)
     }
 
     async fn take_sent_message(
@@ -336,7 +336,7 @@ impl ProtocolStore for SledBackend {
     ) -> WaResult<()> {
         Ok(self.insert(
             self.pending_inbound_key(chat, sender, id),
-            Self::timed_blob(message),
+            &Self::timed_blob(message),
         )?)
     }
 

@@ -36,7 +36,7 @@ impl MsgSecretStore for SledBackend {
                     row.message_ts_secs =
                         merge_msg_secret_message_ts(existing.message_ts_secs, entry.message_ts);
                 }
-                self.tx_insert(tx, key, row.encode_to_vec())?;
+                self.tx_insert(tx, key, &row.encode_to_vec())?;
             }
             Ok(())
         })?;

@@ -102,7 +102,7 @@ impl SignalStore for SledBackend {
             record: record.to_vec(),
             uploaded,
         };
-        Ok(self.insert(self.keys.id(Category::PreKey, id), row.encode_to_vec())?)
+        Ok(self.insert(self.keys.id(Category::PreKey, id), &row.encode_to_vec())?)
     }
 
     async fn store_prekeys_batch(&self, keys: &[(u32, Bytes)], uploaded: bool) -> WaResult<()> {
@@ -137,7 +137,7 @@ impl SignalStore for SledBackend {
                         .map_err(ConflictableTransactionError::Abort)?;
                     if !row.uploaded {
                         row.uploaded = true;
-                        self.tx_insert(tx, key, row.encode_to_vec())?;
+                        self.tx_insert(tx, key, &row.encode_to_vec())?;
                     }
                 }
             }
