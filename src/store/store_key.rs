@@ -16,7 +16,9 @@
 //! # Sealing a clear store
 //!
 //! `device`, `registry` and the secret `wa` rows are sealed in batches, each
-//! row unless it already is (a migration cut short by a crash resumes). The
+//! row unless it already is (a migration cut short by a crash resumes at the
+//! next start with the key; started without it, the rows already sealed
+//! would read as corrupt, so the README says to keep the key from then on). The
 //! `settings` rows are sealed together with the check row in one transaction:
 //! their raw bytes could look sealed, so they must all be clear or all sealed,
 //! and the check row says which. Old clear copies may survive in sled's file
