@@ -298,6 +298,7 @@ fn wa_config(config: &Config) -> WaConfig {
         url: config.wa_url.clone(),
         push_name: config.push_name.clone(),
         watchdog: config.ops.watchdog(),
+        restore_concurrency: config.ops.restore_concurrency as usize,
         ..WaConfig::default()
     }
 }
@@ -306,6 +307,7 @@ fn wa_config(config: &Config) -> WaConfig {
 /// serve until SIGINT/SIGTERM, shut down.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     init_logging(config.log_format);
+    crate::open_files::raise_limit();
     let (app, generated_key) =
         App::build_with(&config, open_store(&config)?, BuildOptions::for_binary()).await?;
     if let Some(key) = generated_key

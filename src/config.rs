@@ -159,6 +159,11 @@ pub struct OpsOptions {
     /// (reason `stalled`) (ms).
     #[arg(long, env = "WAGATE_WATCHDOG_STALL_MS", default_value_t = 180_000, value_parser = clap::value_parser!(u64).range(500..=86_400_000))]
     pub watchdog_stall_ms: u64,
+
+    /// Most linked sessions a restart connects at once; each holds its slot
+    /// until it is logged in or has failed (it then retries on its own).
+    #[arg(long, env = "WAGATE_RESTORE_CONCURRENCY", default_value_t = u32::from(crate::pool::DEFAULT_RESTORE_CONCURRENCY), value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub restore_concurrency: u32,
 }
 
 impl Default for OpsOptions {
@@ -172,6 +177,7 @@ impl Default for OpsOptions {
             watchdog_ping_timeout_ms: ms(watchdog.ping_timeout),
             watchdog_max_failures: watchdog.max_failures,
             watchdog_stall_ms: ms(watchdog.stall_after),
+            restore_concurrency: u32::from(crate::pool::DEFAULT_RESTORE_CONCURRENCY),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - [`store`]: the sled database: registry, per-company credentials, transitions, idempotency keys.
 //! - [`http`]: the HTTP API v1 (axum router, one file per resource, the JSON error envelope, OpenAPI).
 //! - [`metrics`]: Prometheus metrics (`GET /metrics`) and the names wagate records.
+//! - [`open_files`]: the open-file limit, raised at start (one socket per connected session).
 //! - [`outbound`]: the one guard on addresses the gateway connects to for tenants (webhook and media URLs).
 //! - [`pairing`]: pairing links: signed, expiring links to the web page where a company's staff link its number (QR code or pair code).
 //! - [`pb`]: prost types generated from `proto/wagate.proto` (stored records, emitted events).
@@ -25,6 +26,7 @@ pub mod domain;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod open_files;
 pub mod outbound;
 pub mod pairing;
 pub mod pb;

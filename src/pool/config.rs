@@ -8,6 +8,9 @@ use super::{BackoffConfig, InboundHookFactory, LiveClients, WatchdogConfig};
 use crate::wa::client::ClientOptions;
 use crate::wa::version::WaVersion;
 
+/// Default of [`WaConfig::restore_concurrency`].
+pub const DEFAULT_RESTORE_CONCURRENCY: u16 = 500;
+
 /// How sessions talk to WhatsApp, and the pool's timing knobs.
 #[derive(Clone)]
 pub struct WaConfig {
@@ -40,6 +43,10 @@ pub struct WaConfig {
     pub status_sink: Option<crate::wa::receipts::SharedStatusSink>,
     /// Each company's live client (media downloads); set by the pool.
     pub live: LiveClients,
+    /// Most linked sessions a restore connects at once: each holds its slot
+    /// until it is logged in or has failed, so a restore of tens of thousands
+    /// neither stampedes WhatsApp's servers nor starves the machine.
+    pub restore_concurrency: usize,
 }
 
 impl Default for WaConfig {
@@ -58,6 +65,7 @@ impl Default for WaConfig {
             http_client: None,
             status_sink: None,
             live: LiveClients::default(),
+            restore_concurrency: usize::from(DEFAULT_RESTORE_CONCURRENCY),
         }
     }
 }
@@ -77,6 +85,7 @@ impl std::fmt::Debug for WaConfig {
             .field("inbound_hook", &self.inbound_hook.is_some())
             .field("http_client", &self.http_client.is_some())
             .field("status_sink", &self.status_sink.is_some())
+            .field("restore_concurrency", &self.restore_concurrency)
             .finish()
     }
 }

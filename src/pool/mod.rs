@@ -32,13 +32,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use parking_lot::RwLock;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::Instrument as _;
 
 pub use backoff::{Backoff, BackoffConfig, InvalidBackoff};
-pub use config::WaConfig;
+pub use config::{DEFAULT_RESTORE_CONCURRENCY, WaConfig};
 pub use error::PoolError;
 pub use handle::{ContactCheck, Sent, SessionHandle, StepOutcome};
 pub use state::{Qr, SessionEvent, SessionState, SessionStatus, Transition};
@@ -82,6 +83,18 @@ pub struct Ensured {
 }
 
 crate::domain::redacted_debug!(Ensured { handle, created });
+
+/// Longest a restore slot waits for one session to leave `connecting`: a
+/// connection that hangs must not hold the slot for ever.
+const RESTORE_SLOT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Waits until `handle`'s session has left `connecting` (logged in, or
+/// failed and waiting for its retry), at most [`RESTORE_SLOT_TIMEOUT`].
+async fn until_connecting_ends(handle: &SessionHandle) {
+    let mut status = handle.watch_status();
+    let left = status.wait_for(|s| s.state != SessionState::Connecting);
+    let _ = tokio::time::timeout(RESTORE_SLOT_TIMEOUT, left).await;
+}
 
 /// Result of [`SessionPool::restore`].
 #[derive(Debug, Clone, Default, Serialize)]
@@ -245,6 +258,7 @@ impl SessionPool {
                 return report;
             }
         };
+        let mut to_start = Vec::new();
         for record in records {
             let company = match CompanyId::parse(&record.company_id) {
                 Ok(company) => company,
@@ -270,13 +284,7 @@ impl SessionPool {
                 Ok(true) if handle.status().state.waits_for_reconnect() => {
                     report.held.push(company.to_string());
                 }
-                Ok(true) => match handle.start(StartReason::Restored).await {
-                    Ok(_) => report.started.push(company.to_string()),
-                    Err(e) => report.failed.push(RestoreFailure {
-                        company: company.to_string(),
-                        error: e.to_string(),
-                    }),
-                },
+                Ok(true) => to_start.push(handle),
                 Ok(false) => report.idle.push(company.to_string()),
                 Err(e) => report.failed.push(RestoreFailure {
                     company: company.to_string(),
@@ -284,6 +292,28 @@ impl SessionPool {
                 }),
             }
         }
+        // At most `restore_concurrency` connecting at once (see `WaConfig`).
+        let limit = self.inner.config.restore_concurrency.max(1);
+        let mut started = futures_util::stream::iter(to_start)
+            .map(|handle| async move {
+                let result = handle.start(StartReason::Restored).await;
+                if result.is_ok() {
+                    until_connecting_ends(&handle).await;
+                }
+                (handle.company().to_string(), result)
+            })
+            .buffer_unordered(limit);
+        while let Some((company, result)) = started.next().await {
+            match result {
+                Ok(_) => report.started.push(company),
+                Err(e) => report.failed.push(RestoreFailure {
+                    company,
+                    error: e.to_string(),
+                }),
+            }
+        }
+        // In registry order, whatever order they finished in.
+        report.started.sort_unstable();
         tracing::info!(
             started = report.started.len(),
             idle = report.idle.len(),

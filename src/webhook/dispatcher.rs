@@ -170,6 +170,16 @@ impl Dispatcher {
     /// Runs until `commands` closes, then returns without waiting for
     /// requests in flight (they stay queued and are sent after a restart).
     pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        match self.outbox.repair_interrupted_settles() {
+            Ok(0) => {}
+            Ok(repaired) => tracing::info!(
+                repaired,
+                "a crash interrupted settling webhook deliveries; they are sent again"
+            ),
+            Err(error) => {
+                tracing::error!(%error, "cannot check the webhook logs against the queue");
+            }
+        }
         match self.outbox.queued() {
             Ok(rows) => {
                 if !rows.is_empty() {
@@ -456,7 +466,7 @@ impl Dispatcher {
         self.drop_head(lane, key);
     }
 
-    /// Writes every outcome settled since the last call, in one transaction.
+    /// Writes every outcome settled since the last call.
     fn record_settled(&mut self) {
         if self.settled.is_empty() {
             return;

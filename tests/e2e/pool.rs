@@ -774,3 +774,45 @@ async fn stream_restart_515_reconnects_at_once_without_backoff() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_restore_connects_at_most_its_concurrency_at_once() {
+    let fake = start_fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ids = ["r1", "r2", "r3", "r4"];
+    {
+        let pool = pool_on(Store::open(dir.path()).unwrap(), &fake);
+        for id in ids {
+            link_by_qr(&pool, &fake, id).await;
+        }
+        pool.shutdown(Duration::from_secs(10)).await;
+    }
+    let config = WaConfig {
+        restore_concurrency: 1,
+        ..wa_config(&fake)
+    };
+    let pool = SessionPool::new(reopen(dir.path()).await, config);
+    let mut events = pool.subscribe();
+    let report = pool.restore().await;
+    assert_eq!(report.started, ids);
+    // One slot: each session is logged in before the next one connects, so
+    // when the restore returns all of them are connected...
+    for id in ids {
+        let status = pool.get(&company(id)).unwrap().status();
+        assert_eq!(status.state, SessionState::Connected, "{id}");
+    }
+    // ... and no two were ever connecting at once (without the bound, all
+    // four start connecting together).
+    let (mut connecting, mut most) = (std::collections::HashSet::new(), 0);
+    while let Ok(event) = events.try_recv() {
+        if let wagate::pool::SessionEvent::StatusChanged(status) = event.event {
+            if status.state == SessionState::Connecting {
+                connecting.insert(event.company);
+            } else {
+                connecting.remove(&event.company);
+            }
+            most = most.max(connecting.len());
+        }
+    }
+    assert_eq!(most, 1);
+}

@@ -27,50 +27,40 @@ impl Outbox {
         }])
     }
 
-    /// Records every settlement in `settled` in one transaction: each queued
-    /// delivery moves to the delivered log or the dead letters (or, for
-    /// `to = Queued`, gets its attempt recorded). A delivery no longer queued
-    /// (deleted, or settled earlier) is skipped, never resurrected.
+    /// Records every settlement in `settled`: each queued delivery moves to
+    /// the delivered log or the dead letters (or, for `to = Queued`, gets its
+    /// attempt recorded). A delivery no longer queued (deleted, or settled
+    /// earlier) is skipped, never resurrected.
     ///
-    /// One transaction for many settlements, because each sled transaction
-    /// forces a write of sled's log buffer: the dispatcher settles whatever
-    /// finished at the same moment together.
+    /// Plain sled writes, not a transaction: each sled transaction forces a
+    /// write of sled's log buffer, and settling is on the path of every
+    /// event (the dispatcher is the only caller, one task, so nothing else
+    /// settles the same rows at once). Crash order: the row is written to its
+    /// new log first and removed from the queue after, so a crash in between
+    /// leaves it in both, never in neither; the delivery is then sent again
+    /// (at least once, same event id) and [`Outbox::queued`] drops the stale
+    /// copy from the logs when the dispatcher starts.
     pub fn finish_all(&self, settled: &[Settled]) -> Result<(), StoreError> {
-        if settled.is_empty() {
-            return Ok(());
-        }
-        let rows: Vec<(Vec<u8>, Vec<u8>, DeliveryState)> = settled
-            .iter()
-            .map(|s| {
-                (
-                    keys::outbox_delivery(&s.key),
-                    s.delivery.encode_to_vec(),
-                    s.to,
-                )
-            })
-            .collect();
-        (&self.queue, &self.delivered, &self.dead).transaction(
-            |(queue, delivered, dead)| -> TxResult<()> {
-                for (key, value, to) in &rows {
-                    let key = key.as_slice();
-                    if queue.get(key)?.is_none() {
-                        continue;
-                    }
-                    match to {
-                        DeliveryState::Queued => queue.insert(key, value.as_slice())?,
-                        DeliveryState::Delivered => {
-                            queue.remove(key)?;
-                            delivered.insert(key, value.as_slice())?
-                        }
-                        DeliveryState::Dead => {
-                            queue.remove(key)?;
-                            dead.insert(key, value.as_slice())?
-                        }
-                    };
+        for s in settled {
+            let key = keys::outbox_delivery(&s.key);
+            if !self.queue.contains_key(&key)? {
+                continue;
+            }
+            let value = s.delivery.encode_to_vec();
+            match s.to {
+                DeliveryState::Queued => {
+                    self.queue.insert(key, value)?;
                 }
-                Ok(())
-            },
-        )?;
+                DeliveryState::Delivered => {
+                    self.delivered.insert(key.as_slice(), value)?;
+                    self.queue.remove(key)?;
+                }
+                DeliveryState::Dead => {
+                    self.dead.insert(key.as_slice(), value)?;
+                    self.queue.remove(key)?;
+                }
+            }
+        }
         Ok(())
     }
 

@@ -24,7 +24,10 @@
 //!   event; across a crash an event is stored with its deliveries, and a
 //!   dedup row never exists without them (see [`Outbox::commit_all`]).
 //! - A delivery row lives in exactly one of `wh_queue`, `wh_delivered`,
-//!   `wh_dead`: every move between them is one transaction.
+//!   `wh_dead`. A move out of the queue writes the new row before it removes
+//!   the queued one, so a crash in between leaves it in two places, never in
+//!   none; [`Outbox::repair_interrupted_settles`] (run when the dispatcher
+//!   starts) keeps the queued row, which is sent again.
 //! - Nothing here flushes: the caller decides the durability point (the
 //!   inbound hook flushes before it lets whatsapp-rust ack).
 //!
@@ -253,6 +256,20 @@ impl Outbox {
             }
         }
         Ok(None)
+    }
+
+    /// Removes from the delivered log and the dead letters every row that is
+    /// also still queued (what a crash in the middle of
+    /// [`Outbox::finish_all`] leaves); returns how many. The queued row
+    /// stands: it is sent again (at least once, same event id).
+    pub fn repair_interrupted_settles(&self) -> Result<usize, StoreError> {
+        let mut repaired = 0;
+        for key in self.queue.iter().keys() {
+            let key = key?;
+            repaired += usize::from(self.delivered.remove(&key)?.is_some());
+            repaired += usize::from(self.dead.remove(&key)?.is_some());
+        }
+        Ok(repaired)
     }
 
     /// Every queued delivery, in key order (company, then sequence). Rows

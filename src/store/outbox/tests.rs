@@ -225,6 +225,46 @@ fn settlements_recorded_together_skip_deliveries_no_longer_queued() {
 }
 
 #[test]
+fn a_settle_interrupted_by_a_crash_leaves_the_delivery_queued_and_nowhere_else() {
+    let store = Store::open_temporary().unwrap();
+    let outbox = store.outbox().unwrap();
+    let acme = company("acme");
+    let events = [message("A1", "c"), message("A2", "c")];
+    let committed = outbox.commit(&acme, &events, &[Target::Company]).unwrap();
+    let (k1, k2) = (
+        committed[0].queued[0].clone(),
+        committed[1].queued[0].clone(),
+    );
+    // What `finish_all` leaves when the process dies between its two writes:
+    // the new row is written, the queued one not yet removed.
+    let row = outbox
+        .queue
+        .get(keys::outbox_delivery(&k1))
+        .unwrap()
+        .unwrap();
+    outbox
+        .delivered
+        .insert(keys::outbox_delivery(&k1), row.clone())
+        .unwrap();
+    outbox.dead.insert(keys::outbox_delivery(&k2), row).unwrap();
+    assert_eq!(outbox.repair_interrupted_settles().unwrap(), 2);
+    assert!(
+        outbox
+            .list(&acme, DeliveryState::Delivered, 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        outbox
+            .list(&acme, DeliveryState::Dead, 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(outbox.queued().unwrap().len(), 2, "both are sent again");
+    assert_eq!(outbox.repair_interrupted_settles().unwrap(), 0);
+}
+
+#[test]
 fn replay_queues_stored_events_again_in_order() {
     let store = Store::open_temporary().unwrap();
     let outbox = store.outbox().unwrap();
