@@ -5,8 +5,8 @@
 //! ```text
 //! client event handler ─ StatusSink::record ─→ channel ─→ recorder task (one):
 //!     batch → per company: Messages::advance (forward only) → events of the
-//!     accepted updates → Webhooks::commit (dedup by event id, flushed) →
-//!     Messages::put_status
+//!     accepted updates → Messages::put_status → Webhooks::commit (dedup by
+//!     event id, flushed with the status rows, then dispatched)
 //! ```
 //!
 //! # Invariants
@@ -14,10 +14,12 @@
 //! - A status never goes backwards: only an update that moves its recipient
 //!   forward becomes an event (`crate::store::messages`).
 //! - An event's id is a hash of `(company, message id, recipient, status)`
-//!   and the outbox deduplicates by it, so a repeated receipt, or the replay
-//!   of an update whose status row was lost in a crash, is never a second
-//!   event. The event is committed before the status row is written: a crash
-//!   in between repeats (harmlessly) rather than loses.
+//!   and the outbox deduplicates by it, so a repeated receipt is never a
+//!   second event.
+//! - The status rows are written before the events are committed, and the
+//!   commit's flush makes both durable: a receiver that reads
+//!   `GET …/messages/{id}` on a `message.status` event sees that status or a
+//!   later one, never an earlier one.
 //! - One task records every company's updates in arrival order, so a chat's
 //!   statuses are committed (and delivered, lane by lane) in order.
 //!
@@ -25,9 +27,11 @@
 //!
 //! whatsapp-rust acknowledges a receipt to WhatsApp right after dispatching
 //! it (there is no durability hook for receipts): a crash between that and
-//! the commit here loses that one receipt. A later receipt of the same
-//! message (e.g. `read` after a lost `delivered`) still arrives and moves the
-//! status on.
+//! the commit's flush here loses that one receipt (its event, and perhaps
+//! not its status row). A later receipt of the same message (e.g. `read`
+//! after a lost `delivered`) still arrives and moves the status on. A
+//! commit that fails (a storage error, logged) loses the events the same
+//! way.
 
 use std::sync::Weak;
 
@@ -106,11 +110,11 @@ async fn record(webhooks: &Webhooks, company: CompanyId, updates: Vec<StatusUpda
         .iter()
         .map(|update| event::delivery_event(&company, update))
         .collect();
-    if let Err(error) = webhooks.commit(&company, events).await {
-        tracing::error!(company.id = %company, %error, "cannot record message.status events");
-        return;
-    }
+    // Rows first: the commit dispatches the events (see the module docs).
     if let Err(error) = messages.put_status(&company, &records) {
         tracing::error!(company.id = %company, %error, "cannot store message statuses");
+    }
+    if let Err(error) = webhooks.commit(&company, events).await {
+        tracing::error!(company.id = %company, %error, "cannot record message.status events");
     }
 }
