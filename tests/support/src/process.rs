@@ -45,6 +45,36 @@ impl GatewayProcess {
     ) -> Self {
         let mut command = Self::command(bin, fake, data_dir);
         adjust(&mut command);
+        Self::spawn(command).await
+    }
+
+    /// Starts the binary at `bin` as `wagate --sandbox` (its own fake
+    /// WhatsApp, on loopback) in the working directory `dir`, so its default
+    /// data directory is `dir/sessions-sandbox`; waits like
+    /// [`GatewayProcess::start`].
+    pub async fn start_sandbox(bin: impl AsRef<Path>, dir: &Path) -> Self {
+        let mut command = tokio::process::Command::new(bin.as_ref());
+        command
+            .args([
+                "--sandbox",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ])
+            .current_dir(dir)
+            .env("WAGATE_ADMIN_KEY", ADMIN_KEY)
+            .env("RUST_LOG", "warn,wagate=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        Self::spawn(command).await
+    }
+
+    /// Spawns `command` (stderr piped: JSON log lines) and waits until the
+    /// gateway serves and has restored its sessions.
+    async fn spawn(mut command: tokio::process::Command) -> Self {
         let mut child = command.spawn().expect("start the wagate binary");
         let stderr = child.stderr.take().expect("piped stderr");
         let (tx, logs) = watch::channel(Vec::new());
