@@ -323,7 +323,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (config, options) = with_sandbox(config).await?;
     #[cfg(not(feature = "sandbox"))]
     let options = BuildOptions::for_binary();
-    let (app, generated_key) = App::build_with(&config, open_store(&config)?, options).await?;
+    let store = open_store(&config)?;
+    #[cfg(feature = "sandbox")]
+    if config.sandbox {
+        crate::sandbox::claim_data_dir(&store)?;
+    }
+    let (app, generated_key) = App::build_with(&config, store, options).await?;
     if let Some(key) = generated_key
         && let Err(err) = announce_admin_key(&key, &config.data_dir)
     {

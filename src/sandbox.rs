@@ -15,6 +15,9 @@
 //! - Only a binary built with the `sandbox` feature has this module; a
 //!   default build has neither the fake nor whatsapp-rust's certificate-chain
 //!   skip (`.ci/run` checks it with `cargo tree`).
+//! - A sandbox never runs on a data directory a real gateway used
+//!   ([`claim_data_dir`]): restoring real companies against the fake would
+//!   have their links refused, and their credentials wiped (`logged_out`).
 //! - Everything the fake serves is bound to `127.0.0.1`: the sandbox never
 //!   listens beyond loopback, and its media client reaches loopback hosts
 //!   only ([`crate::wa::plain_loopback`]).
@@ -23,6 +26,29 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use fakewa::FakeServer;
+
+use crate::store::Store;
+
+/// The store setting that marks a data directory as a sandbox's.
+const MARK_SETTING: &str = "sandbox.data_dir";
+
+/// Claims the opened data directory for the sandbox: refused when it holds
+/// companies and is not a sandbox's already (a real gateway's directory,
+/// given with `--data-dir`); marked as a sandbox's otherwise.
+pub fn claim_data_dir(store: &Store) -> anyhow::Result<()> {
+    if store.get_setting(MARK_SETTING)?.is_some() {
+        return Ok(());
+    }
+    let companies = store.list_companies()?.len();
+    anyhow::ensure!(
+        companies == 0,
+        "--sandbox: this data directory holds {companies} companies of a gateway that was not in \
+         sandbox mode; the simulated WhatsApp would unlink them. Use a directory of its own \
+         (the default, sessions-sandbox, or another --data-dir)"
+    );
+    store.put_setting(MARK_SETTING, b"1")?;
+    Ok(())
+}
 
 /// The in-process fake WhatsApp server of a sandbox gateway. The fake keeps
 /// its accounts in memory: after a restart, the links stored in the sandbox's
@@ -67,5 +93,32 @@ impl Sandbox {
     /// announced as `https://127.0.0.1:PORT` but speaks plain HTTP.
     pub fn http_client() -> anyhow::Result<Arc<dyn whatsapp_rust::http::HttpClient>> {
         crate::wa::plain_loopback::client()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb;
+
+    #[test]
+    fn a_real_gateways_data_dir_is_refused_and_a_sandboxs_kept() {
+        let store = Store::open_temporary().unwrap();
+        claim_data_dir(&store).expect("an empty directory becomes the sandbox's");
+        let acme = pb::CompanyRecord {
+            company_id: "acme".into(),
+            ..Default::default()
+        };
+        store.put_company(&acme).unwrap();
+        claim_data_dir(&store).expect("the sandbox's own companies are welcome");
+
+        let real = Store::open_temporary().unwrap();
+        real.put_company(&acme).unwrap();
+        let refused = claim_data_dir(&real).unwrap_err().to_string();
+        assert!(refused.contains("not in sandbox mode"), "{refused}");
+        assert!(
+            real.get_setting(MARK_SETTING).unwrap().is_none(),
+            "not claimed"
+        );
     }
 }

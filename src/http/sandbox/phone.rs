@@ -95,9 +95,10 @@ pub(in crate::http) async fn scan_current_qr(
     let linked = match phone {
         Some(phone) => sandbox.fake().scan_qr_as(phone, &qr.code).await,
         None => sandbox.fake().scan_qr(&qr.code).await,
-    };
+    }
+    .map_err(fake_error)?;
     tracing::info!(company.id = %handle.company(), "sandbox: the simulated phone scanned the QR code");
-    Ok(linked.map_err(fake_error)?.into())
+    Ok(linked.into())
 }
 
 /// The current QR code, or the next one within [`QR_WAIT`] while the

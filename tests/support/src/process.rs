@@ -53,22 +53,8 @@ impl GatewayProcess {
     /// data directory is `dir/sessions-sandbox`; waits like
     /// [`GatewayProcess::start`].
     pub async fn start_sandbox(bin: impl AsRef<Path>, dir: &Path) -> Self {
-        let mut command = tokio::process::Command::new(bin.as_ref());
-        command
-            .args([
-                "--sandbox",
-                "--listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-            ])
-            .current_dir(dir)
-            .env("WAGATE_ADMIN_KEY", ADMIN_KEY)
-            .env("RUST_LOG", "warn,wagate=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        let mut command = Self::base_command(bin);
+        command.arg("--sandbox").current_dir(dir);
         Self::spawn(command).await
     }
 
@@ -109,13 +95,9 @@ impl GatewayProcess {
         data_dir: &Path,
     ) -> tokio::process::Command {
         let (major, minor, patch) = WA_VERSION;
-        let mut command = tokio::process::Command::new(bin.as_ref());
+        let mut command = Self::base_command(bin);
         command
             .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
                 "--shutdown-timeout",
                 "5",
                 // Webhook receivers are on loopback.
@@ -131,7 +113,17 @@ impl GatewayProcess {
             .args(["--wa-url", &fake.ws_url()])
             // By environment, so a test can remove it (and resolve the
             // version instead: `--wa-version-url`).
-            .env("WAGATE_WA_VERSION", format!("{major}.{minor}.{patch}"))
+            .env("WAGATE_WA_VERSION", format!("{major}.{minor}.{patch}"));
+        command
+    }
+
+    /// The binary at `bin` on a free loopback port with [`ADMIN_KEY`] (by
+    /// environment, so a test can remove it), JSON logs on a piped stderr,
+    /// stdout to nowhere, killed when dropped.
+    fn base_command(bin: impl AsRef<Path>) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(bin.as_ref());
+        command
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
             .env("WAGATE_ADMIN_KEY", ADMIN_KEY)
             .env("RUST_LOG", "warn,wagate=info")
             .stdin(Stdio::null())
