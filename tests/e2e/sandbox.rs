@@ -329,3 +329,26 @@ async fn the_sandbox_api_is_documented_admin_only_and_refuses_bad_input() {
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     events.wait_for_state("logged_out").await;
 }
+
+/// A gateway not started with `--sandbox` has no sandbox: no routes, no
+/// documentation of them, no marks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_without_sandbox_mode_has_none_of_it() {
+    let app = test_support::gateway::spawn_app().await;
+    let api = &app.api;
+    let (status, health) = api.get("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(health.get("sandbox").is_none(), "{health}");
+    let (status, body) = api.post("/v1/sandbox/sessions/acme/scan", None).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (StatusCode::NOT_FOUND, &json!("not_found"))
+    );
+    let (_, doc) = api.get("/openapi.json").await;
+    let paths = doc["paths"].as_object().expect("documented paths");
+    assert!(
+        !paths.keys().any(|path| path.contains("sandbox")),
+        "{:?}",
+        paths.keys()
+    );
+}
