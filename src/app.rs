@@ -39,6 +39,11 @@ pub struct BuildOptions {
     /// media host's `https://127.0.0.1:PORT` URLs as plain HTTP; a release
     /// build never sets it.
     pub wa_http_client: Option<std::sync::Arc<dyn whatsapp_rust::http::HttpClient>>,
+    /// The sandbox's fake WhatsApp (`--sandbox`), which `/v1/sandbox/…`
+    /// drives; the configuration must already point at it
+    /// ([`Config::use_sandbox`]).
+    #[cfg(feature = "sandbox")]
+    pub sandbox: Option<std::sync::Arc<crate::sandbox::Sandbox>>,
 }
 
 impl BuildOptions {
@@ -51,7 +56,11 @@ impl BuildOptions {
         let wa_http_client = crate::wa::plain_loopback::from_env();
         #[cfg(not(feature = "test-server"))]
         let wa_http_client = None;
-        Self { wa_http_client }
+        Self {
+            wa_http_client,
+            #[cfg(feature = "sandbox")]
+            sandbox: None,
+        }
     }
 }
 
@@ -145,6 +154,8 @@ impl App {
             auth_backoff: std::sync::Arc::new(http::auth_backoff::AuthBackoff::with_free_failures(
                 config.http.auth_free_failures,
             )),
+            #[cfg(feature = "sandbox")]
+            sandbox: options.sandbox,
         };
         Ok((
             App {
@@ -303,13 +314,23 @@ fn wa_config(config: &Config) -> WaConfig {
     }
 }
 
-/// The binary's whole life: logging, build, the one-time admin key notice,
-/// serve until SIGINT/SIGTERM, shut down.
+/// The binary's whole life: logging, build (with `--sandbox`, the fake
+/// WhatsApp first), the one-time admin key notice, serve until
+/// SIGINT/SIGTERM, shut down.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     init_logging(config.log_format);
+    anyhow::ensure!(cfg!(feature = "sandbox") || !config.sandbox, NO_SANDBOX);
     crate::open_files::raise_limit();
-    let (app, generated_key) =
-        App::build_with(&config, open_store(&config)?, BuildOptions::for_binary()).await?;
+    #[cfg(feature = "sandbox")]
+    let (config, options) = with_sandbox(config).await?;
+    #[cfg(not(feature = "sandbox"))]
+    let options = BuildOptions::for_binary();
+    let store = open_store(&config)?;
+    #[cfg(feature = "sandbox")]
+    if config.sandbox {
+        crate::sandbox::claim_data_dir(&store)?;
+    }
+    let (app, generated_key) = App::build_with(&config, store, options).await?;
     if let Some(key) = generated_key
         && let Err(err) = announce_admin_key(&key, &config.data_dir)
     {
@@ -319,6 +340,31 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!(public.url = %config.public_url(), data.dir = %config.data_dir.display(), "wagate starting");
     app.run(shutdown_signal()).await
+}
+
+/// What `--sandbox` says in a build without the feature.
+const NO_SANDBOX: &str = "--sandbox: this wagate was built without sandbox mode; \
+    build and run it with `cargo run --release --features sandbox -- --sandbox`";
+
+/// With `--sandbox`: the fake WhatsApp started, `config` pointed at it and
+/// the build options that reach it; said loudly in the log. Else `config`
+/// and [`BuildOptions::for_binary`] as they are.
+#[cfg(feature = "sandbox")]
+async fn with_sandbox(mut config: Config) -> anyhow::Result<(Config, BuildOptions)> {
+    let mut options = BuildOptions::for_binary();
+    if !config.sandbox {
+        return Ok((config, options));
+    }
+    let sandbox = crate::sandbox::Sandbox::start().await?;
+    config.use_sandbox(sandbox.ws_url(), sandbox.version_url());
+    options.wa_http_client = Some(crate::sandbox::Sandbox::http_client()?);
+    options.sandbox = Some(sandbox);
+    tracing::warn!(
+        data.dir = %config.data_dir.display(),
+        "SANDBOX MODE: sessions connect to a simulated WhatsApp in this process, not to WhatsApp; \
+         no real message is sent or received; drive its phone and contacts through /v1/sandbox"
+    );
+    Ok((config, options))
 }
 
 /// Where a generated admin key is written when stdout is not a terminal.

@@ -126,6 +126,19 @@ pub struct Config {
     /// The per-company send rate limit.
     #[command(flatten)]
     pub sends: crate::http::send_rate::SendRateOptions,
+
+    /// Sandbox mode: run a fake WhatsApp server in this process and connect
+    /// to it instead of WhatsApp, with a simulated phone and contacts under
+    /// `/v1/sandbox` (no phone needed). Only in a binary built with
+    /// `--features sandbox`; the data directory defaults to
+    /// `sessions-sandbox`, and webhooks may go to private addresses.
+    #[arg(
+        long,
+        env = "WAGATE_SANDBOX",
+        default_value_t = false,
+        conflicts_with = "wa_url"
+    )]
+    pub sandbox: bool,
 }
 
 /// Metrics and the session liveness watchdog (`src/metrics.rs`,
@@ -206,6 +219,44 @@ pub enum LogFormat {
 }
 
 impl Config {
+    /// The command line and environment, parsed and validated; exits with
+    /// clap's message on bad input. Unlike [`Parser::parse`], it applies the
+    /// defaults that change with `--sandbox` (see [`Config::try_parse_args_from`]).
+    pub fn parse_args() -> Self {
+        Self::try_parse_args_from(std::env::args_os()).unwrap_or_else(|err| err.exit())
+    }
+
+    /// Parses `args` (and the environment). With `--sandbox`, a data
+    /// directory neither flag nor environment named is
+    /// [`SANDBOX_DATA_DIR`]: sandbox links never land beside real ones.
+    pub fn try_parse_args_from<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory as _, FromArgMatches as _};
+        let matches = Self::command().try_get_matches_from(args)?;
+        let mut config = Self::from_arg_matches(&matches)?;
+        let dir_given =
+            matches.value_source("data_dir") != Some(clap::parser::ValueSource::DefaultValue);
+        if config.sandbox && !dir_given {
+            config.data_dir = PathBuf::from(SANDBOX_DATA_DIR);
+        }
+        Ok(config)
+    }
+
+    /// Points the gateway at a sandbox's fake WhatsApp server (`wa_url`, and
+    /// `version_url` unless a version source was configured), and lets
+    /// webhooks reach loopback receivers (an integrator's test server).
+    pub fn use_sandbox(&mut self, wa_url: String, version_url: String) {
+        self.wa_url = Some(wa_url);
+        if self.wa_version.is_none() && self.wa_version_url.is_none() {
+            self.wa_version_url = Some(version_url);
+        }
+        self.allow_private_urls = true;
+        self.webhooks.mark_sandbox = true;
+    }
+
     /// The public base URL, without a trailing slash.
     pub fn public_url(&self) -> String {
         match &self.public_url {
@@ -265,9 +316,14 @@ impl fmt::Debug for Config {
             .field("pairing", &self.pairing)
             .field("media", &self.media)
             .field("sends", &self.sends)
+            .field("sandbox", &self.sandbox)
             .finish()
     }
 }
+
+/// The data directory of `--sandbox` when none is given (the sandbox
+/// module's `DATA_DIR`, named here so a default build knows it too).
+pub const SANDBOX_DATA_DIR: &str = "sessions-sandbox";
 
 /// The shortest admin key accepted: shorter keys are guessable.
 pub const MIN_ADMIN_KEY_LEN: usize = 32;
@@ -357,6 +413,33 @@ mod tests {
         assert!(
             parse(&["--webhook-refuse-private"]).is_err(),
             "the old flag is gone"
+        );
+    }
+
+    #[test]
+    fn sandbox_has_its_own_data_dir_unless_one_is_given() {
+        let args = |extra: &[&'static str]| {
+            std::iter::once("wagate")
+                .chain(extra.iter().copied())
+                .collect::<Vec<_>>()
+        };
+        let sandbox = Config::try_parse_args_from(args(&["--sandbox"])).unwrap();
+        assert!(sandbox.sandbox);
+        assert_eq!(sandbox.data_dir, PathBuf::from(SANDBOX_DATA_DIR));
+        let chosen =
+            Config::try_parse_args_from(args(&["--sandbox", "--data-dir", "sessions"])).unwrap();
+        assert_eq!(
+            chosen.data_dir,
+            PathBuf::from("sessions"),
+            "an explicit dir wins"
+        );
+        let real = Config::try_parse_args_from(args(&[])).unwrap();
+        assert!(!real.sandbox);
+        assert_eq!(real.data_dir, PathBuf::from("sessions"));
+        assert!(
+            Config::try_parse_args_from(args(&["--sandbox", "--wa-url", "ws://127.0.0.1:9/ws"]))
+                .is_err(),
+            "the sandbox runs its own WhatsApp"
         );
     }
 

@@ -12,6 +12,7 @@
 //! - [`outbound`]: the one guard on addresses the gateway connects to for tenants (webhook and media URLs).
 //! - [`pairing`]: pairing links: signed, expiring links to the web page where a company's staff link its number (QR code or pair code).
 //! - [`pb`]: prost types generated from `proto/wagate.proto` (stored records, emitted events).
+//! - `sandbox` (feature `sandbox` only): `wagate --sandbox`, the fake WhatsApp server in this process.
 //! - [`pool`]: the session pool: one actor per company owning its whatsapp-rust client, the state machine and stream-error policy.
 //! - [`token`]: company API tokens (generation, SHA-256 hashing).
 //! - [`wa`]: everything that touches whatsapp-rust (the sled storage `Backend`, client building, outgoing messages, media upload).
@@ -31,6 +32,8 @@ pub mod outbound;
 pub mod pairing;
 pub mod pb;
 pub mod pool;
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
 pub mod store;
 pub mod token;
 pub mod wa;

@@ -3,11 +3,9 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = wagate::config::Config::parse();
+    let config = wagate::config::Config::parse_args();
     match wagate::app::run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

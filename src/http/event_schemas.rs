@@ -20,6 +20,10 @@ pub struct WebhookEvent {
     /// Unix ms: the message's time, or the status's.
     pub timestamp: i64,
     pub data: EventData,
+    /// `true` on every webhook body of a gateway started with `--sandbox`
+    /// (simulated WhatsApp); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<bool>,
 }
 
 /// The `data` of each event type.

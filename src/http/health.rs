@@ -17,13 +17,18 @@ pub struct Health {
     /// `ok` (healthz) or `ready` (readyz).
     #[schema(example = "ok")]
     pub status: String,
+    /// `true` when the gateway runs in sandbox mode (`wagate --sandbox`:
+    /// a simulated WhatsApp, no real messages); absent otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sandbox: bool,
 }
 
 /// Liveness: 200 while the process serves HTTP.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
-pub async fn healthz() -> Json<Health> {
+pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ok".into(),
+        sandbox: state.is_sandbox(),
     })
 }
 
@@ -43,6 +48,7 @@ pub async fn readyz(
     if state.lifecycle.is_ready() && dispatching {
         Ok(Json(Health {
             status: "ready".into(),
+            sandbox: state.is_sandbox(),
         }))
     } else {
         Err(ApiError::NotReady)

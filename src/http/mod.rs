@@ -32,6 +32,8 @@ pub mod openapi;
 mod openapi_contract;
 mod pair;
 mod qr;
+#[cfg(feature = "sandbox")]
+mod sandbox;
 pub mod send_rate;
 pub mod server;
 mod sessions;
@@ -79,6 +81,25 @@ pub struct AppState {
     pub outbound: crate::outbound::Guard,
     /// Every company's send budget (`send_rate`).
     pub send_rate: Arc<send_rate::SendRate>,
+    /// The in-process fake WhatsApp of `wagate --sandbox` (`sandbox`):
+    /// `Some` adds `/v1/sandbox/…` and the sandbox marks (health, pairing page).
+    #[cfg(feature = "sandbox")]
+    pub sandbox: Option<Arc<crate::sandbox::Sandbox>>,
+}
+
+impl AppState {
+    /// Whether this gateway runs on the sandbox's simulated WhatsApp.
+    #[cfg(feature = "sandbox")]
+    pub fn is_sandbox(&self) -> bool {
+        self.sandbox.is_some()
+    }
+
+    /// Whether this gateway runs on the sandbox's simulated WhatsApp: never
+    /// in a build without the `sandbox` feature.
+    #[cfg(not(feature = "sandbox"))]
+    pub fn is_sandbox(&self) -> bool {
+        false
+    }
 }
 
 /// The process's phase as the HTTP layer sees it: ready once sessions were
@@ -129,11 +150,18 @@ impl Lifecycle {
 /// The whole HTTP surface: `/v1/…`, `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 pub fn router(state: AppState) -> Router {
     let request_timeout = state.request_timeout;
-    let (api, openapi) = openapi::api_router()
+    let api = openapi::api_router()
         .merge(webhooks::routes())
         .merge(pair::routes())
-        .merge(tokens::routes())
-        .split_for_parts();
+        .merge(tokens::routes());
+    // Documented in `/openapi.json` only where they exist.
+    #[cfg(feature = "sandbox")]
+    let api = if state.is_sandbox() {
+        api.merge(sandbox::routes()).merge(pair::sandbox_routes())
+    } else {
+        api
+    };
+    let (api, openapi) = api.split_for_parts();
     api.merge(openapi::router(&openapi))
         .route("/metrics", axum::routing::get(metrics::render))
         // Route layer: runs after routing, so the matched route template (not

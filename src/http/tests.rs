@@ -54,6 +54,8 @@ fn harness() -> Harness {
         link_streams: crate::http::limits::StreamSlots::new(2),
         request_timeout: std::time::Duration::from_secs(30),
         auth_backoff: Default::default(),
+        #[cfg(feature = "sandbox")]
+        sandbox: None,
     };
     Harness {
         router: router(state.clone()),

@@ -91,6 +91,9 @@ pub struct PageContext<'a> {
     /// The server's clock when rendering (unix ms), so the countdown does not
     /// depend on the phone's clock being right.
     pub now_ms: i64,
+    /// The gateway runs in sandbox mode (`wagate --sandbox`): the page says
+    /// so and offers a "simulate scan" button ([`sandbox_fragment`]).
+    pub sandbox: bool,
 }
 
 /// The pairing page.
@@ -98,6 +101,11 @@ pub fn pairing_page(strings: &Strings, ctx: PageContext<'_>) -> String {
     let intro = fill(strings.intro, &[("company", ctx.company)]);
     let strings_json = script_json(strings);
     let (expires, now) = (ctx.expires_at_ms.to_string(), ctx.now_ms.to_string());
+    let sandbox = if ctx.sandbox {
+        sandbox_fragment(ctx.base_path)
+    } else {
+        String::new()
+    };
     render(
         strings,
         strings.title,
@@ -125,7 +133,25 @@ pub fn pairing_page(strings: &Strings, ctx: PageContext<'_>) -> String {
             ("pair_code_intro", Slot::Text(strings.pair_code_intro)),
             ("pair_code_label", Slot::Text(strings.pair_code_label)),
             ("strings_json", Slot::Html(&strings_json)),
+            ("sandbox", Slot::Html(&sandbox)),
         ],
+    )
+}
+
+/// Where the sandbox's "simulate scan" button posts, under the page's path.
+pub const SANDBOX_SCAN_PATH: &str = "/sandbox-scan";
+
+/// The sandbox banner and its "simulate scan" button (a plain form: it
+/// works without the page's script). English only: sandbox mode is for
+/// developers trying the gateway, not for the companies' staff.
+fn sandbox_fragment(base_path: &str) -> String {
+    format!(
+        "<section id=\"sandbox\" class=\"sandbox\" role=\"note\">\
+         <p><strong>Sandbox mode.</strong> This gateway talks to a simulated WhatsApp: \
+         no phone is needed and no real message is sent or received.</p>\
+         <form method=\"post\" action=\"{action}\">\
+         <button id=\"sandbox-scan\" type=\"submit\">Simulate scan</button></form></section>",
+        action = escape(&format!("{base_path}{SANDBOX_SCAN_PATH}"))
     )
 }
 
@@ -311,9 +337,14 @@ mod tests {
                     base_path: "/pair/abc.def",
                     expires_at_ms: 2_000,
                     now_ms: 1_000,
+                    sandbox: false,
                 },
             );
             assert!(!page.contains("{{"), "unfilled slot in the page");
+            assert!(
+                !page.contains("Sandbox mode"),
+                "no sandbox mark on a real gateway"
+            );
             let intro = fill(strings.intro, &[("company", "acme")]);
             assert!(page.contains(&format!("<p class=\"intro\">{}</p>", escape(&intro))));
             assert!(page.contains("lang=\"en\""));
@@ -336,12 +367,30 @@ mod tests {
                 base_path: "/pair/\"><script>",
                 expires_at_ms: 1,
                 now_ms: 0,
+                sandbox: true,
             },
         );
         assert!(!page.contains("<script>alert"));
         assert!(!page.contains("\"><script>"));
         let message = message_page(&EN, "<b>", "</p><script>", None);
         assert!(!message.contains("<b>") && !message.contains("</p><script>"));
+    }
+
+    #[test]
+    fn a_sandbox_page_says_so_and_offers_a_simulated_scan() {
+        let page = pairing_page(
+            &EN,
+            PageContext {
+                company: "acme",
+                base_path: "/pair/abc.def",
+                expires_at_ms: 2_000,
+                now_ms: 1_000,
+                sandbox: true,
+            },
+        );
+        assert!(page.contains("Sandbox mode."));
+        assert!(page.contains(r#"<form method="post" action="/pair/abc.def/sandbox-scan">"#));
+        assert!(page.contains("Simulate scan"));
     }
 
     #[test]

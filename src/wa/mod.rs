@@ -7,7 +7,7 @@ pub mod backend;
 pub mod client;
 pub mod media;
 pub mod outgoing;
-#[cfg(feature = "test-server")]
+#[cfg(any(feature = "test-server", feature = "sandbox"))]
 pub mod plain_loopback;
 pub mod receipts;
 pub mod version;

@@ -1,6 +1,7 @@
-//! Test builds only (`test-server` feature): whatsapp-rust's HTTP client for a
-//! gateway **process** that talks to the fake WhatsApp server, whose media host
-//! is announced as `https://127.0.0.1:PORT` but serves plain HTTP.
+//! Test and sandbox builds only (`test-server` or `sandbox` feature):
+//! whatsapp-rust's HTTP client for a gateway **process** that talks to the
+//! fake WhatsApp server, whose media host is announced as
+//! `https://127.0.0.1:PORT` but serves plain HTTP.
 //!
 //! In-process tests inject such a client through
 //! [`crate::app::BuildOptions`]; a separate `wagate` process (benchmarks, a
@@ -9,7 +10,8 @@
 //! [`ReqwestHttpClient`] (the same streaming upload as in production), with
 //! only the scheme rewritten, and only for loopback hosts: any other host is
 //! refused, so the switch can never send a request in clear over a network.
-//! A default build has neither this module nor the variable.
+//! `wagate --sandbox` installs it without the variable ([`client`]). A
+//! default build has neither this module nor the variable.
 
 use std::sync::Arc;
 
@@ -26,18 +28,23 @@ pub fn from_env() -> Option<Arc<dyn HttpClient>> {
     if std::env::var(ENV).ok().as_deref() != Some("1") {
         return None;
     }
-    match ReqwestHttpClient::new() {
+    match client() {
         Ok(client) => {
             tracing::warn!(
                 "{ENV}=1: WhatsApp media goes over plain HTTP to loopback hosts only (test build)"
             );
-            Some(Arc::new(PlainLoopbackHttp(client)))
+            Some(client)
         }
         Err(error) => {
             tracing::error!(%error, "cannot build the plain loopback HTTP client");
             None
         }
     }
+}
+
+/// A new [`PlainLoopbackHttp`].
+pub fn client() -> anyhow::Result<Arc<dyn HttpClient>> {
+    Ok(Arc::new(PlainLoopbackHttp(ReqwestHttpClient::new()?)))
 }
 
 /// [`ReqwestHttpClient`] with `https://127.0.0.1:…` / `https://[::1]:…` /

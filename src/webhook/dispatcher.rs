@@ -57,6 +57,8 @@ pub struct DispatcherConfig {
     pub backoff_max: Duration,
     /// Requests in flight per endpoint URL (at least 1).
     pub concurrency: usize,
+    /// Bodies carry `"sandbox": true` (`wagate --sandbox`).
+    pub mark_sandbox: bool,
 }
 
 /// The most of a receiver's answer body that is read; the rest is dropped.
@@ -74,6 +76,7 @@ impl Default for DispatcherConfig {
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
             concurrency: 16,
+            mark_sandbox: false,
         }
     }
 }
@@ -370,8 +373,9 @@ impl Dispatcher {
                 lane.busy = true;
             }
             let http = self.http.clone();
+            let mark_sandbox = self.config.mark_sandbox;
             self.in_flight.spawn(async move {
-                let attempt = send(&http, &endpoint, &event).await;
+                let attempt = send(&http, &endpoint, &event, mark_sandbox).await;
                 Finished {
                     lane: lane_key,
                     key,
@@ -495,8 +499,17 @@ impl Dispatcher {
 }
 
 /// One HTTP attempt.
-async fn send(http: &reqwest::Client, endpoint: &Endpoint, event: &pb::WebhookEvent) -> Attempt {
-    let body = event::to_body(event);
+async fn send(
+    http: &reqwest::Client,
+    endpoint: &Endpoint,
+    event: &pb::WebhookEvent,
+    mark_sandbox: bool,
+) -> Attempt {
+    let body = if mark_sandbox {
+        event::to_sandbox_body(event)
+    } else {
+        event::to_body(event)
+    };
     let timestamp = now_ms() / 1000;
     let signature = sign::signature(&endpoint.secret, &event.id, timestamp, &body);
     let request = http

@@ -23,7 +23,7 @@ use crate::domain::delivery::{DeliveryStatus, StatusUpdate};
 use crate::pb;
 use crate::store::outbox::{DedupKey, NewEvent};
 
-pub use super::json::{to_body, to_json};
+pub use super::json::{to_body, to_json, to_sandbox_body};
 
 /// Event type of a received message (any kind a person sends).
 pub const MESSAGE_RECEIVED: &str = "message.received";
@@ -278,6 +278,18 @@ mod tests {
             &inbound(message, "15550003333@s.whatsapp.net", None),
         )
         .expect("an event")
+    }
+
+    #[test]
+    fn a_sandbox_body_is_the_body_marked_sandbox() {
+        let msg = inbound(text("hi"), "15550003333:2@s.whatsapp.net", None);
+        let new = message_event(&company(), &msg).unwrap();
+        let plain: Value = serde_json::from_slice(&to_body(&new.event)).unwrap();
+        let mut marked: Value = serde_json::from_slice(&to_sandbox_body(&new.event)).unwrap();
+        assert!(plain.get("sandbox").is_none(), "real events say nothing");
+        assert_eq!(marked["sandbox"], true);
+        marked.as_object_mut().unwrap().remove("sandbox");
+        assert_eq!(marked, plain, "nothing else differs");
     }
 
     #[test]

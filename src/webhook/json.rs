@@ -54,6 +54,16 @@ pub fn to_body(event: &pb::WebhookEvent) -> Vec<u8> {
     serde_json::to_vec(&to_json(event)).unwrap_or_default()
 }
 
+/// [`to_body`] with `"sandbox": true` beside `id` (`wagate --sandbox`): a
+/// receiver can tell simulated events from real ones. Pure too.
+pub fn to_sandbox_body(event: &pb::WebhookEvent) -> Vec<u8> {
+    let mut json = to_json(event);
+    if let Some(object) = json.as_object_mut() {
+        object.insert("sandbox".into(), Value::Bool(true));
+    }
+    serde_json::to_vec(&json).unwrap_or_default()
+}
+
 /// The data of an inbound message event: the envelope every inbound event
 /// shares, then what its type adds.
 fn message(event_type: &str, m: &pb::InboundMessage) -> Value {

@@ -46,6 +46,11 @@ pub struct WebhookOptions {
     /// message redelivered later than this after its commit is a new event).
     #[arg(long, env = "WAGATE_WEBHOOK_RETENTION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u64).range(1..=8_760))]
     pub webhook_retention_hours: u64,
+    /// Every event body says `"sandbox": true` (set by `--sandbox`, not a
+    /// flag of its own), so a receiver can never take a simulated message
+    /// for a real one.
+    #[arg(skip)]
+    pub mark_sandbox: bool,
 }
 
 /// Redacts the global secret and the global URL's path (it may carry a token).
@@ -64,6 +69,7 @@ impl std::fmt::Debug for WebhookOptions {
             .field("webhook_backoff_max_ms", &self.webhook_backoff_max_ms)
             .field("webhook_concurrency", &self.webhook_concurrency)
             .field("webhook_retention_hours", &self.webhook_retention_hours)
+            .field("mark_sandbox", &self.mark_sandbox)
             .finish()
     }
 }
@@ -81,6 +87,7 @@ impl Default for WebhookOptions {
             webhook_backoff_max_ms: config.backoff_max.as_millis() as u64,
             webhook_concurrency: config.concurrency as u64,
             webhook_retention_hours: Retention::default().keep_for.as_secs() / 3600,
+            mark_sandbox: false,
         }
     }
 }
@@ -95,6 +102,7 @@ impl WebhookOptions {
                 self.webhook_backoff_max_ms.max(self.webhook_backoff_ms),
             ),
             concurrency: usize::try_from(self.webhook_concurrency).unwrap_or(16),
+            mark_sandbox: self.mark_sandbox,
         }
     }
 

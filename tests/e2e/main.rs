@@ -16,6 +16,7 @@ mod ops;
 mod outbound;
 mod pairing;
 mod pool;
+mod sandbox;
 mod status;
 mod store;
 mod store_key;

@@ -48,7 +48,7 @@ pub(super) fn page_headers() -> [(HeaderName, HeaderValue); 5] {
         (status = 410, description = "The link expired", content_type = "text/html"),
     )
 )]
-pub async fn pairing_page(access: PairAccess) -> Response {
+pub async fn pairing_page(State(state): State<AppState>, access: PairAccess) -> Response {
     let base_path = page_path(&access.token);
     let html = page::pairing_page(
         access.audience.strings,
@@ -57,6 +57,7 @@ pub async fn pairing_page(access: PairAccess) -> Response {
             base_path: &base_path,
             expires_at_ms: access.claims.expires_at_ms,
             now_ms: now_ms(),
+            sandbox: state.is_sandbox(),
         },
     );
     (page_headers(), Html(html)).into_response()

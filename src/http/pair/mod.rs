@@ -10,6 +10,7 @@
 //! | `POST /pair/{token}/start` | a new linking attempt (after logged out / QR codes expired) |
 //! | `POST /pair/{token}/pair-code` | form `phone=…`: the 8-character pair code (JSON with `Accept: application/json`, else an HTML page) |
 //! | `GET /assets/pairing/pair.{css,js}` | the page's stylesheet and script |
+//! | `POST /pair/{token}/sandbox-scan` | sandbox mode only: the "simulate scan" button ([`sandbox_routes`]) |
 //!
 //! # Invariants
 //!
@@ -34,6 +35,8 @@ mod access;
 mod feed;
 mod html;
 mod links;
+#[cfg(feature = "sandbox")]
+mod sandbox_scan;
 #[cfg(test)]
 mod tests;
 
@@ -55,6 +58,8 @@ use html::{
     start,
 };
 use links::{__path_create_link, __path_revoke_links, create_link, revoke_links};
+#[cfg(feature = "sandbox")]
+use sandbox_scan::{__path_sandbox_scan, sandbox_scan};
 
 /// The routes of this module (the API one documented in OpenAPI).
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -68,6 +73,12 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .route("/pair/", get(missing_token))
         .route(page::CSS_PATH, get(stylesheet))
         .route(page::JS_PATH, get(script))
+}
+
+/// The page's sandbox route (`super::router` adds it in sandbox mode only).
+#[cfg(feature = "sandbox")]
+pub fn sandbox_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(sandbox_scan))
 }
 
 /// `GET /pair` and `/pair/`: a link cut before its token (copied short from a

@@ -82,6 +82,7 @@ pub fn config(fake: &FakeServer, data_dir: &Path) -> Config {
             send_rate_per_minute: 1_000_000,
             send_burst: 1_000_000,
         },
+        sandbox: false,
     }
 }
 
@@ -147,6 +148,7 @@ pub async fn spawn_media_app(
 ) -> TestApp {
     let options = wagate::app::BuildOptions {
         wa_http_client: Some(Arc::new(crate::fake::LoopbackHttp)),
+        ..Default::default()
     };
     spawn_app_with_options(fake, configure, options).await
 }

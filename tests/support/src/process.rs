@@ -45,6 +45,22 @@ impl GatewayProcess {
     ) -> Self {
         let mut command = Self::command(bin, fake, data_dir);
         adjust(&mut command);
+        Self::spawn(command).await
+    }
+
+    /// Starts the binary at `bin` as `wagate --sandbox` (its own fake
+    /// WhatsApp, on loopback) in the working directory `dir`, so its default
+    /// data directory is `dir/sessions-sandbox`; waits like
+    /// [`GatewayProcess::start`].
+    pub async fn start_sandbox(bin: impl AsRef<Path>, dir: &Path) -> Self {
+        let mut command = Self::base_command(bin);
+        command.arg("--sandbox").current_dir(dir);
+        Self::spawn(command).await
+    }
+
+    /// Spawns `command` (stderr piped: JSON log lines) and waits until the
+    /// gateway serves and has restored its sessions.
+    async fn spawn(mut command: tokio::process::Command) -> Self {
         let mut child = command.spawn().expect("start the wagate binary");
         let stderr = child.stderr.take().expect("piped stderr");
         let (tx, logs) = watch::channel(Vec::new());
@@ -79,13 +95,9 @@ impl GatewayProcess {
         data_dir: &Path,
     ) -> tokio::process::Command {
         let (major, minor, patch) = WA_VERSION;
-        let mut command = tokio::process::Command::new(bin.as_ref());
+        let mut command = Self::base_command(bin);
         command
             .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
                 "--shutdown-timeout",
                 "5",
                 // Webhook receivers are on loopback.
@@ -101,7 +113,17 @@ impl GatewayProcess {
             .args(["--wa-url", &fake.ws_url()])
             // By environment, so a test can remove it (and resolve the
             // version instead: `--wa-version-url`).
-            .env("WAGATE_WA_VERSION", format!("{major}.{minor}.{patch}"))
+            .env("WAGATE_WA_VERSION", format!("{major}.{minor}.{patch}"));
+        command
+    }
+
+    /// The binary at `bin` on a free loopback port with [`ADMIN_KEY`] (by
+    /// environment, so a test can remove it), JSON logs on a piped stderr,
+    /// stdout to nowhere, killed when dropped.
+    fn base_command(bin: impl AsRef<Path>) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(bin.as_ref());
+        command
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
             .env("WAGATE_ADMIN_KEY", ADMIN_KEY)
             .env("RUST_LOG", "warn,wagate=info")
             .stdin(Stdio::null())
