@@ -30,6 +30,10 @@ pub use messages::options::MediaOptions;
 mod metrics;
 pub mod openapi;
 mod openapi_contract;
+mod openapi_inputs;
+#[cfg(test)]
+mod openapi_lint;
+mod openapi_send;
 mod pair;
 mod qr;
 pub mod send_rate;
@@ -129,12 +133,9 @@ impl Lifecycle {
 /// The whole HTTP surface: `/v1/…`, `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 pub fn router(state: AppState) -> Router {
     let request_timeout = state.request_timeout;
-    let (api, openapi) = openapi::api_router()
-        .merge(webhooks::routes())
-        .merge(pair::routes())
-        .merge(tokens::routes())
-        .split_for_parts();
-    api.merge(openapi::router(&openapi))
+    let (api, openapi) = documented_routes().split_for_parts();
+    let ttl_range_s = state.pairing.ttl_range_s();
+    api.merge(openapi::router(&openapi, ttl_range_s))
         .route("/metrics", axum::routing::get(metrics::render))
         // Route layer: runs after routing, so the matched route template (not
         // the raw path with its company id) labels the request.
@@ -147,6 +148,14 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// Every route the OpenAPI document describes, with the document.
+fn documented_routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    openapi::api_router()
+        .merge(webhooks::routes())
+        .merge(pair::routes())
+        .merge(tokens::routes())
 }
 
 /// `Cache-Control: no-store`, for responses that carry a secret.
