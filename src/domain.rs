@@ -101,6 +101,19 @@ impl fmt::Debug for CompanyId {
 pub struct PhoneNumber(String);
 
 impl PhoneNumber {
+    /// [`PhoneNumber::parse`]'s rule as a regular expression (the API
+    /// document's): 8–15 digits, the first not 0, after an optional `+`,
+    /// with ` ().-` anywhere among them, or that as the user of a
+    /// `@s.whatsapp.net` / `@c.us` JID (with an optional `:device`);
+    /// surrounding whitespace is ignored.
+    pub const PATTERN: &str = concat!(
+        r"^\s*(?:",
+        r"\+?[ ().-]*[1-9][ ().-]*(?:[0-9][ ().-]*){7,14}",
+        r"|",
+        r"\+?[ ().-]*[1-9][ ().-]*(?:[0-9][ ().-]*){7,14}(?::[^@]*)?@(?:s\.whatsapp\.net|c\.us)",
+        r")\s*$"
+    );
+
     /// Parses and validates `raw` (400 with this type's code when it is not one).
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
         let raw = raw.trim();
@@ -217,6 +230,10 @@ impl fmt::Debug for MessageText {
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
+    /// [`IdempotencyKey::parse`]'s rule as a regular expression (the API
+    /// document's).
+    pub const PATTERN: &str = "^[!-~]{1,255}$";
+
     /// Longest accepted value, in bytes.
     pub const MAX_LEN: usize = 255;
 

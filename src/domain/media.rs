@@ -71,21 +71,29 @@ impl MediaKind {
     pub fn accepts_mime(self, mime: &str) -> bool {
         let essence = mime_essence(mime);
         match self {
-            Self::Image => matches!(essence.as_str(), "image/jpeg" | "image/png" | "image/webp"),
-            Self::Video => matches!(essence.as_str(), "video/mp4" | "video/3gpp"),
-            Self::Audio => matches!(
-                essence.as_str(),
-                "audio/aac"
-                    | "audio/mp4"
-                    | "audio/mpeg"
-                    | "audio/amr"
-                    | "audio/ogg"
-                    | "audio/x-m4a"
-            ),
-            // WhatsApp plays voice notes only as Ogg Opus.
-            Self::Voice => essence == "audio/ogg",
-            Self::Sticker => essence == "image/webp",
             Self::Document => essence.contains('/'),
+            _ => self.mime_types().contains(&essence.as_str()),
+        }
+    }
+
+    /// The MIME types (essences) WhatsApp takes for this kind; empty for a
+    /// document, which takes any.
+    pub fn mime_types(self) -> &'static [&'static str] {
+        match self {
+            Self::Image => &["image/jpeg", "image/png", "image/webp"],
+            Self::Video => &["video/mp4", "video/3gpp"],
+            Self::Audio => &[
+                "audio/aac",
+                "audio/mp4",
+                "audio/mpeg",
+                "audio/amr",
+                "audio/ogg",
+                "audio/x-m4a",
+            ],
+            // WhatsApp plays voice notes only as Ogg Opus.
+            Self::Voice => &["audio/ogg"],
+            Self::Sticker => &["image/webp"],
+            Self::Document => &[],
         }
     }
 

@@ -231,10 +231,15 @@ pub enum ChatState {
     Paused,
 }
 
-/// An emoji for a reaction: empty (removes the reaction) or at most 32
-/// bytes of non-control characters. Code `invalid_emoji`.
+/// The most characters (Unicode scalar values) a reaction emoji may have:
+/// enough for a ZWJ family or a flag sequence, and at most 32 bytes.
+pub const MAX_EMOJI_CHARS: usize = 8;
+
+/// An emoji for a reaction: empty (removes the reaction) or at most
+/// [`MAX_EMOJI_CHARS`] characters, none a control character or an ASCII
+/// letter or digit. Code `invalid_emoji`.
 pub fn parse_emoji(raw: String) -> Result<String, InvalidInput> {
-    if raw.len() > 32
+    if raw.chars().count() > MAX_EMOJI_CHARS
         || raw
             .chars()
             .any(|c| c.is_control() || c.is_ascii_alphanumeric())

@@ -21,6 +21,22 @@ pub enum Recipient {
 }
 
 impl Recipient {
+    /// [`Recipient::parse`]'s rule as a regular expression (the API
+    /// document's): a phone number or phone JID ([`PhoneNumber::PATTERN`]),
+    /// a LID JID (6–20 digits, optional `:device`, `@lid`) or a group JID
+    /// (10–24 digits, or `creator-time`, `@g.us`).
+    pub const PATTERN: &str = concat!(
+        r"^\s*(?:",
+        r"\+?[ ().-]*[1-9][ ().-]*(?:[0-9][ ().-]*){7,14}",
+        r"|",
+        r"\+?[ ().-]*[1-9][ ().-]*(?:[0-9][ ().-]*){7,14}(?::[^@]*)?@(?:s\.whatsapp\.net|c\.us)",
+        r"|",
+        r"[0-9]{6,20}(?::[\s\S]*)?@lid",
+        r"|",
+        r"(?:[0-9]{8,15}-[0-9]{9,12}|[0-9]{10,24})@g\.us",
+        r")\s*$"
+    );
+
     /// Parses an E.164 number, a phone JID, a LID JID or a group JID.
     ///
     /// Errors: `invalid_phone` for a malformed number, `invalid_recipient`

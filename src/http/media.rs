@@ -33,7 +33,7 @@ use crate::webhook::Webhooks;
         ("id" = String, Path, description = "The inbound message's id (`data.message_id` of its `message.received` event)"),
     ),
     responses(
-        (status = 200, description = "The decrypted file, its SHA-256 checked; `Content-Type` is the message's MIME type", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The decrypted file, its SHA-256 checked; `Content-Type` is the message's MIME type", content_type = "*/*"),
         (status = 400, description = "`invalid_message_id`", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, description = "`unknown_company`, `unknown_message`", body = ErrorBody),

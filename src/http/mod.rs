@@ -30,6 +30,10 @@ pub use messages::options::MediaOptions;
 mod metrics;
 pub mod openapi;
 mod openapi_contract;
+mod openapi_inputs;
+#[cfg(test)]
+mod openapi_lint;
+mod openapi_send;
 mod pair;
 mod qr;
 #[cfg(feature = "sandbox")]
@@ -150,10 +154,7 @@ impl Lifecycle {
 /// The whole HTTP surface: `/v1/…`, `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 pub fn router(state: AppState) -> Router {
     let request_timeout = state.request_timeout;
-    let api = openapi::api_router()
-        .merge(webhooks::routes())
-        .merge(pair::routes())
-        .merge(tokens::routes());
+    let api = documented_routes();
     // Documented in `/openapi.json` only where they exist.
     #[cfg(feature = "sandbox")]
     let api = if state.is_sandbox() {
@@ -162,7 +163,8 @@ pub fn router(state: AppState) -> Router {
         api
     };
     let (api, openapi) = api.split_for_parts();
-    api.merge(openapi::router(&openapi))
+    let ttl_range_s = state.pairing.ttl_range_s();
+    api.merge(openapi::router(&openapi, ttl_range_s))
         .route("/metrics", axum::routing::get(metrics::render))
         // Route layer: runs after routing, so the matched route template (not
         // the raw path with its company id) labels the request.
@@ -175,6 +177,14 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// Every route the OpenAPI document describes, with the document.
+fn documented_routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    openapi::api_router()
+        .merge(webhooks::routes())
+        .merge(pair::routes())
+        .merge(tokens::routes())
 }
 
 /// `Cache-Control: no-store`, for responses that carry a secret.

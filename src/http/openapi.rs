@@ -29,6 +29,7 @@ use super::{
     modifiers(&BearerAuth),
     components(schemas(
         ErrorBody,
+        qr::QrFormat,
         event_schemas::WebhookEvent,
         event_schemas::EventData,
         event_schemas::MessageReceived,
@@ -100,12 +101,11 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 }
 
 /// `GET /openapi.json`, serving the document built with the routes
-/// (serialized once, at start).
-pub fn router(document: &OpenApiDocument) -> Router<AppState> {
-    // Serializing utoipa's document model cannot fail (string-keyed maps only).
-    let mut value = serde_json::to_value(document).unwrap_or_default();
-    super::openapi_contract::complete(&mut value);
-    let json = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
+/// (serialized once, at start); `ttl_range_s` is the pairing links'
+/// configured lifetime range, which the document states.
+pub fn router(document: &OpenApiDocument, ttl_range_s: (u64, u64)) -> Router<AppState> {
+    let json =
+        Bytes::from(serde_json::to_vec(&document_json(document, ttl_range_s)).unwrap_or_default());
     Router::new().route(
         "/openapi.json",
         get(move || {
@@ -118,4 +118,14 @@ pub fn router(document: &OpenApiDocument) -> Router<AppState> {
             }
         }),
     )
+}
+
+/// The served document: utoipa's, completed with what every route shares
+/// and the exact rules of every input.
+pub fn document_json(document: &OpenApiDocument, ttl_range_s: (u64, u64)) -> serde_json::Value {
+    // Serializing utoipa's document model cannot fail (string-keyed maps only).
+    let mut value = serde_json::to_value(document).unwrap_or_default();
+    super::openapi_inputs::complete_bodies(&mut value, ttl_range_s);
+    super::openapi_contract::complete(&mut value);
+    value
 }

@@ -17,27 +17,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::domain::{CompanyId, MessageId};
-
-/// Constraints of a path parameter of the route `path`: the domain types'
-/// own rules (`{id}` is a message id only under `/messages/`).
-fn parameter_schema(path: &str, name: &str) -> Option<Value> {
-    match name {
-        "company" => Some(json!({
-            "type": "string",
-            "pattern": CompanyId::PATTERN,
-            "minLength": 1,
-            "maxLength": CompanyId::MAX_LEN,
-        })),
-        "id" if path.contains("/messages/{id}") => Some(json!({
-            "type": "string",
-            "pattern": MessageId::PATTERN,
-            "minLength": 1,
-            "maxLength": MessageId::MAX_LEN,
-        })),
-        _ => None,
-    }
-}
+use super::openapi_inputs::parameter_schema;
 
 const ERROR_REF: &str = "#/components/schemas/ErrorBody";
 
@@ -78,9 +58,8 @@ fn complete_operation(path: &str, operation: &mut Map<String, Value>) {
         for parameter in parameters.iter_mut() {
             has_params = true;
             let name = parameter["name"].as_str().unwrap_or_default().to_owned();
-            if parameter["in"] == "path"
-                && let Some(schema) = parameter_schema(path, &name)
-            {
+            let location = parameter["in"].as_str().unwrap_or_default().to_owned();
+            if let Some(schema) = parameter_schema(path, &location, &name) {
                 parameter["schema"] = schema;
             }
         }
@@ -138,18 +117,32 @@ fn complete_operation(path: &str, operation: &mut Map<String, Value>) {
             .entry(status)
             .or_insert_with(|| json!({ "description": description }));
     }
+    // The pairing page's routes answer people: HTML, or JSON to the page's
+    // own script (`Accept: application/json`).
+    let page = path.starts_with("/pair/");
     for (status, response) in responses.iter_mut() {
+        let Some(response) = response.as_object_mut() else {
+            continue;
+        };
         if !(status.starts_with('4') || status.starts_with('5')) {
+            if let Some(content) = response.get_mut("content").and_then(Value::as_object_mut) {
+                if page && content.contains_key("application/json") {
+                    content.insert("text/html".into(), json!({"schema": {"type": "string"}}));
+                }
+                for (media_type, media) in content.iter_mut() {
+                    describe_non_json(media_type, media);
+                }
+            }
             continue;
         }
-        let response = response.as_object_mut().expect("a response is an object");
         response
             .entry("description")
             .or_insert_with(|| json!("An error"));
-        response.insert(
-            "content".into(),
-            json!({ "application/json": { "schema": { "$ref": ERROR_REF } } }),
-        );
+        let mut content = json!({ "application/json": { "schema": { "$ref": ERROR_REF } } });
+        if page {
+            content["text/html"] = json!({"schema": {"type": "string"}});
+        }
+        response.insert("content".into(), content);
         if status == "429" {
             let headers = response.entry("headers").or_insert_with(|| json!({}));
             headers["Retry-After"] = json!({
@@ -157,6 +150,37 @@ fn complete_operation(path: &str, operation: &mut Map<String, Value>) {
                 "schema": { "type": "integer", "minimum": 0 },
             });
         }
+    }
+}
+
+/// A non-JSON body is an event stream (events), text (`{"type":"string"}`)
+/// or bytes, which JSON Schema cannot describe (no schema).
+fn describe_non_json(media_type: &str, media: &mut Value) {
+    if media_type.contains("json") {
+        return;
+    }
+    let Some(media) = media.as_object_mut() else {
+        return;
+    };
+    if media_type == "text/event-stream" {
+        // Schemathesis and OpenAPI 3.2 (`itemSchema`) read a stream's schema
+        // as the schema of each event.
+        media.insert(
+            "schema".into(),
+            json!({
+                "type": "object",
+                "properties": {
+                    "event": {"type": "string"},
+                    "data": {"type": "string"},
+                    "id": {"type": "string"},
+                    "retry": {"type": "integer", "minimum": 0},
+                },
+            }),
+        );
+    } else if media_type.starts_with("text/") || media_type.ends_with("+xml") {
+        media.insert("schema".into(), json!({"type": "string"}));
+    } else {
+        media.remove("schema");
     }
 }
 
@@ -174,7 +198,10 @@ mod tests {
         }}}});
         complete(&mut doc);
         let op = &doc["paths"]["/v1/sessions/{company}/x"]["post"];
-        assert_eq!(op["parameters"][0]["schema"]["pattern"], CompanyId::PATTERN);
+        assert_eq!(
+            op["parameters"][0]["schema"]["pattern"],
+            crate::domain::CompanyId::PATTERN
+        );
         for status in [
             "400", "401", "403", "409", "413", "415", "422", "429", "503",
         ] {

@@ -69,10 +69,12 @@ pub struct QrQuery {
     get, path = "/v1/sessions/{company}/qr", tag = "sessions",
     params(("company" = String, Path, description = "Company id"), QrQuery),
     responses(
-        (status = 200, description = "The current QR code", body = QrView, content_type = "application/json"),
-        (status = 200, description = "`?format=png`", content_type = "image/png"),
-        (status = 200, description = "`?format=svg`", content_type = "image/svg+xml"),
-        (status = 200, description = "`?format=raw`", content_type = "text/plain"),
+        (status = 200, description = "The current QR code: JSON by default, the image with `?format=png` or `svg`, the raw string with `?format=raw`", content(
+            (QrView = "application/json"),
+            (String = "image/png"),
+            (String = "image/svg+xml"),
+            (String = "text/plain"),
+        )),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "`no_qr`: nothing to scan in this state (`error.state`)", body = ErrorBody),

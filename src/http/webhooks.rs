@@ -77,9 +77,10 @@ crate::domain::redacted_debug!(WebhookView { url, events });
 #[serde(deny_unknown_fields)]
 pub struct ReplayRequest {
     /// Replay events from this time on (unix ms; default: all stored).
-    #[serde(default)]
-    pub since_ms: i64,
+    #[serde(default, deserialize_with = "super::extract::integer")]
+    pub since_ms: Option<i64>,
     /// At most this many events per event type (default 1000, max 10000).
+    #[serde(default, deserialize_with = "super::extract::integer")]
     pub limit: Option<usize>,
 }
 
@@ -209,7 +210,12 @@ pub async fn replay(
 ) -> Result<impl IntoResponse, ApiError> {
     let limit = limit(body.limit, 1000)?;
     let queued = service(webhooks)?
-        .replay(&access.company, body.since_ms, limit, reach(&access))
+        .replay(
+            &access.company,
+            body.since_ms.unwrap_or_default(),
+            limit,
+            reach(&access),
+        )
         .map_err(api_error)?;
     Ok((StatusCode::ACCEPTED, Json(ReplayView { queued })))
 }

@@ -181,10 +181,18 @@ impl PairingLinks {
         self.public_url.as_deref()
     }
 
+    /// The lifetimes a link may be asked for, in seconds (inclusive).
+    pub fn ttl_range_s(&self) -> (u64, u64) {
+        (
+            MIN_TTL.as_secs(),
+            self.options.link_max_ttl_s.min(MAX_TTL_CEILING.as_secs()),
+        )
+    }
+
     /// The lifetime of a link: `requested` (seconds) if given and allowed,
     /// else the configured default.
     pub fn ttl(&self, requested_s: Option<u64>) -> Result<Duration, PairingError> {
-        let max_s = self.options.link_max_ttl_s.min(MAX_TTL_CEILING.as_secs());
+        let (_, max_s) = self.ttl_range_s();
         match requested_s {
             None => Ok(Duration::from_secs(self.options.link_ttl_s)),
             Some(s) if (MIN_TTL.as_secs()..=max_s).contains(&s) => Ok(Duration::from_secs(s)),

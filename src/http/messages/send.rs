@@ -95,6 +95,83 @@ pub struct SendMessageRequest {
     pub reply_to: Option<String>,
 }
 
+/// Every field of a send body, in the document's order.
+pub const FIELDS: [&str; 15] = [
+    "to",
+    "type",
+    "text",
+    "base64",
+    "url",
+    "mime_type",
+    "caption",
+    "file_name",
+    "latitude",
+    "longitude",
+    "name",
+    "address",
+    "vcard",
+    "contacts",
+    "reply_to",
+];
+
+/// The `type` values.
+pub const KINDS: [&str; 9] = [
+    "text", "image", "video", "audio", "voice", "document", "sticker", "location", "contact",
+];
+
+/// The fields a message of `kind` takes (`type` included); a field of
+/// another kind is refused (422 `invalid_body`), not ignored.
+pub fn allowed_fields(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "text" => &["to", "type", "text", "reply_to"],
+        "location" => &[
+            "to",
+            "type",
+            "latitude",
+            "longitude",
+            "name",
+            "address",
+            "reply_to",
+        ],
+        "contact" => &["to", "type", "vcard", "contacts", "reply_to"],
+        _ => &[
+            "to",
+            "type",
+            "base64",
+            "url",
+            "mime_type",
+            "caption",
+            "file_name",
+            "reply_to",
+        ],
+    }
+}
+
+impl SendMessageRequest {
+    /// The fields given a value (not absent, not `null`).
+    fn present_fields(&self) -> Vec<&'static str> {
+        let present = [
+            ("text", self.text.is_some()),
+            ("base64", self.base64.is_some()),
+            ("url", self.url.is_some()),
+            ("mime_type", self.mime_type.is_some()),
+            ("caption", self.caption.is_some()),
+            ("file_name", self.file_name.is_some()),
+            ("latitude", self.latitude.is_some()),
+            ("longitude", self.longitude.is_some()),
+            ("name", self.name.is_some()),
+            ("address", self.address.is_some()),
+            ("vcard", self.vcard.is_some()),
+            ("contacts", self.contacts.is_some()),
+            ("reply_to", self.reply_to.is_some()),
+        ];
+        present
+            .into_iter()
+            .filter_map(|(field, set)| set.then_some(field))
+            .collect()
+    }
+}
+
 /// One contact card: `vcard`, or `name` and `phones`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -163,8 +240,17 @@ pub async fn send_message(
     let (body, file) = read_body(&state, request).await?;
     let to = Recipient::parse(&body.to)?;
     let reply_to = body.reply_to.as_deref().map(MessageId::parse).transpose()?;
-    let content = content(&state, body, file).await?;
+    // Before the media is decoded or fetched: nothing is downloaded or
+    // spooled for a session that cannot send it (the send checks again).
     let handle = session(&state, &access)?;
+    let session_state = handle.status().state;
+    if session_state != crate::pool::SessionState::Connected {
+        return Err(crate::pool::PoolError::NotConnected {
+            state: session_state,
+        }
+        .into());
+    }
+    let content = content(&state, body, file).await?;
     take_for_send(&state, &access.company, key.as_ref())?;
     let sent = handle
         .send_message(to, content, reply_to, key.map(IdempotencyKey::into_string))
@@ -232,18 +318,9 @@ async fn read_body(
         .map_err(|_| ApiError::PayloadTooLarge {
             limit: MAX_JSON_BYTES,
         })?;
-    let body = serde_json::from_slice(&bytes).map_err(|e| {
-        if e.is_syntax() || e.is_eof() {
-            ApiError::refused(StatusCode::BAD_REQUEST, "invalid_json", e.to_string())
-        } else {
-            ApiError::refused(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_body",
-                e.to_string(),
-            )
-        }
-    })?;
-    Ok((body, None))
+    let value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::refused(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
+    Ok((super::super::extract::from_object(value)?, None))
 }
 
 async fn read_multipart(
@@ -302,6 +379,10 @@ async fn read_multipart(
                     .parse::<f64>()
                     .map_err(|_| bad(format!("`{name}` must be a number")))?,
             ),
+            // An array of objects travels as JSON text (OpenAPI's
+            // default encoding of a complex multipart property).
+            "contacts" => serde_json::from_str(&value)
+                .map_err(|_| bad("`contacts` must be a JSON array".into()))?,
             _ => serde_json::Value::from(value),
         };
         fields.insert(name, value);
@@ -327,6 +408,15 @@ async fn content(
         ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", message)
     };
     let media_fields = file.is_some() || body.base64.is_some() || body.url.is_some();
+    let allowed = allowed_fields(kind);
+    if let Some(field) = body
+        .present_fields()
+        .into_iter()
+        .find(|f| !allowed.contains(f))
+        .filter(|_| KINDS.contains(&kind))
+    {
+        return Err(invalid(format!("a `{kind}` message carries no `{field}`")));
+    }
     if let Some(media) = MediaKind::from_name(kind) {
         return media_content(state, media, body, file).await;
     }

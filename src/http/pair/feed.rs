@@ -32,7 +32,7 @@ pub(super) struct QrPush {
 
 /// The page's live updates: `state` ([`StateView`]), `qr` (SVG) and `expired`.
 #[utoipa::path(
-    get, path = "/pair/{token}/events", tag = "pairing",
+    get, path = "/pair/{token}/events", tag = "pairing", operation_id = "pairing_page_events",
     params(("token" = String, Path, description = "The link's token")),
     responses(
         (status = 200, description = "Server-Sent Events: `state`, `qr`, `expired`", content_type = "text/event-stream"),

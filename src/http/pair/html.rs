@@ -102,7 +102,7 @@ crate::domain::redacted_debug!(PairCodeAnswer {});
 /// Link by phone number: the 8-character pair code, as JSON for the page's
 /// script (`Accept: application/json`) or as an HTML page (without script).
 #[utoipa::path(
-    post, path = "/pair/{token}/pair-code", tag = "pairing",
+    post, path = "/pair/{token}/pair-code", tag = "pairing", operation_id = "pairing_page_pair_code",
     params(("token" = String, Path, description = "The link's token")),
     request_body(content = PairCodeForm, content_type = "application/x-www-form-urlencoded"),
     responses(

@@ -23,6 +23,7 @@ pub struct CreatePairingLinkRequest {
     /// Lifetime of the link in seconds (60 to the configured maximum);
     /// default: the configured default (15 minutes).
     #[schema(example = 900)]
+    #[serde(default, deserialize_with = "crate::http::extract::integer")]
     pub ttl_seconds: Option<u64>,
 }
 
@@ -135,7 +136,7 @@ pub(super) fn parse_optional_json<T: Default + serde::de::DeserializeOwned>(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|err| {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|err| {
         let (status, code) = if err.is_data() {
             (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body")
         } else {
@@ -146,7 +147,12 @@ pub(super) fn parse_optional_json<T: Default + serde::de::DeserializeOwned>(
             code,
             message: err.to_string(),
         }
-    })
+    })?;
+    // `null` is "no body", as the document's nullable body says.
+    if value.is_null() {
+        return Ok(T::default());
+    }
+    super::super::extract::from_object(value)
 }
 
 /// The base of links: the configured public URL, else `http://` and the
