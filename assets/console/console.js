@@ -83,6 +83,9 @@
   if (!window.EventSource || (!table && !company)) return;
   var lost = document.getElementById("live-lost");
   var source = new EventSource("/console/events");
+  // Closed when the page goes, so it never holds one of the browser's few
+  // connections to this host while the next page loads.
+  window.addEventListener("pagehide", function () { source.close(); });
   source.addEventListener("open", function () { if (lost) lost.hidden = true; });
   source.addEventListener("error", function () { if (lost) lost.hidden = false; });
   source.addEventListener("status", function (e) {

@@ -373,11 +373,13 @@ async fn assert_loaded_from(page: &Client, base: &str) {
     }
 }
 
-async fn shoot(page: &Client, name: &str) {
+/// Screenshots of the page at desktop and phone widths, `height` tall (the
+/// window's, not the page's: WebDriver shoots the viewport).
+async fn shoot(page: &Client, name: &str, height: u32) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
     std::fs::create_dir_all(&dir).expect("the screenshot folder");
     for (width, label) in [(1280, "desktop"), (412, "phone")] {
-        page.set_window_size(width, 900)
+        page.set_window_size(width, height)
             .await
             .expect("resize the window");
         save(
@@ -444,7 +446,7 @@ async fn console_in_a_real_browser() {
         .expect("scroll to the QR code");
     let code = decode_qr(&qr.screenshot().await.expect("the QR code's pixels"));
     assert!(code.starts_with("2@"), "a WhatsApp QR string");
-    shoot(page, "company-pairing").await;
+    shoot(page, "company-pairing", 1100).await;
 
     // The sessions table, live: the fake phone scans the code read from the
     // page, and the row turns connected without a reload.
@@ -481,10 +483,10 @@ async fn console_in_a_real_browser() {
         .await
         .unwrap();
     wait_for(page, "tr[data-company='globex'][hidden]").await;
-    shoot(page, "sessions").await;
+    shoot(page, "sessions", 700).await;
     page.goto(&format!("{base}/console")).await.unwrap();
     wait_for(page, "dd[data-count='connected']").await;
-    shoot(page, "overview").await;
+    shoot(page, "overview", 1000).await;
 
     // A receiver answering 500: an inbound message's event becomes a dead
     // letter; the page's retry delivers it once the receiver is back.
@@ -534,7 +536,7 @@ async fn console_in_a_real_browser() {
         .wait_for("the retried delivery", |log| !log.accepted.is_empty())
         .await;
     assert_loaded_from(page, &base).await;
-    shoot(page, "company").await;
+    shoot(page, "company", 1800).await;
 
     // Delete behind a confirmation that names the company.
     page.goto(&format!("{base}/console/companies/globex"))

@@ -148,9 +148,7 @@ fn link_section(handle: &SessionHandle, csrf: &str, action: &dyn Fn(&str) -> Str
                 small #phone-hint { (EN.pair_code_hint) }
                 button #pair-code-submit type="submit" { (EN.pair_code_submit) }
             }
-        }
-        section.card #pairing-link {
-            form method="post" action=(action("pairing-link")) {
+            form #pairing-link method="post" action=(action("pairing-link")) {
                 input type="hidden" name="csrf" value=(csrf);
                 button #pairing-link-submit type="submit" { (EN.pairing_link_submit) }
             }
