@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use fantoccini::{Client, Locator};
+use fantoccini::Client;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use serde_json::json;
@@ -353,6 +353,15 @@ async fn wrong_keys_at_sign_in_are_slowed_down() {
     app.stop().await;
 }
 
+/// Waits until the element `css` exists, and clicks it.
+async fn click(page: &Client, css: &str) {
+    wait_for(page, css)
+        .await
+        .click()
+        .await
+        .unwrap_or_else(|err| panic!("click `{css}`: {err}"));
+}
+
 /// Waits until the element `css` exists; its text.
 async fn text_of(page: &Client, css: &str) -> String {
     wait_for(page, css).await.text().await.expect("its text")
@@ -413,12 +422,7 @@ async fn console_in_a_real_browser() {
         .send_keys(ADMIN_KEY)
         .await
         .unwrap();
-    page.find(Locator::Css("#sign-in-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(page, "#sign-in-submit").await;
     wait_for(page, "#state-counts").await;
     assert_loaded_from(page, &base).await;
 
@@ -431,12 +435,7 @@ async fn console_in_a_real_browser() {
         .send_keys("acme")
         .await
         .unwrap();
-    page.find(Locator::Css("#create-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(page, "#create-submit").await;
     assert_eq!(text_of(page, "#company").await, "acme");
     let qr = wait_for(page, "#qr svg").await;
     // Whole in the viewport: a screenshot of an element is clipped to it.
@@ -476,12 +475,7 @@ async fn console_in_a_real_browser() {
     // Filtering by state, in the page.
     app.api.ensure("globex").await;
     wait_for(page, "tr[data-company='globex']").await;
-    page.find(Locator::Css("#state-filter option[value='connected']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(page, "#state-filter option[value='connected']").await;
     wait_for(page, "tr[data-company='globex'][hidden]").await;
     shoot(page, "sessions", 700).await;
     page.goto(&format!("{base}/console")).await.unwrap();
@@ -500,19 +494,9 @@ async fn console_in_a_real_browser() {
         .send_keys(&receiver.url)
         .await
         .unwrap();
-    page.find(Locator::Css("#webhook-save"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(page, "#webhook-save").await;
     wait_for(page, "#notice").await;
-    page.find(Locator::Css("#reconnect"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(page, "#reconnect").await;
     wait_for(page, "#notice").await;
     app.fake
         .contact_send_text("15550003999", ACME_PHONE, "hello, console")
@@ -530,7 +514,7 @@ async fn console_in_a_real_browser() {
     page.goto(&format!("{base}/console/companies/acme"))
         .await
         .unwrap();
-    wait_for(page, "#dead .retry").await.click().await.unwrap();
+    click(page, "#dead .retry").await;
     wait_for(page, "#notice").await;
     receiver
         .wait_for("the retried delivery", |log| !log.accepted.is_empty())
@@ -542,14 +526,9 @@ async fn console_in_a_real_browser() {
     page.goto(&format!("{base}/console/companies/globex"))
         .await
         .unwrap();
-    wait_for(page, "#delete").await.click().await.unwrap();
+    click(page, "#delete").await;
     assert!(text_of(page, "#confirm h1").await.contains("globex"));
-    page.find(Locator::Css("#confirm-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(page, "#confirm-submit").await;
     wait_for(page, "#deleted").await;
     let (status, _) = app.api.get("/v1/sessions/globex").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -577,7 +556,7 @@ async fn console_in_a_real_browser() {
         get(&base, "/console/sessions", Some(&old)).await.status,
         StatusCode::OK
     );
-    wait_for(page, "#sign-out").await.click().await.unwrap();
+    click(page, "#sign-out").await;
     wait_for(page, "#signed-out").await;
     let refused = get(&base, "/console/sessions", Some(&old)).await;
     assert_eq!(refused.status, StatusCode::SEE_OTHER);

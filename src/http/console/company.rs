@@ -9,7 +9,6 @@
 use axum::extract::{Extension, Path, State};
 use axum::response::Response;
 use maud::{Markup, PreEscaped, html};
-use qrcode::QrCode;
 
 use super::layout::{self, Nav};
 use super::strings::EN;
@@ -20,6 +19,9 @@ use crate::http::webhooks::{DeliveriesQuery, DeliveryView, list_deliveries, webh
 use crate::pairing::strings::fill;
 use crate::pool::{SessionHandle, SessionState};
 use crate::webhook::Webhooks;
+
+/// The URL of one of the company's actions, by name (`reconnect`, …).
+type ActionUrl<'a> = &'a dyn Fn(&str) -> String;
 
 /// How many deliveries of each state the page lists.
 const DELIVERIES_SHOWN: usize = 20;
@@ -120,16 +122,11 @@ fn status_section(handle: &SessionHandle) -> Markup {
     }
 }
 
-fn link_section(handle: &SessionHandle, csrf: &str, action: &dyn Fn(&str) -> String) -> Markup {
+fn link_section(handle: &SessionHandle, csrf: &str, action: ActionUrl<'_>) -> Markup {
     let state = handle.status().state;
     let qr = handle
         .current_qr()
-        .and_then(|qr| QrCode::new(qr.code.as_bytes()).ok())
-        .map(|code| {
-            let svg = crate::http::qr::render_svg(&code);
-            svg.find("<svg")
-                .map_or(svg.clone(), |at| svg[at..].to_owned())
-        });
+        .and_then(|qr| crate::http::qr::inline_svg(&qr.code));
     html! {
         section.card #link hidden[state == SessionState::Connected] {
             h2 { (EN.link_title) }
@@ -160,7 +157,7 @@ fn webhook_section(
     webhooks: &Webhooks,
     access: &CompanyAccess,
     csrf: &str,
-    action: &dyn Fn(&str) -> String,
+    action: ActionUrl<'_>,
 ) -> Markup {
     let view = webhook_view(webhooks, access);
     html! {
@@ -182,7 +179,7 @@ fn deliveries_section(
     webhooks: &Webhooks,
     access: &CompanyAccess,
     csrf: &str,
-    action: &dyn Fn(&str) -> String,
+    action: ActionUrl<'_>,
 ) -> Result<Markup, ConsoleError> {
     let query = DeliveriesQuery {
         state: None,
@@ -206,11 +203,7 @@ fn deliveries_section(
     })
 }
 
-fn delivery_table(
-    id: &str,
-    rows: &[DeliveryView],
-    retry: Option<(&str, &dyn Fn(&str) -> String)>,
-) -> Markup {
+fn delivery_table(id: &str, rows: &[DeliveryView], retry: Option<(&str, ActionUrl<'_>)>) -> Markup {
     html! {
         @if rows.is_empty() {
             p id={ (id) "-none" } { (EN.no_deliveries) }

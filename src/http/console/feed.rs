@@ -12,13 +12,13 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
-use qrcode::QrCode;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::pages::{row, visible};
 use super::strings::EN;
 use super::{ConsoleError, Signed};
+use crate::http::pair::json_event;
 use crate::http::{AppState, Lifecycle};
 use crate::pool::{PoolEvent, SessionEvent, SessionStatus};
 
@@ -104,17 +104,9 @@ impl Feed {
     }
 
     fn push_qr(&mut self, company: &str, code: &str) {
-        match QrCode::new(code.as_bytes()) {
-            Ok(qr) => {
-                let svg = crate::http::qr::render_svg(&qr);
-                let svg = match svg.find("<svg") {
-                    Some(start) => svg[start..].to_owned(),
-                    None => svg,
-                };
-                self.queue
-                    .push_back(json_event("qr", &QrPush { company, svg }));
-            }
-            Err(err) => tracing::warn!(error = %err, "a QR code could not be rendered"),
+        if let Some(svg) = crate::http::qr::inline_svg(code) {
+            self.queue
+                .push_back(json_event("qr", &QrPush { company, svg }));
         }
     }
 
@@ -147,11 +139,4 @@ impl Feed {
             }
         }
     }
-}
-
-fn json_event(name: &str, data: &impl Serialize) -> Event {
-    // Plain structs of strings always serialize.
-    Event::default()
-        .event(name)
-        .data(serde_json::to_string(data).unwrap_or_default())
 }

@@ -49,6 +49,7 @@ use crate::pairing::page;
 
 use access::ensure_session;
 pub use access::{Audience, PageRefusal, PairAccess, Refused};
+pub(in crate::http) use feed::json_event;
 use feed::{__path_events, events};
 /// The pairing page's headers, which the console's pages share.
 pub(in crate::http) use html::page_headers;
