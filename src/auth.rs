@@ -293,6 +293,20 @@ impl Authenticator {
         })
     }
 
+    /// Who a credential is, by its SHA-256 (as a console session keeps it,
+    /// never the plaintext): the admin, or the company whose stored token it
+    /// is (re-checked against the store, so a rotated token or a deleted
+    /// company stops working at once).
+    pub fn caller_of_hash(&self, hash: &[u8; 32]) -> Result<Caller, AuthError> {
+        if self.admin.read().matches(hash) {
+            return Ok(Caller::Admin);
+        }
+        match self.tokens.company_of(hash) {
+            Some(company) if self.token_belongs_to(hash, &company)? => Ok(Caller::Company(company)),
+            _ => Err(AuthError::InvalidCredentials),
+        }
+    }
+
     /// The caller of an admin-only endpoint.
     pub fn admin(&self, headers: &HeaderMap) -> Result<(), AuthError> {
         match self.presented(headers)? {

@@ -9,14 +9,18 @@
 //!   changes nothing (DESIGN.md invariant 6).
 //! - Every response that is not a success is the JSON envelope of
 //!   [`error::ApiError`], including unknown routes, wrong methods, malformed
-//!   JSON and over-large bodies. The exception is the pairing page under
-//!   `/pair/` (`pair`), which answers people with HTML pages.
+//!   JSON and over-large bodies. The exceptions answer people with HTML
+//!   pages: the pairing page under `/pair/` (`pair`), the operator console
+//!   under `/console` (`console`) and the rendered API docs under `/docs`
+//!   (`docs`); the last two are not in `/openapi.json`.
 //! - Request bodies are capped at [`MAX_BODY_BYTES`].
 //! - Responses carrying a secret (a company token, a QR code, a pair code) are
 //!   marked `Cache-Control: no-store`; handlers never log them.
 
 mod access;
 pub mod auth_backoff;
+mod console;
+mod docs;
 pub mod error;
 mod event_schemas;
 mod events;
@@ -165,6 +169,9 @@ pub fn router(state: AppState) -> Router {
     let (api, openapi) = api.split_for_parts();
     let ttl_range_s = state.pairing.ttl_range_s();
     api.merge(openapi::router(&openapi, ttl_range_s))
+        // People's pages, not the JSON API: outside `/openapi.json`.
+        .merge(console::router(&state))
+        .merge(docs::router())
         .route("/metrics", axum::routing::get(metrics::render))
         // Route layer: runs after routing, so the matched route template (not
         // the raw path with its company id) labels the request.

@@ -151,6 +151,20 @@ pub fn render_svg(code: &QrCode) -> String {
         .build()
 }
 
+/// `qr_text` as SVG markup to put inside HTML (no XML declaration), for
+/// the pages that show a live QR code (the pairing page, the console);
+/// `None` for a text too long for a QR code (not one WhatsApp sends).
+pub fn inline_svg(qr_text: &str) -> Option<String> {
+    let code = QrCode::new(qr_text.as_bytes())
+        .inspect_err(|err| tracing::warn!(error = %err, "a QR code could not be rendered"))
+        .ok()?;
+    let document = render_svg(&code);
+    Some(match document.find("<svg") {
+        Some(start) => document[start..].to_owned(),
+        None => document,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -227,10 +227,7 @@ pub async fn ensure(
     State(state): State<AppState>,
     access: CompanyAccess,
 ) -> Result<impl IntoResponse, ApiError> {
-    let ensured = state.pool.ensure(&access.company).await?;
-    if let Some(token) = &ensured.token {
-        state.auth.tokens().insert(token, &access.company);
-    }
+    let ensured = ensure_company(&state, &access.company).await?;
     let status = if ensured.created {
         StatusCode::CREATED
     } else {
@@ -242,6 +239,19 @@ pub async fn ensure(
         session: ensured.handle.status().into(),
     };
     Ok((status, no_store(), Json(body)))
+}
+
+/// Ensures `company`'s session (the API's `POST` and the console): a new
+/// company's token is recorded for telling callers apart.
+pub(super) async fn ensure_company(
+    state: &AppState,
+    company: &crate::domain::CompanyId,
+) -> Result<crate::pool::Ensured, ApiError> {
+    let ensured = state.pool.ensure(company).await?;
+    if let Some(token) = &ensured.token {
+        state.auth.tokens().insert(token, company);
+    }
+    Ok(ensured)
 }
 
 /// List every session with its state (admin only).
@@ -356,7 +366,16 @@ pub async fn delete(
     State(state): State<AppState>,
     access: CompanyAccess,
 ) -> Result<Json<DeleteResponse>, ApiError> {
+    Ok(Json(delete_company(&state, &access).await?))
+}
+
+/// Deletes the company, reporting each step (the API's `DELETE` and the
+/// console); its tokens are forgotten.
+pub(super) async fn delete_company(
+    state: &AppState,
+    access: &CompanyAccess,
+) -> Result<DeleteResponse, ApiError> {
     let report = state.pool.delete(&access.company).await?;
     state.auth.tokens().remove_company(&access.company);
-    Ok(Json(DeleteResponse::from_report(report)))
+    Ok(DeleteResponse::from_report(report))
 }

@@ -149,7 +149,16 @@ pub async fn put_webhook(
     access: CompanyAccess,
     ApiJson(body): ApiJson<PutWebhookRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let webhooks = service(webhooks)?;
+    let view = save_webhook(&service(webhooks)?, &access, &body)?;
+    Ok((no_store(), Json(view)))
+}
+
+/// Sets or removes the company's webhook (the API's `PUT` and the console).
+pub(super) fn save_webhook(
+    webhooks: &Webhooks,
+    access: &CompanyAccess,
+    body: &PutWebhookRequest,
+) -> Result<WebhookView, ApiError> {
     let set = webhooks
         .set_webhook(
             &access.company,
@@ -158,14 +167,11 @@ pub async fn put_webhook(
             &body.events,
         )
         .map_err(api_error)?;
-    Ok((
-        no_store(),
-        Json(WebhookView {
-            url: set.url,
-            events: set.events,
-            secret: set.generated_secret,
-        }),
-    ))
+    Ok(WebhookView {
+        url: set.url,
+        events: set.events,
+        secret: set.generated_secret,
+    })
 }
 
 /// The company's webhook (never its secret).
@@ -179,12 +185,17 @@ pub async fn get_webhook(
     webhooks: Option<Extension<Webhooks>>,
     access: CompanyAccess,
 ) -> Result<Json<WebhookView>, ApiError> {
-    let endpoint = service(webhooks)?.webhook(&access.company);
-    Ok(Json(WebhookView {
+    Ok(Json(webhook_view(&service(webhooks)?, &access)))
+}
+
+/// The company's webhook, never its secret (the API's `GET` and the console).
+pub(super) fn webhook_view(webhooks: &Webhooks, access: &CompanyAccess) -> WebhookView {
+    let endpoint = webhooks.webhook(&access.company);
+    WebhookView {
         url: endpoint.as_ref().map(|e| e.url.to_string()),
         events: endpoint.map(|e| e.events.clone()).unwrap_or_default(),
         secret: None,
-    }))
+    }
 }
 
 /// Queue the company's stored events again (same event ids).
@@ -208,16 +219,26 @@ pub async fn replay(
     access: CompanyAccess,
     ApiJson(body): ApiJson<ReplayRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let view = replay_events(&service(webhooks)?, &access, &body)?;
+    Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
+/// Queues the company's stored events again (the API and the console).
+pub(super) fn replay_events(
+    webhooks: &Webhooks,
+    access: &CompanyAccess,
+    body: &ReplayRequest,
+) -> Result<ReplayView, ApiError> {
     let limit = limit(body.limit, 1000)?;
-    let queued = service(webhooks)?
+    let queued = webhooks
         .replay(
             &access.company,
             body.since_ms.unwrap_or_default(),
             limit,
-            reach(&access),
+            reach(access),
         )
         .map_err(api_error)?;
-    Ok((StatusCode::ACCEPTED, Json(ReplayView { queued })))
+    Ok(ReplayView { queued })
 }
 
 /// The delivery log, the queue and the dead letters.
@@ -236,7 +257,15 @@ pub async fn deliveries(
     access: CompanyAccess,
     ApiQuery(query): ApiQuery<DeliveriesQuery>,
 ) -> Result<Json<DeliveriesView>, ApiError> {
-    let webhooks = service(webhooks)?;
+    Ok(Json(list_deliveries(&service(webhooks)?, &access, &query)?))
+}
+
+/// The delivery log by state, newest first (the API and the console).
+pub(super) fn list_deliveries(
+    webhooks: &Webhooks,
+    access: &CompanyAccess,
+    query: &DeliveriesQuery,
+) -> Result<DeliveriesView, ApiError> {
     let limit = limit(query.limit, 100)?;
     let states = match query.state.as_deref() {
         None => vec![
@@ -269,7 +298,7 @@ pub async fn deliveries(
             DeliveryState::Dead => view.dead = rows,
         }
     }
-    Ok(Json(view))
+    Ok(view)
 }
 
 /// Queue a dead letter again (attempts reset). A company token may retry
@@ -290,17 +319,23 @@ pub async fn retry(
     access: CompanyAccess,
     Path(params): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let id = params.1;
-    let delivery = service(webhooks)?
-        .retry(&access.company, &id, reach(&access))
+    let view = retry_delivery(&service(webhooks)?, &access, &params.1)?;
+    Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
+/// Queues the dead letter `id` again (the API and the console).
+pub(super) fn retry_delivery(
+    webhooks: &Webhooks,
+    access: &CompanyAccess,
+    id: &str,
+) -> Result<DeliveryView, ApiError> {
+    let delivery = webhooks
+        .retry(&access.company, id, reach(access))
         .map_err(api_error)?;
-    let key = DeliveryKey::parse_public_id(&access.company, &id).ok_or_else(|| {
+    let key = DeliveryKey::parse_public_id(&access.company, id).ok_or_else(|| {
         ApiError::internal(anyhow::anyhow!("a retried delivery id did not parse"))
     })?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(delivery_view(&key, &delivery, DeliveryState::Queued)),
-    ))
+    Ok(delivery_view(&key, &delivery, DeliveryState::Queued))
 }
 
 fn delivery_view(key: &DeliveryKey, d: &pb::OutboxDelivery, state: DeliveryState) -> DeliveryView {
@@ -329,7 +364,7 @@ fn reach(access: &CompanyAccess) -> Reach {
     }
 }
 
-fn service(webhooks: Option<Extension<Webhooks>>) -> Result<Webhooks, ApiError> {
+pub(super) fn service(webhooks: Option<Extension<Webhooks>>) -> Result<Webhooks, ApiError> {
     webhooks.map(|Extension(w)| w).ok_or(ApiError::NotReady)
 }
 

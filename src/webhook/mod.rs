@@ -401,6 +401,11 @@ impl Webhooks {
         })
     }
 
+    /// The outbox at a glance: queued, oldest queued, dead letters.
+    pub fn outbox_summary(&self) -> Result<crate::store::outbox::OutboxSummary, WebhookError> {
+        Ok(self.inner.outbox.summary()?)
+    }
+
     /// Up to `limit` deliveries of `company` in `state`, newest first.
     pub fn deliveries(
         &self,

@@ -9,6 +9,8 @@
 const WAGATE: &str = env!("CARGO_BIN_EXE_wagate");
 
 mod api;
+mod browser;
+mod console;
 mod credentials;
 mod limits;
 mod messaging;

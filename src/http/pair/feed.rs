@@ -8,7 +8,6 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
-use qrcode::QrCode;
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
@@ -115,16 +114,12 @@ impl Feed {
     }
 
     fn push_qr(&mut self, qr: &Qr) {
-        match QrCode::new(qr.code.as_bytes()) {
-            Ok(code) => {
-                let push = QrPush {
-                    svg: inline_svg(&crate::http::qr::render_svg(&code)),
-                    expires_at_ms: qr.expires_at_ms,
-                };
-                self.queue.push_back(json_event("qr", &push));
-            }
-            // A QR string too long for a QR code: not one WhatsApp sends.
-            Err(err) => tracing::warn!(error = %err, "a QR code could not be rendered"),
+        if let Some(svg) = crate::http::qr::inline_svg(&qr.code) {
+            let push = QrPush {
+                svg,
+                expires_at_ms: qr.expires_at_ms,
+            };
+            self.queue.push_back(json_event("qr", &push));
         }
     }
 
@@ -170,17 +165,9 @@ impl Feed {
     }
 }
 
-pub(super) fn json_event(name: &str, data: &impl Serialize) -> Event {
+pub(in crate::http) fn json_event(name: &str, data: &impl Serialize) -> Event {
     // Plain structs of strings, numbers and booleans always serialize.
     Event::default()
         .event(name)
         .data(serde_json::to_string(data).unwrap_or_default())
-}
-
-/// An SVG document as markup to put inside HTML: without its XML declaration.
-pub(super) fn inline_svg(document: &str) -> String {
-    match document.find("<svg") {
-        Some(start) => document[start..].to_owned(),
-        None => document.to_owned(),
-    }
 }

@@ -21,7 +21,7 @@ use crate::pairing::page_path;
 use crate::pool::{PoolError, SessionState};
 
 /// Headers of every pairing page response (see the module invariants).
-pub(super) fn page_headers() -> [(HeaderName, HeaderValue); 5] {
+pub(in crate::http) fn page_headers() -> [(HeaderName, HeaderValue); 5] {
     [
         (CACHE_CONTROL, HeaderValue::from_static("no-store")),
         (REFERRER_POLICY, HeaderValue::from_static("no-referrer")),

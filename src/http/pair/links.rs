@@ -71,13 +71,25 @@ pub async fn create_link(
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let request = parse_optional_json::<CreatePairingLinkRequest>(&body)?;
-    let ttl = state.pairing.ttl(request.ttl_seconds).map_err(|err| {
+    let view = issue_link(&state, &access, request.ttl_seconds, &headers)?;
+    Ok((StatusCode::CREATED, no_store(), Json(view)))
+}
+
+/// Issues a pairing link for the company (the API and the console);
+/// `ttl_seconds` `None` is the default lifetime.
+pub(in crate::http) fn issue_link(
+    state: &AppState,
+    access: &CompanyAccess,
+    ttl_seconds: Option<u64>,
+    headers: &HeaderMap,
+) -> Result<PairingLinkView, ApiError> {
+    let ttl = state.pairing.ttl(ttl_seconds).map_err(|err| {
         ApiError::InvalidInput(InvalidInput {
             code: "invalid_ttl",
             message: err.to_string(),
         })
     })?;
-    let base = public_base(state.pairing.public_url(), &headers)?;
+    let base = public_base(state.pairing.public_url(), headers)?;
     let record = state
         .pool
         .store()
@@ -100,7 +112,7 @@ pub async fn create_link(
         expires_at_ms: link.expires_at_ms,
         token: link.token,
     };
-    Ok((StatusCode::CREATED, no_store(), Json(view)))
+    Ok(view)
 }
 
 /// Revoke every outstanding pairing link of the company: links issued

@@ -52,11 +52,12 @@ use crate::pairing::page;
 
 use access::ensure_session;
 pub use access::{Audience, PageRefusal, PairAccess, Refused};
+pub(in crate::http) use feed::json_event;
 use feed::{__path_events, events};
-use html::{
-    __path_pair_code, __path_pairing_page, __path_start, page_headers, pair_code, pairing_page,
-    start,
-};
+/// The pairing page's headers, which the console's pages share.
+pub(in crate::http) use html::page_headers;
+use html::{__path_pair_code, __path_pairing_page, __path_start, pair_code, pairing_page, start};
+pub(in crate::http) use links::issue_link;
 use links::{__path_create_link, __path_revoke_links, create_link, revoke_links};
 #[cfg(feature = "sandbox")]
 use sandbox_scan::{__path_sandbox_scan, sandbox_scan};
@@ -100,7 +101,7 @@ pub(super) async fn script() -> impl IntoResponse {
     asset("text/javascript; charset=utf-8", page::JS)
 }
 
-pub(super) fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+pub(in crate::http) fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     (
         [
             (CONTENT_TYPE, HeaderValue::from_static(content_type)),

@@ -3,11 +3,10 @@
 
 use axum::http::header::HOST;
 use axum::http::{HeaderMap, HeaderName, StatusCode};
-use qrcode::QrCode;
 
 use super::access::PageRefusal;
-use super::feed::inline_svg;
 use super::links::{CreatePairingLinkRequest, parse_optional_json, public_base, rfc3339};
+use crate::http::qr::inline_svg;
 use crate::pairing::LinkRefusal;
 use crate::pairing::token::TokenError;
 
@@ -68,8 +67,7 @@ fn expiry_is_rfc3339_utc() {
 
 #[test]
 fn svg_is_inlined_without_its_declaration() {
-    let code = QrCode::new(b"2@abc").unwrap();
-    let svg = inline_svg(&super::super::qr::render_svg(&code));
+    let svg = inline_svg("2@abc").expect("a short text fits a QR code");
     assert!(
         svg.starts_with("<svg") && svg.ends_with("</svg>"),
         "{svg:.60}"

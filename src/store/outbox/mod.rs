@@ -63,6 +63,17 @@ pub use records::{
 };
 pub use retention::Pruned;
 
+/// The outbox at a glance ([`Outbox::summary`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxSummary {
+    /// Deliveries waiting to be sent (or retried).
+    pub queued: usize,
+    /// When the oldest of them was created (unix ms).
+    pub oldest_queued_ms: Option<i64>,
+    /// Dead letters.
+    pub dead: usize,
+}
+
 /// The outbox trees. Cheap to clone.
 #[derive(Clone)]
 pub struct Outbox {
@@ -284,6 +295,18 @@ impl Outbox {
             }
         }
         Ok(rows)
+    }
+
+    /// How many deliveries are queued and dead, gateway-wide, and when the
+    /// oldest queued one was created (unix ms): the console's overview.
+    /// Walks the queue (its rows are few while the dispatcher keeps up).
+    pub fn summary(&self) -> Result<OutboxSummary, StoreError> {
+        let queued = self.queued()?;
+        Ok(OutboxSummary {
+            queued: queued.len(),
+            oldest_queued_ms: queued.iter().map(|(_, d)| d.created_at_ms).min(),
+            dead: self.dead.len(),
+        })
     }
 
     /// One queued delivery, if it is still queued.
