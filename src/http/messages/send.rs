@@ -240,17 +240,18 @@ pub async fn send_message(
     let (body, file) = read_body(&state, request).await?;
     let to = Recipient::parse(&body.to)?;
     let reply_to = body.reply_to.as_deref().map(MessageId::parse).transpose()?;
-    // Before the media is decoded or fetched: nothing is downloaded or
-    // spooled for a session that cannot send it (the send checks again).
     let handle = session(&state, &access)?;
-    let session_state = handle.status().state;
-    if session_state != crate::pool::SessionState::Connected {
-        return Err(crate::pool::PoolError::NotConnected {
-            state: session_state,
-        }
-        .into());
-    }
-    let content = content(&state, body, file).await?;
+    // After the body is checked and before media is decoded or fetched:
+    // nothing is downloaded or spooled for a session that cannot send it
+    // (the send checks again).
+    let connected = || match handle.status().state {
+        crate::pool::SessionState::Connected => Ok(()),
+        state => Err(ApiError::from(crate::pool::PoolError::NotConnected {
+            state,
+        })),
+    };
+    let content = content(&state, body, file, &connected).await?;
+    connected()?;
     take_for_send(&state, &access.company, key.as_ref())?;
     let sent = handle
         .send_message(to, content, reply_to, key.map(IdempotencyKey::into_string))
@@ -398,10 +399,13 @@ async fn read_multipart(
 }
 
 /// What to send, from the validated body (and the file of a multipart body).
+/// The message `body` asks for; `connected` is checked before any media is
+/// read into the spool.
 async fn content(
     state: &AppState,
     body: SendMessageRequest,
     file: Option<(Spool, Option<String>, Option<String>)>,
+    connected: &(dyn Fn() -> Result<(), ApiError> + Sync),
 ) -> Result<Content, ApiError> {
     let kind = body.kind.as_deref().unwrap_or("text");
     let invalid = |message: String| {
@@ -418,7 +422,7 @@ async fn content(
         return Err(invalid(format!("a `{kind}` message carries no `{field}`")));
     }
     if let Some(media) = MediaKind::from_name(kind) {
-        return media_content(state, media, body, file).await;
+        return media_content(state, media, body, file, connected).await;
     }
     if media_fields {
         return Err(invalid(format!("a `{kind}` message carries no file")));
@@ -483,6 +487,7 @@ async fn media_content(
     kind: MediaKind,
     body: SendMessageRequest,
     file: Option<(Spool, Option<String>, Option<String>)>,
+    connected: &(dyn Fn() -> Result<(), ApiError> + Sync),
 ) -> Result<Content, ApiError> {
     let invalid = |message: &str| {
         ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", message)
@@ -502,6 +507,7 @@ async fn media_content(
     let mut mime = body.mime_type.as_deref().map(parse_mime).transpose()?;
     let mut file_name = body.file_name.as_deref().map(parse_file_name).transpose()?;
     let limit = max_bytes(&state.media, Some(kind));
+    connected()?;
     let spool = match (file, body.base64, body.url) {
         (Some((mut spool, part_mime, part_name)), _, _) => {
             spool.limit_to(limit)?;

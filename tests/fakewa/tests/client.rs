@@ -5,7 +5,7 @@
 mod read_state;
 mod rich;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fakewa::{Config, FakeServer, HandshakePattern, StreamErrorKind};
 use test_support::WAIT;
@@ -23,16 +23,14 @@ async fn paired(srv: &FakeServer) -> (TestClient, fakewa::Linked) {
 }
 
 #[tokio::test]
-async fn qr_pairing_reaches_connected_quickly() {
+async fn qr_pairing_reaches_connected() {
+    // How fast is measured by the benchmarks (create → QR, the capacity
+    // ladder), not asserted here: a loaded CI machine is no measure.
     let srv = server().await;
     let mut c = TestClient::start(&srv.ws_url(), new_backend(), ClientOptions::default()).await;
     let qr = c.qr().await;
-    let started = Instant::now();
     let linked = srv.scan_qr(&qr).await.expect("QR scan links");
     c.connected(WAIT).await;
-    let elapsed = started.elapsed();
-    eprintln!("QR scan to Connected: {elapsed:?}");
-    assert!(elapsed < Duration::from_secs(1), "pairing took {elapsed:?}");
     assert!(linked.phone.starts_with("1555000"));
     assert_eq!(
         c.client.pn().map(|j| j.to_string()),
