@@ -12,7 +12,7 @@ pub struct WebhookEvent {
     #[schema(example = "dst_5f0c…")]
     pub id: String,
     /// `message.received`, `message.reaction`, `message.edited`,
-    /// `message.revoked`, `message.status`, `session.status`.
+    /// `message.revoked`, `message.status`, `session.status`, `webhook.test`.
     #[schema(example = "message.status")]
     pub r#type: String,
     #[schema(example = "acme")]
@@ -37,6 +37,7 @@ pub enum EventData {
     MessageRevoked(MessageRevoked),
     MessageStatus(MessageStatus),
     SessionStatus(SessionStatus),
+    WebhookTest(WebhookTest),
 }
 
 /// Fields every inbound event (`message.*` except `message.status`) has.
@@ -157,6 +158,16 @@ pub struct SessionStatus {
     pub at: i64,
 }
 
+/// `webhook.test`: asked for with `POST …/webhook/test` (or the console);
+/// no message behind it.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookTest {
+    /// Always `true`.
+    pub test: bool,
+    /// Unix ms of the request.
+    pub requested_at: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use utoipa::openapi::schema::Schema;
@@ -195,5 +206,17 @@ mod tests {
         let mut envelope: Vec<String> = json.as_object().unwrap().keys().cloned().collect();
         envelope.sort();
         assert_eq!(properties("WebhookEvent"), envelope);
+    }
+
+    #[test]
+    fn the_webhook_test_component_matches_the_emitted_body() {
+        let event = crate::webhook::event::test_event(&CompanyId::parse("acme").unwrap(), 7, "n");
+        let json = crate::webhook::json::to_json(&event.event);
+        assert_eq!(json["type"], "webhook.test");
+        assert_eq!(json["data"]["test"], true);
+        assert_eq!(json["data"]["requested_at"], 7);
+        let mut keys: Vec<String> = json["data"].as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(properties("WebhookTest"), keys);
     }
 }

@@ -38,6 +38,7 @@ use super::{
         event_schemas::MessageRevoked,
         event_schemas::MessageStatus,
         event_schemas::SessionStatus,
+        event_schemas::WebhookTest,
     )),
     tags(
         (name = "sessions", description = "A company's WhatsApp session: create, link, observe, unlink"),

@@ -37,6 +37,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(put_webhook, get_webhook))
         .routes(routes!(replay))
+        .routes(routes!(send_test))
         .routes(routes!(deliveries))
         .routes(routes!(retry))
 }
@@ -241,6 +242,49 @@ pub(super) fn replay_events(
     Ok(ReplayView { queued })
 }
 
+/// Answer of `POST …/webhook/test`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TestEventView {
+    /// The `webhook.test` event's id: find its delivery in `…/deliveries`.
+    pub event_id: String,
+}
+
+/// Send a `webhook.test` event to the company's webhook.
+///
+/// Signed, delivered, retried and logged like any other event (ordered in
+/// a lane of its own), to the company's webhook only, whatever its event
+/// filter: a way to check the receiver and its signature check.
+#[utoipa::path(
+    post, path = "/v1/sessions/{company}/webhook/test", tag = "webhooks",
+    params(("company" = String, Path, description = "Company id")),
+    responses(
+        (status = 202, description = "Queued for delivery", body = TestEventView),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "`unknown_company`", body = ErrorBody),
+        (status = 409, description = "`no_webhook`: the company has no webhook", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn send_test(
+    webhooks: Option<Extension<Webhooks>>,
+    access: CompanyAccess,
+) -> Result<impl IntoResponse, ApiError> {
+    let view = send_test_event(&service(webhooks)?, &access).await?;
+    Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
+/// Queues a `webhook.test` event (the API and the console).
+pub(super) async fn send_test_event(
+    webhooks: &Webhooks,
+    access: &CompanyAccess,
+) -> Result<TestEventView, ApiError> {
+    let event_id = webhooks
+        .send_test(&access.company)
+        .await
+        .map_err(api_error)?;
+    Ok(TestEventView { event_id })
+}
+
 /// The delivery log, the queue and the dead letters.
 #[utoipa::path(
     get, path = "/v1/sessions/{company}/deliveries", tag = "webhooks",
@@ -400,7 +444,7 @@ fn api_error(error: WebhookError) -> ApiError {
             code: error.code(),
             message: error.to_string(),
         },
-        WebhookError::ReplayInProgress => ApiError::Malformed {
+        WebhookError::ReplayInProgress | WebhookError::NoWebhook => ApiError::Malformed {
             status: StatusCode::CONFLICT,
             code: error.code(),
             message: error.to_string(),

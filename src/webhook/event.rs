@@ -37,6 +37,9 @@ pub const MESSAGE_REVOKED: &str = "message.revoked";
 pub const MESSAGE_STATUS: &str = "message.status";
 /// Event type of a session state change.
 pub const SESSION_STATUS: &str = "session.status";
+/// Event type of a test event asked for through the API or the console. Not
+/// a filter choice: it goes to the company's webhook whatever its filter.
+pub const WEBHOOK_TEST: &str = "webhook.test";
 /// Every event type, for validating webhook filters.
 pub const EVENT_TYPES: [&str; 6] = [
     MESSAGE_RECEIVED,
@@ -46,6 +49,10 @@ pub const EVENT_TYPES: [&str; 6] = [
     MESSAGE_STATUS,
     SESSION_STATUS,
 ];
+
+/// The ordering lane of test events: a test that cannot be delivered holds up
+/// only later tests, never messages or status changes.
+pub const TEST_LANE: &str = "webhook.test";
 
 /// The ordering lane of session events (one per company).
 pub const SESSION_LANE: &str = "session";
@@ -227,6 +234,24 @@ fn sender_identities(sender: &Jid, alt: Option<&Jid>) -> (Option<String>, Option
         }
     }
     (phone, lid)
+}
+
+/// Builds a `webhook.test` event; `nonce` makes every request its own event.
+pub fn test_event(company: &CompanyId, at_ms: i64, nonce: &str) -> NewEvent {
+    let id = stable_id("tst", &[company.as_str(), &at_ms.to_string(), nonce]);
+    NewEvent {
+        dedup: DedupKey::Event(id.clone()),
+        event: pb::WebhookEvent {
+            id,
+            company_id: company.to_string(),
+            r#type: WEBHOOK_TEST.to_owned(),
+            timestamp_ms: at_ms,
+            payload: Some(pb::webhook_event::Payload::Test(pb::WebhookTest {
+                requested_at_ms: at_ms,
+            })),
+        },
+        lane: TEST_LANE.to_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,10 @@ pub fn to_json(event: &pb::WebhookEvent) -> Value {
             "at": d.at_ms,
             "reason": non_empty(&d.reason),
         }),
+        Some(pb::webhook_event::Payload::Test(t)) => json!({
+            "test": true,
+            "requested_at": t.requested_at_ms,
+        }),
         None => Value::Null,
     };
     json!({

@@ -104,6 +104,9 @@ pub enum WebhookError {
     /// may be durable.
     #[error("the durable flush failed: {0}")]
     Flush(String),
+    /// A test event was asked for a company without a webhook.
+    #[error("the company has no webhook")]
+    NoWebhook,
     /// The webhook service has stopped (shutdown).
     #[error("the webhook service is stopped")]
     Stopped,
@@ -125,6 +128,7 @@ impl WebhookError {
             Self::UnknownCompany => "unknown_company",
             Self::UnknownDelivery => "unknown_delivery",
             Self::ReplayInProgress => "replay_in_progress",
+            Self::NoWebhook => "no_webhook",
             Self::Store(_) | Self::Flush(_) | Self::Http(_) | Self::Random => "internal",
             Self::Stopped => "stopping",
         }
@@ -275,6 +279,39 @@ impl Webhooks {
             return Ok(Vec::new());
         };
         let targets = self.inner.endpoints.targets(company, &first.event.r#type);
+        self.commit_to(company, events, targets).await
+    }
+
+    /// Commits a `webhook.test` event for `company`'s own webhook only (not
+    /// the gateway-wide one, whatever its filter) and returns its id; it is
+    /// delivered, retried and logged like any other event.
+    ///
+    /// # Errors
+    /// [`WebhookError::NoWebhook`] when the company has no webhook,
+    /// [`WebhookError::UnknownCompany`] when it does not exist.
+    pub async fn send_test(&self, company: &CompanyId) -> Result<String, WebhookError> {
+        if self.webhook(company).is_none() {
+            return Err(match self.inner.store.get_company(company)? {
+                Some(_) => WebhookError::NoWebhook,
+                None => WebhookError::UnknownCompany,
+            });
+        }
+        let mut nonce = [0u8; 8];
+        getrandom::fill(&mut nonce).map_err(|_| WebhookError::Random)?;
+        let event = event::test_event(company, crate::domain::now_ms(), &json::hex(&nonce));
+        let id = event.event.id.clone();
+        self.commit_to(company, vec![event], vec![Target::Company])
+            .await?;
+        Ok(id)
+    }
+
+    /// Commits `events` (all of one type) with deliveries to `targets`.
+    async fn commit_to(
+        &self,
+        company: &CompanyId,
+        events: Vec<NewEvent>,
+        targets: Vec<Target>,
+    ) -> Result<Vec<Committed>, WebhookError> {
         let (events, committed) = self.inner.committer.commit(company, events, targets).await;
         let committed = committed?;
         let mut queued = Vec::new();

@@ -519,6 +519,16 @@ async fn console_in_a_real_browser() {
     receiver
         .wait_for("the retried delivery", |log| !log.accepted.is_empty())
         .await;
+    // "Send test event": a `webhook.test` event reaches the receiver.
+    click(page, "#webhook-test").await;
+    assert!(text_of(page, "#notice").await.contains("tst_"));
+    receiver
+        .wait_for("the test event", |log| {
+            log.accepted
+                .iter()
+                .any(|h| h.body["type"] == "webhook.test")
+        })
+        .await;
     assert_loaded_from(page, &base).await;
     shoot(page, "company", 1800).await;
 

@@ -249,6 +249,39 @@ async fn webhook_api_validates_retries_500s_and_replays() {
     let (status, body) = app.api.get("/v1/sessions/acme/deliveries").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["dead"].as_array().is_some_and(Vec::is_empty), "{body}");
+
+    // A test event: signed, past the webhook's event filter, in the delivery log.
+    let (status, body) = app.api.post("/v1/sessions/acme/webhook/test", None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let test_id = body["event_id"].as_str().expect("event_id").to_owned();
+    receiver
+        .wait_for("the test event", |log| log.accepted.len() == 3)
+        .await;
+    {
+        let log = receiver.log();
+        let hook = &log.accepted[2];
+        assert_eq!(hook.id, test_id);
+        assert_eq!(hook.body["type"], "webhook.test", "{}", hook.body);
+        assert_eq!(hook.body["data"]["test"], true, "{}", hook.body);
+        assert_eq!(log.bad_signatures, 0);
+    }
+    let (_, body) = app.api.get("/v1/sessions/acme/deliveries").await;
+    assert!(
+        body["delivered"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|d| d["event_id"] == test_id.as_str())),
+        "{body}"
+    );
+    // Without a webhook there is nothing to test; a company that does not exist is unknown.
+    let (status, body) = app.api.post("/v1/sessions/other", None).await;
+    assert!(status.is_success(), "{body}");
+    let (status, body) = app.api.post("/v1/sessions/other/webhook/test", None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("no_webhook"))
+    );
+    let (status, body) = app.api.post("/v1/sessions/ghost/webhook/test", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     app.stop().await;
 }
 

@@ -23,7 +23,7 @@ use crate::http::error::ApiError;
 use crate::http::pair::issue_link;
 use crate::http::sessions::{delete_company, ensure_company, session};
 use crate::http::webhooks::{
-    PutWebhookRequest, ReplayRequest, replay_events, retry_delivery, save_webhook,
+    PutWebhookRequest, ReplayRequest, replay_events, retry_delivery, save_webhook, send_test_event,
 };
 use crate::webhook::Webhooks;
 
@@ -144,9 +144,13 @@ pub async fn company_action(
                 None => notice_with(EN.webhook_saved, None),
             }
         }
+        "webhook-test" => {
+            let view = send_test_event(&service()?, &access).await?;
+            notice_with(&filled(EN.webhook_test_sent, "event", &view.event_id), None)
+        }
         "replay" => {
             let request = ReplayRequest {
-                since_ms: 0,
+                since_ms: None,
                 limit: None,
             };
             let view = replay_events(&service()?, &access, &request)?;

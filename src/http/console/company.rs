@@ -160,6 +160,7 @@ fn webhook_section(
     action: ActionUrl<'_>,
 ) -> Markup {
     let view = webhook_view(webhooks, access);
+    let configured = view.url.is_some();
     html! {
         section.card #webhook {
             h2 { (EN.webhook_title) }
@@ -170,6 +171,12 @@ fn webhook_section(
                 label for="webhook-events" { (EN.webhook_events) }
                 input #webhook-events name="events" value=(view.events.join(", "));
                 button #webhook-save type="submit" { (EN.webhook_save) }
+            }
+            @if configured {
+                form method="post" action=(action("webhook-test")) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    button #webhook-test type="submit" { (EN.webhook_test) }
+                }
             }
         }
     }

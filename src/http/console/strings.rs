@@ -112,6 +112,8 @@ pub struct Strings {
     pub webhook_events: &'static str,
     pub webhook_save: &'static str,
     pub webhook_saved: &'static str,
+    pub webhook_test: &'static str,
+    pub webhook_test_sent: &'static str,
     /// `{secret}`.
     pub webhook_secret_once: &'static str,
     pub deliveries_title: &'static str,
@@ -239,6 +241,8 @@ pub const EN: Strings = Strings {
     webhook_events: "Event types, comma-separated (empty: all)",
     webhook_save: "Save webhook",
     webhook_saved: "Webhook saved.",
+    webhook_test: "Send test event",
+    webhook_test_sent: "Test event {event} queued: its delivery shows below.",
     webhook_secret_once: "Signing secret, shown only now: {secret}",
     deliveries_title: "Deliveries",
     dead_title: "Dead letters",

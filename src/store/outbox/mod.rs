@@ -342,6 +342,8 @@ pub(crate) fn lane_of(event: &pb::WebhookEvent) -> String {
     match &event.payload {
         Some(pb::webhook_event::Payload::Message(message)) => message.chat.clone(),
         Some(pb::webhook_event::Payload::Delivery(delivery)) => delivery.chat.clone(),
+        // `webhook::event::TEST_LANE`.
+        Some(pb::webhook_event::Payload::Test(_)) => String::from("webhook.test"),
         _ => String::from("session"),
     }
 }
