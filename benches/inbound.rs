@@ -19,20 +19,40 @@
 //! - `latency`: paced at `RATE` msg/s for `SECONDS`; per message, the time
 //!   from the contact's send call to the receiver's ack: p50/p99/max.
 //!
+//! The gateway runs on a runtime of its own (threads `wagate-gw`), the fake,
+//! the contacts and the receiver on the bench's (`bench-rt`): each
+//! throughput line also gives the **gateway's CPU time per inbound message**
+//! — the process's user + system CPU time (`/proc/self/stat`, exited threads
+//! included) less that of the bench's own threads (`/proc/self/task/*/stat`),
+//! over the run, divided by the messages. What is left is the gateway's
+//! runtime and the threads it starts (sled's). A run with `--bench` writes
+//! the 8-session figure to `benches/results/latest.json` as
+//! `gateway_cpu_us_per_inbound_msg` (the other keys are kept), and every
+//! figure of the run under `inbound_bench`.
+//!
 //! Run: `cargo bench --bench inbound --features test-server`
 //! (optional: `WAGATE_BENCH_MESSAGES`, `WAGATE_BENCH_CONTACTS`,
 //! `WAGATE_BENCH_SESSIONS` (default 8), `WAGATE_BENCH_RATE`,
 //! `WAGATE_BENCH_SECONDS`).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use reqwest::Method;
 
-use test_support::gateway::{TestApp, spawn_app};
+use serde_json::{Value, json};
+use test_support::fake::start_fake;
+use test_support::gateway::{TestApp, spawn_app_on};
 use test_support::webhook::Receiver;
+
+/// The runtime the gateway runs on (apart from the bench's own).
+static GATEWAY_RUNTIME: OnceLock<tokio::runtime::Handle> = OnceLock::new();
+/// Name of the bench runtime's threads (fake, contacts, receiver).
+const BENCH_THREADS: &str = "bench-rt";
+/// Name of the gateway runtime's threads.
+const GATEWAY_THREADS: &str = "wagate-gw";
 
 /// The linked phone of session `s`.
 fn own_phone(s: usize) -> String {
@@ -47,7 +67,8 @@ async fn setup(sessions: usize) -> (TestApp, Receiver) {
 
 /// [`setup`] with the webhook subscribed to `events`.
 async fn setup_with_events(sessions: usize, events: &[&str]) -> (TestApp, Receiver) {
-    let app = spawn_app().await;
+    let runtime = GATEWAY_RUNTIME.get().expect("the gateway runtime");
+    let app = spawn_app_on(runtime, start_fake().await, |_| {}).await;
     let receiver = Receiver::start().await;
     for s in 0..sessions {
         let company = format!("bench{s}");
@@ -80,10 +101,17 @@ async fn wait_for(receiver: &Receiver, count: usize, limit: Duration) {
         .await;
 }
 
-async fn throughput(messages: usize, contacts: usize, sessions: usize) {
+/// One throughput run's figures.
+struct Throughput {
+    msgs_per_s: f64,
+    gateway_cpu_us_per_msg: f64,
+}
+
+async fn throughput(messages: usize, contacts: usize, sessions: usize) -> Throughput {
     let (app, receiver) = setup(sessions).await;
     let per_contact = messages / contacts;
     let total = per_contact * contacts;
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
     let mut sends = tokio::task::JoinSet::new();
     // Contact `c` writes to session `c % sessions`: one chat per contact.
@@ -103,6 +131,7 @@ async fn throughput(messages: usize, contacts: usize, sessions: usize) {
     let sent_in = started.elapsed();
     wait_for(&receiver, total, Duration::from_secs(600)).await;
     let elapsed = started.elapsed();
+    let cpu = cpu_seconds().since(&cpu_before);
     let (flushes, commits, flush_s) = flush_stats(&app).await;
     let flushes = flushes - flushes_before.0;
     println!(
@@ -114,7 +143,104 @@ async fn throughput(messages: usize, contacts: usize, sessions: usize) {
         (commits - flushes_before.1) / flushes.max(1.0),
         (flush_s - flushes_before.2) * 1000.0 / flushes.max(1.0),
     );
+    let figures = Throughput {
+        msgs_per_s: total as f64 / elapsed.as_secs_f64(),
+        gateway_cpu_us_per_msg: cpu.gateway() * 1e6 / total as f64,
+    };
+    println!(
+        "            gateway CPU {:.1} µs per inbound message ({:.2} s: {:.2} s on its named threads); \
+         the whole process {:.1} µs per message",
+        figures.gateway_cpu_us_per_msg,
+        cpu.gateway(),
+        cpu.gateway_named,
+        cpu.total * 1e6 / total as f64,
+    );
     app.stop().await;
+    figures
+}
+
+/// CPU seconds used by this process so far, split by thread.
+#[derive(Clone, Copy, Debug, Default)]
+struct Cpu {
+    /// All threads, exited ones included.
+    total: f64,
+    /// The bench's own threads: its runtime and the main thread.
+    bench: f64,
+    /// The gateway runtime's and sled's threads (a cross-check: threads
+    /// that exited are missing here).
+    gateway_named: f64,
+}
+
+impl Cpu {
+    /// What was used between `earlier` and this sample.
+    fn since(&self, earlier: &Cpu) -> Cpu {
+        Cpu {
+            total: self.total - earlier.total,
+            bench: self.bench - earlier.bench,
+            gateway_named: self.gateway_named - earlier.gateway_named,
+        }
+    }
+
+    /// The gateway's part: everything but the bench's own threads.
+    fn gateway(&self) -> f64 {
+        self.total - self.bench
+    }
+}
+
+/// User + system CPU seconds of a `/proc/…/stat` file (fields 14 and 15).
+fn stat_cpu_seconds(path: &str) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // The command name (field 2) may hold spaces: count after its ')'.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state): utime is field 14 → index 11.
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (ticks(11) + ticks(12)) as f64 / clock_ticks_per_second()
+}
+
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: OnceLock<f64> = OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// This process's CPU time now, split by thread name.
+fn cpu_seconds() -> Cpu {
+    let mut cpu = Cpu {
+        total: stat_cpu_seconds("/proc/self/stat"),
+        ..Cpu::default()
+    };
+    let main_tid = std::process::id().to_string();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return cpu;
+    };
+    for task in tasks.flatten() {
+        let tid = task.file_name().to_string_lossy().into_owned();
+        let dir = format!("/proc/self/task/{tid}");
+        let comm = std::fs::read_to_string(format!("{dir}/comm")).unwrap_or_default();
+        let comm = comm.trim();
+        let seconds = stat_cpu_seconds(&format!("{dir}/stat"));
+        if tid == main_tid || comm.starts_with(BENCH_THREADS) {
+            cpu.bench += seconds;
+        } else if comm.starts_with(GATEWAY_THREADS) || comm.starts_with("sled") {
+            cpu.gateway_named += seconds;
+        }
+    }
+    cpu
 }
 
 /// Inbound messages with delivery status flowing the other way at the same
@@ -328,14 +454,87 @@ fn main() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+    // Idle threads are kept (an hour): the CPU time of an exited bench
+    // thread would be counted as the gateway's.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name(BENCH_THREADS)
+        .thread_keep_alive(Duration::from_secs(3600))
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    runtime.block_on(async {
-        throughput(messages, contacts.min(8), 1).await;
-        throughput(messages, contacts.max(sessions), sessions).await;
+    let gateway_runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name(GATEWAY_THREADS)
+        .thread_keep_alive(Duration::from_secs(3600))
+        .enable_all()
+        .build()
+        .expect("the gateway's tokio runtime");
+    let _ = GATEWAY_RUNTIME.set(gateway_runtime.handle().clone());
+    let load_before = load_average();
+    let (one, eight) = runtime.block_on(async {
+        let one = throughput(messages, contacts.min(8), 1).await;
+        let eight = throughput(messages, contacts.max(sessions), sessions).await;
         throughput_with_status(messages, contacts.max(sessions), sessions).await;
         latency(rate, seconds, 8).await;
+        (one, eight)
     });
+    if !smoke {
+        let figures = json!({
+            "command": "cargo bench --bench inbound --features test-server",
+            "date": utc_now(),
+            "load_average_before": load_before,
+            "load_average_after": load_average(),
+            "messages": messages,
+            "msgs_per_s_1_session": one.msgs_per_s,
+            "msgs_per_s_8_sessions": eight.msgs_per_s,
+            "gateway_cpu_us_per_inbound_msg_1_session": one.gateway_cpu_us_per_msg,
+            "gateway_cpu_us_per_inbound_msg_8_sessions": eight.gateway_cpu_us_per_msg,
+        });
+        match write_results(eight.gateway_cpu_us_per_msg, figures) {
+            Ok(path) => println!("wrote {path}"),
+            Err(error) => eprintln!("could not write the results: {error}"),
+        }
+    }
+    gateway_runtime.shutdown_background();
+}
+
+/// Sets `gateway_cpu_us_per_inbound_msg` and `inbound_bench` in
+/// `benches/results/latest.json`, keeping every other key.
+fn write_results(cpu_us_per_msg: f64, figures: Value) -> Result<String, String> {
+    let path = format!("{}/benches/results/latest.json", env!("CARGO_MANIFEST_DIR"));
+    let mut doc: Value = match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?,
+        Err(_) => json!({}),
+    };
+    let object = doc
+        .as_object_mut()
+        .ok_or_else(|| format!("{path} is not a JSON object"))?;
+    object.insert(
+        "gateway_cpu_us_per_inbound_msg".into(),
+        json!(cpu_us_per_msg),
+    );
+    object.insert("inbound_bench".into(), figures);
+    let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())? + "\n";
+    std::fs::write(&path, text).map_err(|e| format!("{path}: {e}"))?;
+    Ok(path)
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> Vec<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .filter_map(|v| v.parse().ok())
+        .collect()
+}
+
+/// UTC date and time, from `date -u`.
+fn utc_now() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
 }

@@ -310,6 +310,7 @@ fn wa_config(config: &Config) -> WaConfig {
         push_name: config.push_name.clone(),
         watchdog: config.ops.watchdog(),
         restore_concurrency: config.ops.restore_concurrency as usize,
+        cache: config.wa_cache.clone(),
         ..WaConfig::default()
     }
 }

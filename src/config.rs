@@ -127,6 +127,10 @@ pub struct Config {
     #[command(flatten)]
     pub sends: crate::http::send_rate::SendRateOptions,
 
+    /// Sizes of each session's whatsapp-rust caches.
+    #[command(flatten)]
+    pub wa_cache: crate::wa::cache::WaCacheOptions,
+
     /// Sandbox mode: run a fake WhatsApp server in this process and connect
     /// to it instead of WhatsApp, with a simulated phone and contacts under
     /// `/v1/sandbox` (no phone needed). Only in a binary built with
@@ -316,6 +320,7 @@ impl fmt::Debug for Config {
             .field("pairing", &self.pairing)
             .field("media", &self.media)
             .field("sends", &self.sends)
+            .field("wa_cache", &self.wa_cache)
             .field("sandbox", &self.sandbox)
             .finish()
     }
@@ -486,6 +491,63 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?} must be refused");
         }
+    }
+
+    #[test]
+    fn whatsapp_cache_sizes_are_settings_with_bounded_defaults() {
+        use crate::wa::cache::WaCacheOptions;
+        assert_eq!(parse(&[]).unwrap().wa_cache, WaCacheOptions::default());
+        let config = parse(&[
+            "--wa-lid-cache-capacity",
+            "0",
+            "--wa-lid-cache-idle-mins",
+            "90",
+            "--wa-chat-lanes",
+            "8",
+            "--wa-session-locks",
+            "16",
+            "--wa-device-cache-capacity",
+            "32",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.wa_cache,
+            WaCacheOptions {
+                wa_lid_cache_capacity: 0,
+                wa_lid_cache_idle_mins: 90,
+                wa_chat_lanes: 8,
+                wa_session_locks: 16,
+                wa_device_cache_capacity: 32,
+            }
+        );
+        for bad in [
+            &["--wa-chat-lanes", "0"][..],
+            &["--wa-session-locks", "0"],
+            &["--wa-device-cache-capacity", "0"],
+            &["--wa-lid-cache-capacity", "-1"],
+            &["--wa-lid-cache-idle-mins", "lots"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} must be refused");
+        }
+        // Each has its documented environment variable.
+        use clap::CommandFactory as _;
+        let command = Config::command();
+        let envs: Vec<String> = command
+            .get_arguments()
+            .filter(|a| a.get_id().as_str().starts_with("wa_") && a.get_id() != "wa_url")
+            .filter(|a| !a.get_id().as_str().starts_with("wa_version"))
+            .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
+            .collect();
+        assert_eq!(
+            envs,
+            [
+                "WAGATE_WA_LID_CACHE_CAPACITY",
+                "WAGATE_WA_LID_CACHE_IDLE_MINS",
+                "WAGATE_WA_CHAT_LANES",
+                "WAGATE_WA_SESSION_LOCKS",
+                "WAGATE_WA_DEVICE_CACHE_CAPACITY",
+            ]
+        );
     }
 
     #[test]

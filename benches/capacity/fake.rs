@@ -114,6 +114,32 @@ impl Fake {
         Ok(())
     }
 
+    /// Fake contact `from` sends `text` to the linked account `to` from its
+    /// LID, naming its phone number (`sender_pn`): the client learns the
+    /// contact's LID↔phone mapping.
+    pub async fn contact_text_from_lid(
+        &self,
+        from: &str,
+        to: &str,
+        text: &str,
+    ) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .post(format!(
+                "{}/admin/contacts/{from}/messages",
+                self.admin_url()
+            ))
+            .json(&json!({"to": to, "text": text, "as_lid": true, "sender_pn": true}))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "contact message: {}",
+            response.status()
+        );
+        Ok(())
+    }
+
     /// Fake contact `from` sends the image `file` (JPEG) to the linked
     /// account `to`; the message id.
     pub async fn contact_image(&self, from: &str, to: &str, file: &[u8]) -> anyhow::Result<String> {

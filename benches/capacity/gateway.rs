@@ -36,6 +36,16 @@ impl Gateway {
     /// until it answers `/healthz` (stored sessions restore in the
     /// background from there on).
     pub async fn start(data_dir: &Path, ws_url: &str, log: &Path) -> anyhow::Result<Gateway> {
+        Self::start_with_env(data_dir, ws_url, log, &[]).await
+    }
+
+    /// [`Gateway::start`] with `extra` environment variables (settings).
+    pub async fn start_with_env(
+        data_dir: &Path,
+        ws_url: &str,
+        log: &Path,
+        extra: &[(&str, String)],
+    ) -> anyhow::Result<Gateway> {
         let port = procs::free_port()?;
         let (major, minor, patch) = WA_VERSION;
         let args: Vec<String> = [
@@ -54,32 +64,34 @@ impl Gateway {
         .map(|s| (*s).to_owned())
         .collect();
         let started = Instant::now();
+        let mut env = vec![
+            ("WAGATE_ADMIN_KEY", ADMIN_KEY.to_owned()),
+            // One info line per session transition is a lot at 10,000.
+            (
+                "RUST_LOG",
+                std::env::var("CAP_WAGATE_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            ),
+            // Every idle session pings after 20 s of silence (checked
+            // every 5 s), so a hold of a minute sees each one's
+            // keepalive round trip at least twice.
+            ("WAGATE_WATCHDOG_INTERVAL_MS", "5000".to_owned()),
+            ("WAGATE_WATCHDOG_IDLE_MS", "20000".to_owned()),
+            // Media to the fake's plain-HTTP media host (loopback only;
+            // a `test-server` build's switch: src/wa/plain_loopback.rs).
+            ("WAGATE_TEST_PLAIN_LOOPBACK_HTTP", "1".to_owned()),
+            // The webhook sink is on loopback.
+            ("WAGATE_ALLOW_PRIVATE_URLS", "true".to_owned()),
+            // The send phases measure the gateway, not its rate limit.
+            ("WAGATE_SEND_RATE_PER_MINUTE", "1000000".to_owned()),
+            ("WAGATE_SEND_BURST", "1000000".to_owned()),
+        ];
+        env.extend(extra.iter().cloned());
         let proc = procs::spawn_pinned(
             "wagate",
             Some(GATEWAY_CPU),
             &binary(),
             &args,
-            &[
-                ("WAGATE_ADMIN_KEY", ADMIN_KEY.to_owned()),
-                // One info line per session transition is a lot at 10,000.
-                (
-                    "RUST_LOG",
-                    std::env::var("CAP_WAGATE_LOG").unwrap_or_else(|_| "warn".to_owned()),
-                ),
-                // Every idle session pings after 20 s of silence (checked
-                // every 5 s), so a hold of a minute sees each one's
-                // keepalive round trip at least twice.
-                ("WAGATE_WATCHDOG_INTERVAL_MS", "5000".to_owned()),
-                ("WAGATE_WATCHDOG_IDLE_MS", "20000".to_owned()),
-                // Media to the fake's plain-HTTP media host (loopback only;
-                // a `test-server` build's switch: src/wa/plain_loopback.rs).
-                ("WAGATE_TEST_PLAIN_LOOPBACK_HTTP", "1".to_owned()),
-                // The webhook sink is on loopback.
-                ("WAGATE_ALLOW_PRIVATE_URLS", "true".to_owned()),
-                // The send phases measure the gateway, not its rate limit.
-                ("WAGATE_SEND_RATE_PER_MINUTE", "1000000".to_owned()),
-                ("WAGATE_SEND_BURST", "1000000".to_owned()),
-            ],
+            &env,
             procs::Stdout::File(log.to_path_buf()),
             log,
         )?;

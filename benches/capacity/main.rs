@@ -30,6 +30,11 @@
 //! - `media` (not in the default list; `CAP_PHASES=media`): 100 images of
 //!   5 MiB sent through the API and 20 downloaded from it, MiB/s and the
 //!   gateway's peak memory growth (`media.rs`);
+//! - `contacts` (not in the default list; `CAP_PHASES=contacts`): one linked
+//!   session hearing from `CAP_CONTACTS` (50,000) distinct contacts, each
+//!   from its LID with its phone number, `RssAnon` every `CAP_CONTACTS_STEP`
+//!   (5,000), with whatsapp-rust's cache sizes and with wagate's
+//!   (`contacts.rs`);
 //! - `baileys`: the same through the harness (`baileys.rs`) — RssAnon as
 //!   linked with memory auth at each of `CAP_BAILEYS_SIZES` and with file
 //!   auth at each of `CAP_BAILEYS_FILE_SIZES`; `CAP_BAILEYS_RESTORE_N`
@@ -54,6 +59,7 @@
 //! run it: the suite takes minutes and needs release builds.
 
 mod baileys;
+mod contacts;
 mod fake;
 mod gateway;
 mod media;
@@ -179,10 +185,16 @@ impl Suite {
     }
 
     async fn gateway(&self, dir: &str) -> anyhow::Result<Gateway> {
-        Gateway::start(
+        self.gateway_with_env(dir, &[]).await
+    }
+
+    /// [`Suite::gateway`] with `env` added to its environment (settings).
+    async fn gateway_with_env(&self, dir: &str, env: &[(&str, String)]) -> anyhow::Result<Gateway> {
+        Gateway::start_with_env(
             &self.plan.work.join(dir),
             &self.fake.ws_url(),
             &self.log("wagate"),
+            env,
         )
         .await
     }
@@ -525,6 +537,7 @@ async fn run(plan: Plan) -> anyhow::Result<()> {
             "restore" => suite.phase_restore().await,
             "ladder" => suite.phase_ladder().await,
             "media" => media::phase(&mut suite).await,
+            "contacts" => contacts::phase(&mut suite).await,
             "baileys" => baileys::phase(&mut suite).await,
             other => Err(anyhow::anyhow!("unknown phase {other}")),
         };
@@ -550,7 +563,8 @@ async fn run(plan: Plan) -> anyhow::Result<()> {
             "plan": plan,
             "command": "cargo bench --bench capacity --features test-server",
         });
-        let doc = report::build(meta, &suite.raw);
+        let mut doc = report::build(meta, &suite.raw);
+        keep_other_benches_keys(&plan.out, &mut doc);
         if let Some(parent) = plan.out.parent() {
             std::fs::create_dir_all(parent)?;
         }
@@ -562,6 +576,24 @@ async fn run(plan: Plan) -> anyhow::Result<()> {
     }
     eprintln!("wrote {}", plan.out.display());
     Ok(())
+}
+
+/// Keys of `latest.json` that other benches write (`benches/inbound.rs`):
+/// carried over from the file being replaced.
+const OTHER_BENCHES_KEYS: [&str; 2] = ["gateway_cpu_us_per_inbound_msg", "inbound_bench"];
+
+fn keep_other_benches_keys(out: &std::path::Path, doc: &mut Value) {
+    let Some(old) = std::fs::read_to_string(out)
+        .ok()
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+    else {
+        return;
+    };
+    for key in OTHER_BENCHES_KEYS {
+        if let (Some(value), Some(doc)) = (old.get(key), doc.as_object_mut()) {
+            doc.entry(key).or_insert_with(|| value.clone());
+        }
+    }
 }
 
 /// UTC date and time, from `date -u` (no date crate for one timestamp).

@@ -47,6 +47,8 @@ pub struct WaConfig {
     /// until it is logged in or has failed, so a restore of tens of thousands
     /// neither stampedes WhatsApp's servers nor starves the machine.
     pub restore_concurrency: usize,
+    /// Sizes of each session's whatsapp-rust caches.
+    pub cache: crate::wa::cache::WaCacheOptions,
 }
 
 impl Default for WaConfig {
@@ -66,6 +68,7 @@ impl Default for WaConfig {
             status_sink: None,
             live: LiveClients::default(),
             restore_concurrency: usize::from(DEFAULT_RESTORE_CONCURRENCY),
+            cache: crate::wa::cache::WaCacheOptions::default(),
         }
     }
 }
@@ -86,6 +89,7 @@ impl std::fmt::Debug for WaConfig {
             .field("http_client", &self.http_client.is_some())
             .field("status_sink", &self.status_sink.is_some())
             .field("restore_concurrency", &self.restore_concurrency)
+            .field("cache", &self.cache)
             .finish()
     }
 }
@@ -99,6 +103,7 @@ impl WaConfig {
             push_name: self.push_name.clone(),
             inbound_hook: self.inbound_hook.clone(),
             http_client: self.http_client.clone(),
+            cache: self.cache.clone(),
         }
     }
 }

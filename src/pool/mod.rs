@@ -366,6 +366,17 @@ impl SessionPool {
         self.inner.sessions.read().map.get(company).cloned()
     }
 
+    /// How many entries the company's live client holds in its bounded
+    /// caches (`--wa-*` cache settings); `None` without a live client.
+    /// Diagnostics, tests and benchmarks.
+    pub async fn cache_entries(
+        &self,
+        company: &CompanyId,
+    ) -> Option<crate::wa::cache::CacheEntries> {
+        let client = self.inner.config.live.get(company)?;
+        Some(crate::wa::cache::cache_entries(&client).await)
+    }
+
     /// Every session's status, ordered by company id.
     pub fn list(&self) -> Vec<SessionStatus> {
         let handles: Vec<SessionHandle> =

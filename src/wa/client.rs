@@ -2,7 +2,7 @@
 //!
 //! Owns every knob wagate turns on `whatsapp_rust::Bot`: transport URL,
 //! version override, push name, the event forwarder, the (future) inbound
-//! durability hook, and the HTTP client. The session actor
+//! durability hook, the HTTP client and the cache sizes. The session actor
 //! (`crate::pool::actor`) owns the built client and decides when it runs.
 //!
 //! Invariants:
@@ -49,6 +49,8 @@ pub struct ClientOptions {
     /// HTTP client for version fetches and media; `None` = [`default_http_client`]
     /// (built per client: pass a shared one when building many clients).
     pub http_client: Option<Arc<dyn HttpClient>>,
+    /// Sizes of the client's in-memory caches.
+    pub cache: crate::wa::cache::WaCacheOptions,
 }
 
 impl std::fmt::Debug for ClientOptions {
@@ -59,6 +61,7 @@ impl std::fmt::Debug for ClientOptions {
             .field("push_name", &self.push_name)
             .field("inbound_hook", &self.inbound_hook.is_some())
             .field("http_client", &self.http_client.is_some())
+            .field("cache", &self.cache)
             .finish()
     }
 }
@@ -253,6 +256,7 @@ pub async fn build_bot(
         .with_http_client(SharedHttp(http))
         .with_runtime(TokioRuntime)
         .with_event_handler(ForwardEvents(sink))
+        .with_cache_config(options.cache.cache_config())
         // History sync downloads media over HTTP and floods events wagate does
         // not use.
         .skip_history_sync()

@@ -1,9 +1,10 @@
 //! Everything that touches whatsapp-rust: the sled storage `Backend` each
 //! company's client runs on (built on top of [`crate::store`], which knows no
-//! whatsapp-rust type), building the client itself, and reading delivery
-//! facts (acks, receipts) out of its events.
+//! whatsapp-rust type), building the client itself (and sizing its caches),
+//! and reading delivery facts (acks, receipts) out of its events.
 
 pub mod backend;
+pub mod cache;
 pub mod client;
 pub mod media;
 pub mod outgoing;

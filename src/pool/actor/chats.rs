@@ -67,6 +67,7 @@ impl SessionActor {
                 }
                 spawn_answer(reply, timeout, async move {
                     let jid = chat_jid(&chat)?;
+                    crate::wa::cache::rewarm_lid_mapping(&client, &jid).await;
                     for (sender, ids) in by_sender {
                         let sender: Option<Jid> = sender.and_then(|s| s.parse().ok());
                         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
@@ -81,6 +82,7 @@ impl SessionActor {
             ChatRequest::Presence { chat, state, reply } => {
                 spawn_answer(reply, timeout, async move {
                     let jid = chat_jid(&chat)?;
+                    crate::wa::cache::rewarm_lid_mapping(&client, &jid).await;
                     let state = match state {
                         ChatState::Composing => ChatStateType::Composing,
                         ChatState::Recording => ChatStateType::Recording,

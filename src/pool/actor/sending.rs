@@ -187,6 +187,8 @@ impl Job {
                 return Err(PoolError::NotOnWhatsApp);
             }
         }
+        // A bounded LID↔phone cache may have dropped this chat's mapping.
+        crate::wa::cache::rewarm_lid_mapping(&self.client, &jid).await;
         let to = self.chat.display();
         let message_id = match &self.op {
             SendOp::Message { content, .. } => {

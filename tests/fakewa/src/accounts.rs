@@ -86,6 +86,8 @@ pub(crate) struct Inbound {
     pub(crate) content: Option<std::sync::Arc<waproto::whatsapp::Message>>,
     /// Sent from the contact's LID (`LID@lid`).
     pub(crate) as_lid: bool,
+    /// With `as_lid`: the stanza names the phone number (`sender_pn`).
+    pub(crate) sender_pn: bool,
     /// The stanza's `type` (`text`, `media`, `reaction`).
     pub(crate) stanza_type: &'static str,
 }

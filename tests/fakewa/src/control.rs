@@ -290,6 +290,7 @@ pub(crate) struct ContactText {
     push_name: Option<String>,
     content: Option<Arc<waproto::whatsapp::Message>>,
     as_lid: bool,
+    sender_pn: bool,
     stanza_type: &'static str,
 }
 
@@ -587,6 +588,7 @@ impl Shared {
             push_name,
             content: None,
             as_lid: false,
+            sender_pn: false,
             stanza_type: "text",
         };
         self.journal_and_queue(&id, message, undecryptable).await?;
@@ -609,6 +611,7 @@ impl Shared {
             push_name,
             content: Some(Arc::new(message)),
             as_lid: false,
+            sender_pn: false,
             stanza_type: "text",
         };
         self.journal_and_queue(&id, message, false).await?;
@@ -654,6 +657,7 @@ impl Shared {
             push_name: None,
             content: Some(Arc::new(built)),
             as_lid: content.as_lid,
+            sender_pn: content.as_lid && content.sender_pn,
             stanza_type: content.stanza_type(),
         };
         self.journal
@@ -818,6 +822,7 @@ impl Shared {
                     undecryptable,
                     content: message.content.clone(),
                     as_lid: message.as_lid,
+                    sender_pn: message.sender_pn,
                     stanza_type: message.stanza_type,
                 });
                 keys.push(DeviceKey {

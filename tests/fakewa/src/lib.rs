@@ -79,7 +79,7 @@
 //! `POST /admin/devices/{jid}/mute` `{"muted"}` → 204, `POST /admin/messages/{id}/redeliver` → 204,
 //! `GET /admin/connections` → `[{"jid","connections"}]`, `GET /admin/devices` → `[Linked]`,
 //! `POST /admin/contacts/{phone}/messages` with `kind` (media, reaction, edit, revoke,
-//! location, contact; `quoted_id`, `as_lid`) → `{"id"}`,
+//! location, contact; `quoted_id`, `as_lid`, `sender_pn`) → `{"id"}`,
 //! `POST /admin/contacts/{phone}/receipts` `{"to"?,"message_ids","type"}` → 204,
 //! `POST /admin/contacts/{phone}/auto-receipts` / `POST /admin/auto-receipts` `{"enabled"}` → 204,
 //! `POST /admin/contacts/{phone}/lid` → `{"lid"}`, `POST /admin/contacts/{phone}/not-on-whatsapp` → 204,

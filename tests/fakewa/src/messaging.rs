@@ -155,6 +155,7 @@ struct Pending {
     undecryptable: bool,
     content: Option<Arc<wa::Message>>,
     as_lid: bool,
+    sender_pn: bool,
     stanza_type: &'static str,
 }
 
@@ -187,6 +188,7 @@ pub(crate) async fn deliver_inbox(
                 undecryptable: m.undecryptable,
                 content: m.content.clone(),
                 as_lid: m.as_lid,
+                sender_pn: m.sender_pn,
                 stanza_type: m.stanza_type,
             })
             .collect()
@@ -200,6 +202,7 @@ pub(crate) async fn deliver_inbox(
             undecryptable,
             content,
             as_lid,
+            sender_pn,
             stanza_type,
         } = p;
         let message = match content {
@@ -223,7 +226,7 @@ pub(crate) async fn deliver_inbox(
         } else {
             format!("{from}@s.whatsapp.net")
         };
-        let stanza = NodeBuilder::new("message")
+        let mut stanza = NodeBuilder::new("message")
             .attrs([
                 ("from", from_jid),
                 ("id", id.clone()),
@@ -236,6 +239,11 @@ pub(crate) async fn deliver_inbox(
             ])
             .children([enc_node(kind, bytes)])
             .build();
+        if sender_pn {
+            stanza
+                .attrs
+                .insert("sender_pn", format!("{from}@s.whatsapp.net"));
+        }
         // By id, not position: receipts may have shortened the queue meanwhile.
         // From the back: messages waiting for encryption are the newest, and
         // a backlog of thousands must not make each delivery a full scan.

@@ -230,6 +230,11 @@ pub struct ContactContent {
     /// Send from the contact's LID (`LID@lid`) instead of its phone number.
     #[serde(default)]
     pub as_lid: bool,
+    /// With `as_lid`: the stanza also names the contact's phone number
+    /// (`sender_pn`), as WhatsApp does in LID-addressed chats, so the client
+    /// learns the LID↔phone mapping.
+    #[serde(default)]
+    pub sender_pn: bool,
 }
 
 impl ContactContent {
@@ -310,6 +315,13 @@ impl ContactContent {
     /// Sent from the contact's LID.
     pub fn from_lid(mut self) -> Self {
         self.as_lid = true;
+        self
+    }
+
+    /// Sent from the contact's LID, naming its phone number (`sender_pn`).
+    pub fn from_lid_with_phone(mut self) -> Self {
+        self.as_lid = true;
+        self.sender_pn = true;
         self
     }
 

@@ -82,6 +82,7 @@ pub fn config(fake: &FakeServer, data_dir: &Path) -> Config {
             send_rate_per_minute: 1_000_000,
             send_burst: 1_000_000,
         },
+        wa_cache: Default::default(),
         sandbox: false,
     }
 }
@@ -123,6 +124,8 @@ pub struct TestApp {
     pub fake: Arc<FakeServer>,
     /// Its store (the same database the gateway uses).
     pub store: Store,
+    /// Its session pool (what the API drives), for what HTTP does not show.
+    pub pool: wagate::pool::SessionPool,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -137,6 +140,20 @@ pub async fn spawn_app() -> TestApp {
 /// test [`config`] changed by `configure` (e.g. fast watchdog timings).
 pub async fn spawn_app_with(fake: Arc<FakeServer>, configure: impl FnOnce(&mut Config)) -> TestApp {
     spawn_app_with_options(fake, configure, wagate::app::BuildOptions::default()).await
+}
+
+/// [`spawn_app_with`] on `runtime`: the gateway's tasks, and every task they
+/// spawn, run on that runtime's threads and not on the caller's, so that a
+/// benchmark can tell the gateway's CPU time from the fake's.
+pub async fn spawn_app_on(
+    runtime: &tokio::runtime::Handle,
+    fake: Arc<FakeServer>,
+    configure: impl FnOnce(&mut Config) + Send + 'static,
+) -> TestApp {
+    runtime
+        .spawn(spawn_app_with(fake, configure))
+        .await
+        .expect("the gateway starts")
 }
 
 /// Starts a gateway whose whatsapp-rust HTTP client reaches the fake's media
@@ -175,6 +192,7 @@ pub async fn spawn_app_with_options(
     assert!(generated.is_none(), "the admin key is configured");
     let api = Api::new(format!("http://{}", app.local_addr()), Some(ADMIN_KEY));
     let store = app.store().clone();
+    let pool = app.pool().clone();
     let (shutdown, stop) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run(async move {
         let _ = stop.await;
@@ -183,6 +201,7 @@ pub async fn spawn_app_with_options(
         api,
         fake,
         store,
+        pool,
         shutdown: Some(shutdown),
         task: Some(task),
         _dir: dir,
