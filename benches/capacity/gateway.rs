@@ -32,14 +32,9 @@ fn binary() -> std::path::PathBuf {
 }
 
 impl Gateway {
-    /// Starts wagate over `data_dir` against the fake at `ws_url`, and waits
-    /// until it answers `/healthz` (stored sessions restore in the
-    /// background from there on).
-    pub async fn start(data_dir: &Path, ws_url: &str, log: &Path) -> anyhow::Result<Gateway> {
-        Self::start_with_env(data_dir, ws_url, log, &[]).await
-    }
-
-    /// [`Gateway::start`] with `extra` environment variables (settings).
+    /// Starts wagate over `data_dir` against the fake at `ws_url`, with
+    /// `extra` environment variables (settings), and waits until it answers
+    /// `/healthz` (stored sessions restore in the background from there on).
     pub async fn start_with_env(
         data_dir: &Path,
         ws_url: &str,
