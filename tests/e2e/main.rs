@@ -10,7 +10,6 @@ const WAGATE: &str = env!("CARGO_BIN_EXE_wagate");
 
 mod api;
 mod browser;
-mod caches;
 mod console;
 mod credentials;
 mod limits;
