@@ -146,7 +146,7 @@ pub async fn company_action(
         }
         "replay" => {
             let request = ReplayRequest {
-                since_ms: 0,
+                since_ms: None,
                 limit: None,
             };
             let view = replay_events(&service()?, &access, &request)?;
