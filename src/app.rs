@@ -129,6 +129,7 @@ impl App {
         };
         let version_refresher = wa.version.spawn_refresher();
         wa.status_sink = Some(webhooks.status_sink());
+        wa.removal_listener = Some(webhooks.removal_listener());
         let pool = SessionPool::new(store.clone(), wa);
         let listener = TcpListener::bind(config.listen)
             .await

@@ -1,15 +1,28 @@
 //! [`WaConfig`]: how sessions talk to WhatsApp (endpoint, version, hooks,
-//! HTTP client, status sink) and the pool's timing knobs.
+//! HTTP client, status sink, removal listener) and the pool's timing knobs.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::{BackoffConfig, InboundHookFactory, LiveClients, WatchdogConfig};
+use crate::domain::CompanyId;
 use crate::wa::client::ClientOptions;
 use crate::wa::version::WaVersion;
 
 /// Default of [`WaConfig::restore_concurrency`].
 pub const DEFAULT_RESTORE_CONCURRENCY: u16 = 500;
+
+/// Told when a company has been removed from the store
+/// ([`SessionPool::delete`](super::SessionPool::delete)): called after the
+/// removal, synchronously, whatever its outcome, so that a cache of the
+/// company's records (the webhook endpoints) is dropped only once nothing
+/// can load it again. The session's `deleted` status event is no substitute:
+/// it is sent before the registry row goes, and a lagging subscriber may
+/// miss it.
+pub trait RemovalListener: Send + Sync {
+    /// `company`'s rows are gone (or their removal failed: re-read them).
+    fn company_removed(&self, company: &CompanyId);
+}
 
 /// How sessions talk to WhatsApp, and the pool's timing knobs.
 #[derive(Clone)]
@@ -41,6 +54,8 @@ pub struct WaConfig {
     pub http_client: Option<Arc<dyn whatsapp_rust::http::HttpClient>>,
     /// Where acks and receipts of sent messages go (`message.status`).
     pub status_sink: Option<crate::wa::receipts::SharedStatusSink>,
+    /// Who is told when a company has been deleted.
+    pub removal_listener: Option<Arc<dyn RemovalListener>>,
     /// Each company's live client (media downloads); set by the pool.
     pub live: LiveClients,
     /// Most linked sessions a restore connects at once: each holds its slot
@@ -66,6 +81,7 @@ impl Default for WaConfig {
             inbound_hook: None,
             http_client: None,
             status_sink: None,
+            removal_listener: None,
             live: LiveClients::default(),
             restore_concurrency: usize::from(DEFAULT_RESTORE_CONCURRENCY),
             cache: crate::wa::cache::WaCacheOptions::default(),
@@ -88,6 +104,7 @@ impl std::fmt::Debug for WaConfig {
             .field("inbound_hook", &self.inbound_hook.is_some())
             .field("http_client", &self.http_client.is_some())
             .field("status_sink", &self.status_sink.is_some())
+            .field("removal_listener", &self.removal_listener.is_some())
             .field("restore_concurrency", &self.restore_concurrency)
             .field("cache", &self.cache)
             .finish()

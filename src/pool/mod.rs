@@ -39,7 +39,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tracing::Instrument as _;
 
 pub use backoff::{Backoff, BackoffConfig, InvalidBackoff};
-pub use config::{DEFAULT_RESTORE_CONCURRENCY, WaConfig};
+pub use config::{DEFAULT_RESTORE_CONCURRENCY, RemovalListener, WaConfig};
 pub use error::PoolError;
 pub use handle::{ContactCheck, Sent, SessionHandle, StepOutcome};
 pub use state::{Qr, SessionEvent, SessionState, SessionStatus, Transition};
@@ -387,8 +387,9 @@ impl SessionPool {
     }
 
     /// Remove the company: log out on WhatsApp, wipe credentials, remove the
-    /// registry record, transitions and idempotency keys. Each step's outcome
-    /// is reported; a failed step does not stop the others.
+    /// registry record, transitions and idempotency keys, then tell
+    /// [`WaConfig::removal_listener`]. Each step's outcome is reported; a
+    /// failed step does not stop the others.
     pub async fn delete(&self, company: &CompanyId) -> Result<DeleteReport, PoolError> {
         let handle = {
             let mut sessions = self.inner.sessions.write();
@@ -444,6 +445,9 @@ impl SessionPool {
                 }
             }
         };
+        if let Some(listener) = &self.inner.config.removal_listener {
+            listener.company_removed(company);
+        }
         tracing::info!(company.id = %company, "company deleted");
         Ok(DeleteReport {
             company: company.to_string(),

@@ -11,8 +11,21 @@
 //!   setting changed is refused then), and on every resolved address at
 //!   connect time, so DNS cannot smuggle one in later.
 //! - [`Endpoints`] mirrors the registry: it is loaded lazily from the
-//!   company's record and updated by whoever writes the record
-//!   ([`Endpoints::set`]), so the hot path never reads sled for it.
+//!   company's record and re-read by whoever writes or removes the record
+//!   ([`Endpoints::refresh`], [`Endpoints::forget`]), so the hot path never
+//!   reads sled for it.
+//!
+//! # Race window
+//!
+//! A webhook `PUT` and a delete of the same company may interleave: the
+//! `PUT`'s registry write is conditional on the record existing (it never
+//! brings a deleted company back), but its cache update could still land
+//! after the delete's. So the cache is never written from a value the writer
+//! holds: every fill (a lazy load, a refresh) reads the registry *under the
+//! cache's write lock*, fills are therefore serialized, and the last one —
+//! which runs after the last registry write, since every writer refreshes
+//! (or forgets) after writing — holds what the registry holds. The same
+//! holds for two `PUT`s of one company.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -73,7 +86,9 @@ pub struct Endpoints {
     store: Store,
     global: Option<Arc<Endpoint>>,
     /// Lock choice: `parking_lot::RwLock`, read on every commit and delivery,
-    /// written only when a webhook is set; never held across an `.await`.
+    /// written only when a company's entry is filled (a first lookup, a
+    /// webhook set, a delete) — holding it for that one sled read, never
+    /// across an `.await`.
     companies: RwLock<HashMap<CompanyId, Option<Arc<Endpoint>>>>,
 }
 
@@ -107,12 +122,22 @@ impl Endpoints {
         targets
     }
 
-    /// Records `company`'s new endpoint (`None` = removed) after the
-    /// registry was written.
-    pub fn set(&self, company: &CompanyId, endpoint: Option<Endpoint>) {
-        self.companies
-            .write()
-            .insert(company.clone(), endpoint.map(Arc::new));
+    /// Re-reads `company`'s endpoint from the registry after a write;
+    /// returns whether the company still exists. On a store error the
+    /// company is forgotten (the next lookup reads again).
+    pub fn refresh(&self, company: &CompanyId) -> Result<bool, crate::store::StoreError> {
+        let mut companies = self.companies.write();
+        match self.store.get_company(company) {
+            Ok(record) => {
+                let endpoint = record.as_ref().and_then(from_record).map(Arc::new);
+                companies.insert(company.clone(), endpoint);
+                Ok(record.is_some())
+            }
+            Err(error) => {
+                companies.remove(company);
+                Err(error)
+            }
+        }
     }
 
     /// Forgets `company` (deleted).
@@ -124,8 +149,15 @@ impl Endpoints {
         if let Some(cached) = self.companies.read().get(company) {
             return cached.clone();
         }
+        // Loaded under the write lock ("Race window"): a load that read the
+        // registry before a concurrent write must not be cached after that
+        // write's refresh.
+        let mut companies = self.companies.write();
+        if let Some(cached) = companies.get(company) {
+            return cached.clone();
+        }
         let loaded = match self.store.get_company(company) {
-            Ok(Some(record)) => from_record(&record),
+            Ok(Some(record)) => from_record(&record).map(Arc::new),
             Ok(None) => None,
             Err(error) => {
                 // Not cached: the next call tries again.
@@ -133,10 +165,7 @@ impl Endpoints {
                 return None;
             }
         };
-        let loaded = loaded.map(Arc::new);
-        self.companies
-            .write()
-            .insert(company.clone(), loaded.clone());
+        companies.insert(company.clone(), loaded.clone());
         loaded
     }
 }
@@ -214,7 +243,7 @@ mod tests {
             secret: b"g".to_vec(),
             events: vec!["session.status".into()],
         };
-        let endpoints = Endpoints::new(store, Some(global));
+        let endpoints = Endpoints::new(store.clone(), Some(global));
         assert_eq!(
             endpoints.targets(&acme, "message.received"),
             vec![Target::Company]
@@ -223,10 +252,30 @@ mod tests {
             endpoints.targets(&acme, "session.status"),
             vec![Target::Company, Target::Global]
         );
-        endpoints.set(&acme, None);
+
+        // A writer's refresh reads the registry, whatever was cached.
+        store
+            .update_company(&acme, |record| record.webhook_url.clear())
+            .unwrap();
+        assert!(endpoints.refresh(&acme).unwrap(), "still there");
         assert_eq!(
             endpoints.targets(&acme, "message.received"),
             Vec::<Target>::new()
         );
+        store
+            .update_company(&acme, |record| {
+                record.webhook_url = "http://127.0.0.1:3/h".into();
+            })
+            .unwrap();
+        endpoints.refresh(&acme).unwrap();
+        assert_eq!(
+            endpoints.get(&acme, Target::Company).unwrap().url.port(),
+            Some(3)
+        );
+
+        // Removed: a refresh says so and caches nothing of it.
+        store.remove_company(&acme).unwrap();
+        assert!(!endpoints.refresh(&acme).unwrap(), "gone");
+        assert!(endpoints.get(&acme, Target::Company).is_none());
     }
 }

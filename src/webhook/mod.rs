@@ -60,7 +60,9 @@ use tokio::task::JoinHandle;
 use crate::domain::CompanyId;
 use crate::outbound::Guard;
 use crate::pb;
-use crate::pool::{InboundHookFactory, PoolEvent, SessionEvent, SessionPool, SessionStatus, state};
+use crate::pool::{
+    InboundHookFactory, PoolEvent, RemovalListener, SessionEvent, SessionPool, SessionStatus,
+};
 use crate::store::messages::Messages;
 use crate::store::outbox::{Committed, DeliveryKey, DeliveryState, NewEvent, Outbox, Target};
 use crate::store::{Store, StoreError};
@@ -422,12 +424,9 @@ impl Webhooks {
         let generated_secret = fresh
             .filter(|fresh| *fresh == record.webhook_secret)
             .map(|fresh| sign::display_secret(&fresh));
-        self.inner
-            .endpoints
-            .set(company, endpoint::from_record(&record));
-        if self.inner.store.get_company(company)?.is_none() {
-            // Deleted between the update and the cache write: no orphan entry.
-            self.inner.endpoints.forget(company);
+        // Re-read, not set from `record`: a delete may have removed the
+        // company since (endpoint.rs, "Race window").
+        if !self.inner.endpoints.refresh(company)? {
             return Err(WebhookError::UnknownCompany);
         }
         tracing::info!(company.id = %company, configured = url.is_some(), "company webhook updated");
@@ -531,6 +530,13 @@ impl Webhooks {
         Ok(queued)
     }
 
+    /// The listener to plug into the pool's `WaConfig::removal_listener`:
+    /// a deleted company's cached endpoint and replay are dropped once its
+    /// registry row is gone.
+    pub fn removal_listener(&self) -> Arc<dyn RemovalListener> {
+        Arc::new(self.clone())
+    }
+
     /// Follows every session of `pool` (including those created later) and
     /// commits its status changes as `session.status` events. Subscribes
     /// before returning, so no transition after this call is missed unless
@@ -567,18 +573,13 @@ impl Webhooks {
         })
     }
 
-    /// Commits the status changes among `batch` (in order per company);
-    /// forgets the cached endpoint of deleted companies.
+    /// Commits the status changes among `batch` (in order per company).
     async fn commit_status_batch(&self, batch: Vec<PoolEvent>) {
         let mut by_company: Vec<(CompanyId, Vec<NewEvent>)> = Vec::new();
         for PoolEvent { company, event } in batch {
             let SessionEvent::StatusChanged(status) = event else {
                 continue;
             };
-            if status.reason == state::DELETED {
-                self.inner.endpoints.forget(&company);
-                self.inner.replays.forget(&company);
-            }
             let new = event::status_event(&company, status_change(&status));
             match by_company.iter_mut().find(|(c, _)| *c == company) {
                 Some((_, events)) => events.push(new),
@@ -594,6 +595,13 @@ impl Webhooks {
             }
         });
         futures_util::future::join_all(commits).await;
+    }
+}
+
+impl RemovalListener for Webhooks {
+    fn company_removed(&self, company: &CompanyId) {
+        self.inner.endpoints.forget(company);
+        self.inner.replays.forget(company);
     }
 }
 

@@ -549,6 +549,27 @@ async fn setting_a_webhook_validates_and_generates_a_secret_once() {
     assert!(matches!(unknown, Err(WebhookError::UnknownCompany)));
 }
 
+/// A delete: a lookup between the session's end and the registry row's
+/// removal (the `deleted` status event's commit does one) caches the
+/// endpoint again; the removal listener, told after the row is gone, drops
+/// it, so a company created anew under the same id inherits nothing.
+#[tokio::test]
+async fn a_deleted_companys_endpoint_is_gone_once_the_removal_is_reported() {
+    let store = store_with_webhook("https://hooks.example.com/acme");
+    let webhooks = Webhooks::start(store.clone(), &options(), Guard::default()).unwrap();
+    assert!(webhooks.webhook(&company()).is_some(), "looked up, cached");
+    store.remove_company(&company()).unwrap();
+    webhooks.removal_listener().company_removed(&company());
+    assert!(webhooks.webhook(&company()).is_none());
+    store
+        .put_company(&pb::CompanyRecord {
+            company_id: "acme".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(webhooks.webhook(&company()).is_none(), "nothing inherited");
+}
+
 #[tokio::test]
 async fn a_stored_url_the_guard_refuses_is_a_dead_letter_and_nothing_is_sent() {
     // Stored while private addresses were allowed; the gateway now refuses them.

@@ -1,5 +1,10 @@
-//! Credentials end to end: revoking a company's pairing links; the admin
-//! key generated, shown privately, rotated and replaced by a configured one.
+//! Credentials end to end: rotating a company's token; revoking a company's
+//! pairing links; the admin key generated, shown privately, rotated and
+//! replaced by a configured one; the data directory that holds them kept
+//! private.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -153,7 +158,6 @@ async fn a_generated_admin_key_is_written_privately_and_rotates() {
         .trim()
         .to_owned();
     assert!(generated.starts_with("wga_"), "{generated}");
-    use std::os::unix::fs::PermissionsExt as _;
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "only the owner may read the key");
     let logs = first.log_text();
@@ -229,4 +233,129 @@ async fn a_generated_admin_key_is_written_privately_and_rotates() {
     assert_eq!(third.api.get("/v1/sessions").await.0, StatusCode::OK);
     assert!(ADMIN_KEY.len() >= wagate::config::MIN_ADMIN_KEY_LEN);
     third.kill().await;
+}
+
+/// A rotated company token: its predecessor gets 401 `invalid_credentials`
+/// at once, on every route of the company (rotating again included); the
+/// new token works; another company's token and the admin key are
+/// untouched, and a rotation by the admin ends the company's own rotation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_company_tokens_predecessor_gets_401_at_once() {
+    let app = spawn_app().await;
+    let api = &app.api;
+    let token_of = |body: Value| body["token"].as_str().expect("a token").to_owned();
+    let first = token_of(api.ensure("acme").await);
+    let globex = token_of(api.ensure("globex").await);
+    let as_first = api.with_key(Some(&first));
+    assert_eq!(as_first.get("/v1/sessions/acme").await.0, StatusCode::OK);
+
+    // The company rotates its own token.
+    let (status, body) = as_first.post("/v1/sessions/acme/token", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let second = token_of(body);
+    assert_ne!(second, first);
+    for path in ["/v1/sessions/acme", "/v1/sessions/acme/webhook"] {
+        let (status, body) = as_first.get(path).await;
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (StatusCode::UNAUTHORIZED, &json!("invalid_credentials")),
+            "{path}: the old token is refused at once"
+        );
+    }
+    let (status, _) = as_first.post("/v1/sessions/acme/token", None).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the old token cannot rotate"
+    );
+    let as_second = api.with_key(Some(&second));
+    assert_eq!(as_second.get("/v1/sessions/acme").await.0, StatusCode::OK);
+    assert_eq!(
+        as_second.get("/v1/sessions/acme/webhook").await.0,
+        StatusCode::OK
+    );
+    let as_globex = api.with_key(Some(&globex));
+    assert_eq!(as_globex.get("/v1/sessions/globex").await.0, StatusCode::OK);
+    assert_eq!(api.get("/v1/sessions/acme").await.0, StatusCode::OK);
+
+    // The admin rotates it: the company's current token ends too.
+    let (status, body) = api.post("/v1/sessions/acme/token", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let third = token_of(body);
+    assert_eq!(
+        as_second.get("/v1/sessions/acme").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        api.with_key(Some(&third)).get("/v1/sessions/acme").await.0,
+        StatusCode::OK
+    );
+    app.stop().await;
+}
+
+/// Every directory under `dir` (itself included) with a mode other than
+/// 0700, and every file with a mode other than 0600.
+fn not_private(dir: &Path) -> Vec<String> {
+    let mut loose = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&path).expect("the entry's metadata");
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.is_dir() {
+            if mode != 0o700 {
+                loose.push(format!("{} {mode:o}", path.display()));
+            }
+            for entry in std::fs::read_dir(&path).expect("the directory") {
+                pending.push(entry.expect("an entry").path());
+            }
+        } else if meta.is_file() && mode != 0o600 {
+            loose.push(format!("{} {mode:o}", path.display()));
+        }
+    }
+    loose
+}
+
+const LOOSE_WARNING: &str = "the data directory holds credentials and was readable by others; made it private (directories 0700, files 0600)";
+
+/// The binary creates its data directory 0700 with its files 0600 (a
+/// company written, so the database has content); a data directory found
+/// readable by others (a backup restored with other permissions) is
+/// tightened at start, with a warning, before anything is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_directory_is_private_and_a_looser_one_is_tightened_with_a_warning() {
+    init_logging();
+    let fake = start_fake().await;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("sessions");
+
+    let first = GatewayProcess::start(WAGATE, &fake, &dir).await;
+    first.api.ensure("acme").await;
+    let files = std::fs::read_dir(&dir).unwrap().count();
+    assert!(files > 0, "the database has files");
+    assert_eq!(not_private(&dir), Vec::<String>::new());
+    assert!(
+        !first.log_text().contains(LOOSE_WARNING),
+        "nothing to tighten in a directory the gateway created"
+    );
+    first.kill().await;
+
+    // Loosened as a careless restore would: the directory and its files
+    // readable by everyone.
+    let world_readable = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    world_readable(&dir, 0o755);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        world_readable(&path, if path.is_dir() { 0o755 } else { 0o644 });
+    }
+    assert!(!not_private(&dir).is_empty());
+
+    let mut second = GatewayProcess::start(WAGATE, &fake, &dir).await;
+    let warning = second.wait_for_log(LOOSE_WARNING).await;
+    assert_eq!(warning["level"], "WARN", "{warning}");
+    assert_eq!(not_private(&dir), Vec::<String>::new());
+    let (status, body) = second.api.get("/v1/sessions/acme").await;
+    assert_eq!(status, StatusCode::OK, "the data survived: {body}");
+    second.kill().await;
 }

@@ -12,6 +12,7 @@ mod api;
 mod browser;
 mod console;
 mod credentials;
+mod deletion;
 mod limits;
 mod messaging;
 mod ops;

@@ -1,7 +1,7 @@
 //! The session pool against the fake WhatsApp server, driven through its Rust
 //! API (no HTTP): one session per company under concurrency, QR and pair-code
-//! linking, the stream-error policy, restore after a restart, delete, and
-//! sending with idempotency keys.
+//! linking, the stream-error policy, restore after a restart, delete (and
+//! who is told of it), and sending with idempotency keys.
 //!
 //! Waiting is on the sessions' own status channel, never on fixed sleeps —
 //! except two places where time itself is what is tested: after `replaced`,
@@ -18,8 +18,8 @@ use test_support::gateway::{WA_VERSION, company, reopen};
 use test_support::wait::watch_until;
 use wagate::domain::PhoneNumber;
 use wagate::pool::{
-    BackoffConfig, PoolError, SessionHandle, SessionPool, SessionState, SessionStatus, StepOutcome,
-    WaConfig,
+    BackoffConfig, PoolError, RemovalListener, SessionHandle, SessionPool, SessionState,
+    SessionStatus, StepOutcome, WaConfig,
 };
 use wagate::store::Store;
 
@@ -526,10 +526,34 @@ async fn restart_on_the_same_data_dir_restores_every_linked_company_without_a_qr
     );
 }
 
+/// Each `company_removed` call: the company, and whether its registry
+/// record was still there when the listener was told.
+struct Removals {
+    store: Store,
+    seen: std::sync::Mutex<Vec<(String, bool)>>,
+}
+
+impl RemovalListener for Removals {
+    fn company_removed(&self, company: &wagate::domain::CompanyId) {
+        let present = self.store.get_company(company).unwrap().is_some();
+        let mut seen = self.seen.lock().unwrap();
+        seen.push((company.to_string(), present));
+    }
+}
+
 #[tokio::test]
 async fn delete_unlinks_on_whatsapp_and_leaves_nothing_in_the_store() {
     let fake = start_fake().await;
-    let pool = pool_on(Store::open_temporary().unwrap(), &fake);
+    let store = Store::open_temporary().unwrap();
+    let removals = std::sync::Arc::new(Removals {
+        store: store.clone(),
+        seen: Default::default(),
+    });
+    let config = WaConfig {
+        removal_listener: Some(removals.clone()),
+        ..wa_config(&fake)
+    };
+    let pool = SessionPool::new(store, config);
     let acme = company("acme");
     let (handle, linked) = link_by_qr(&pool, &fake, "acme").await;
     handle
@@ -562,6 +586,11 @@ async fn delete_unlinks_on_whatsapp_and_leaves_nothing_in_the_store() {
     assert!(store.recent_transitions(&acme, 100).unwrap().is_empty());
     assert_eq!(store.idempotent_message_id(&acme, "k").unwrap(), None);
     assert!(handle.is_closed(), "the actor stopped");
+    assert_eq!(
+        *removals.seen.lock().unwrap(),
+        vec![("acme".to_owned(), false)],
+        "the listener is told once, after the registry record is gone"
+    );
 
     assert_eq!(
         pool.delete(&acme).await.unwrap_err().code(),

@@ -380,10 +380,28 @@ async fn read_multipart(
                     .parse::<f64>()
                     .map_err(|_| bad(format!("`{name}` must be a number")))?,
             ),
-            // An array of objects travels as JSON text (OpenAPI's
-            // default encoding of a complex multipart property).
-            "contacts" => serde_json::from_str(&value)
-                .map_err(|_| bad("`contacts` must be a JSON array".into()))?,
+            // OpenAPI's multipart encoding of an array property is one part
+            // per item (each a JSON object); the whole array as JSON text
+            // in one part is taken too. Parts add up.
+            "contacts" => {
+                let items = match serde_json::from_str(&value) {
+                    Ok(serde_json::Value::Array(items)) => items,
+                    Ok(one @ serde_json::Value::Object(_)) => vec![one],
+                    _ => {
+                        return Err(bad(
+                            "each `contacts` part must be a JSON object (one contact) or array"
+                                .into(),
+                        ));
+                    }
+                };
+                let all = fields
+                    .entry("contacts")
+                    .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+                if let serde_json::Value::Array(all) = all {
+                    all.extend(items);
+                }
+                continue;
+            }
             _ => serde_json::Value::from(value),
         };
         fields.insert(name, value);

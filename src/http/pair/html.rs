@@ -109,6 +109,7 @@ crate::domain::redacted_debug!(PairCodeAnswer {});
         (status = 200, description = "The code", body = PairCodeAnswer),
         (status = 400, description = "The phone number is not valid"),
         (status = 409, description = "Already linked"),
+        (status = 429, description = "`rate_limited`: a code was asked for a moment ago; `Retry-After` says when a new one may be"),
         (status = 403), (status = 404), (status = 410), (status = 502), (status = 503),
     )
 )]
