@@ -313,12 +313,12 @@ async fn a_burst_of_status_changes_is_recorded_in_order_per_company() {
     // Interleaved as a restore emits them: connecting for all, then connected.
     let mut batch: Vec<PoolEvent> = companies
         .iter()
-        .map(|c| status(c, state::SessionState::Connecting, 1))
+        .map(|c| status(c, crate::pool::SessionState::Connecting, 1))
         .collect();
     batch.extend(
         companies
             .iter()
-            .map(|c| status(c, state::SessionState::Connected, 2)),
+            .map(|c| status(c, crate::pool::SessionState::Connected, 2)),
     );
     webhooks.commit_status_batch(batch).await;
     let outbox = store.outbox().unwrap();
