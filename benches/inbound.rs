@@ -187,41 +187,10 @@ impl Cpu {
     }
 }
 
-/// User + system CPU seconds of a `/proc/…/stat` file (fields 14 and 15).
-fn stat_cpu_seconds(path: &str) -> f64 {
-    let stat = std::fs::read_to_string(path).unwrap_or_default();
-    // The command name (field 2) may hold spaces: count after its ')'.
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // `rest` starts at field 3 (state): utime is field 14 → index 11.
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (ticks(11) + ticks(12)) as f64 / clock_ticks_per_second()
-}
-
-fn clock_ticks_per_second() -> f64 {
-    static TICKS: OnceLock<f64> = OnceLock::new();
-    *TICKS.get_or_init(|| {
-        std::process::Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(100.0)
-    })
-}
-
 /// This process's CPU time now, split by thread name.
 fn cpu_seconds() -> Cpu {
     let mut cpu = Cpu {
-        total: stat_cpu_seconds("/proc/self/stat"),
+        total: test_support::bench::stat_cpu_seconds("/proc/self/stat"),
         ..Cpu::default()
     };
     let main_tid = std::process::id().to_string();
@@ -233,7 +202,7 @@ fn cpu_seconds() -> Cpu {
         let dir = format!("/proc/self/task/{tid}");
         let comm = std::fs::read_to_string(format!("{dir}/comm")).unwrap_or_default();
         let comm = comm.trim();
-        let seconds = stat_cpu_seconds(&format!("{dir}/stat"));
+        let seconds = test_support::bench::stat_cpu_seconds(&format!("{dir}/stat"));
         if tid == main_tid || comm.starts_with(BENCH_THREADS) {
             cpu.bench += seconds;
         } else if comm.starts_with(GATEWAY_THREADS) || comm.starts_with("sled") {
@@ -480,7 +449,7 @@ fn main() {
     if !smoke {
         let figures = json!({
             "command": "cargo bench --bench inbound --features test-server",
-            "date": utc_now(),
+            "date": test_support::bench::utc_now(),
             "load_average_before": load_before,
             "load_average_after": load_average(),
             "messages": messages,
@@ -526,15 +495,4 @@ fn load_average() -> Vec<f64> {
         .take(3)
         .filter_map(|v| v.parse().ok())
         .collect()
-}
-
-/// UTC date and time, from `date -u`.
-fn utc_now() -> String {
-    std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
 }

@@ -518,7 +518,7 @@ async fn run(plan: Plan) -> anyhow::Result<()> {
     std::fs::create_dir_all(&plan.work)?;
     let load_before = procs::load_average();
     let started = Instant::now();
-    let date = chrono_like_now();
+    let date = test_support::bench::utc_now();
     let fake = Fake::start(Some(0), &plan.work.join("fakewa.log")).await?;
     let sink = Receiver::start().await;
     let mut suite = Suite {
@@ -594,15 +594,4 @@ fn keep_other_benches_keys(out: &std::path::Path, doc: &mut Value) {
             doc.entry(key).or_insert_with(|| value.clone());
         }
     }
-}
-
-/// UTC date and time, from `date -u` (no date crate for one timestamp).
-fn chrono_like_now() -> String {
-    std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
 }

@@ -29,6 +29,7 @@
 //! each consumer's `[dev-dependencies]` does, for test, bench and example
 //! builds only.
 
+pub mod bench;
 pub mod fake;
 pub mod wait;
 
