@@ -97,21 +97,8 @@ impl Fake {
 
     /// Fake contact `from` sends `text` to the linked account `to`.
     pub async fn contact_text(&self, from: &str, to: &str, text: &str) -> anyhow::Result<()> {
-        let response = self
-            .http
-            .post(format!(
-                "{}/admin/contacts/{from}/messages",
-                self.admin_url()
-            ))
-            .json(&json!({"to": to, "text": text}))
-            .send()
-            .await?;
-        anyhow::ensure!(
-            response.status().is_success(),
-            "contact message: {}",
-            response.status()
-        );
-        Ok(())
+        self.contact_message(from, json!({"to": to, "text": text}))
+            .await
     }
 
     /// Fake contact `from` sends `text` to the linked account `to` from its
@@ -123,13 +110,22 @@ impl Fake {
         to: &str,
         text: &str,
     ) -> anyhow::Result<()> {
+        self.contact_message(
+            from,
+            json!({"to": to, "text": text, "as_lid": true, "sender_pn": true}),
+        )
+        .await
+    }
+
+    /// `POST /admin/contacts/{from}/messages` with `body`.
+    async fn contact_message(&self, from: &str, body: serde_json::Value) -> anyhow::Result<()> {
         let response = self
             .http
             .post(format!(
                 "{}/admin/contacts/{from}/messages",
                 self.admin_url()
             ))
-            .json(&json!({"to": to, "text": text, "as_lid": true, "sender_pn": true}))
+            .json(&body)
             .send()
             .await?;
         anyhow::ensure!(

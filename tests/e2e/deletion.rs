@@ -19,6 +19,13 @@ async fn setting_a_webhook_while_the_company_is_deleted_never_brings_it_back() {
     let receiver = Receiver::start().await;
     let app = spawn_app().await;
     let webhook = json!({"url": receiver.url, "secret": SECRET});
+    let put_webhook = || {
+        app.api.call(
+            Method::PUT,
+            "/v1/sessions/acme/webhook",
+            Some(webhook.clone()),
+        )
+    };
     let (mut won_before, mut refused) = (0, 0);
     for round in 0..ROUNDS {
         // Created anew under the same id: nothing of the last round's
@@ -33,14 +40,7 @@ async fn setting_a_webhook_while_the_company_is_deleted_never_brings_it_back() {
             async move { api.delete("/v1/sessions/acme").await }
         });
         while !delete.is_finished() {
-            let (status, body) = app
-                .api
-                .call(
-                    Method::PUT,
-                    "/v1/sessions/acme/webhook",
-                    Some(webhook.clone()),
-                )
-                .await;
+            let (status, body) = put_webhook().await;
             match status {
                 StatusCode::OK => won_before += 1,
                 StatusCode::NOT_FOUND => {
@@ -80,14 +80,7 @@ async fn setting_a_webhook_while_the_company_is_deleted_never_brings_it_back() {
             Value::Null,
             "round {round}: a webhook outlived its company: {body}"
         );
-        let (status, body) = app
-            .api
-            .call(
-                Method::PUT,
-                "/v1/sessions/acme/webhook",
-                Some(webhook.clone()),
-            )
-            .await;
+        let (status, body) = put_webhook().await;
         assert_eq!(
             (status, &body["error"]["code"]),
             (StatusCode::NOT_FOUND, &json!("unknown_company")),
