@@ -362,6 +362,29 @@ async fn click(page: &Client, css: &str) {
         .unwrap_or_else(|err| panic!("click `{css}`: {err}"));
 }
 
+/// Clicks `css`, a link or a form's button, and waits until the page it
+/// leads to has replaced the current one. Without the wait, a `wait_for` right
+/// after it can find the old page's element of the same id (every action's
+/// answer has a `#notice`), which then goes stale under the test's feet.
+async fn follow(page: &Client, css: &str) {
+    page.execute("document.documentElement.dataset.leaving = 'yes';", vec![])
+        .await
+        .expect("mark the current page");
+    click(page, css).await;
+    poll("the next page", Duration::from_millis(50), || async {
+        let loaded = page
+            .execute(
+                "return document.readyState === 'complete' \
+                     && document.documentElement.dataset.leaving === undefined;",
+                vec![],
+            )
+            .await
+            .ok()?;
+        (loaded == json!(true)).then_some(())
+    })
+    .await;
+}
+
 /// Waits until the element `css` exists; its text.
 async fn text_of(page: &Client, css: &str) -> String {
     wait_for(page, css).await.text().await.expect("its text")
@@ -422,7 +445,7 @@ async fn console_in_a_real_browser() {
         .send_keys(ADMIN_KEY)
         .await
         .unwrap();
-    click(page, "#sign-in-submit").await;
+    follow(page, "#sign-in-submit").await;
     wait_for(page, "#state-counts").await;
     assert_loaded_from(page, &base).await;
 
@@ -435,7 +458,7 @@ async fn console_in_a_real_browser() {
         .send_keys("acme")
         .await
         .unwrap();
-    click(page, "#create-submit").await;
+    follow(page, "#create-submit").await;
     assert_eq!(text_of(page, "#company").await, "acme");
     let qr = wait_for(page, "#qr svg").await;
     // Whole in the viewport: a screenshot of an element is clipped to it.
@@ -494,9 +517,9 @@ async fn console_in_a_real_browser() {
         .send_keys(&receiver.url)
         .await
         .unwrap();
-    click(page, "#webhook-save").await;
+    follow(page, "#webhook-save").await;
     wait_for(page, "#notice").await;
-    click(page, "#reconnect").await;
+    follow(page, "#reconnect").await;
     wait_for(page, "#notice").await;
     app.fake
         .contact_send_text("15550003999", ACME_PHONE, "hello, console")
@@ -514,13 +537,13 @@ async fn console_in_a_real_browser() {
     page.goto(&format!("{base}/console/companies/acme"))
         .await
         .unwrap();
-    click(page, "#dead .retry").await;
+    follow(page, "#dead .retry").await;
     wait_for(page, "#notice").await;
     receiver
         .wait_for("the retried delivery", |log| !log.accepted.is_empty())
         .await;
     // "Send test event": a `webhook.test` event reaches the receiver.
-    click(page, "#webhook-test").await;
+    follow(page, "#webhook-test").await;
     assert!(text_of(page, "#notice").await.contains("tst_"));
     receiver
         .wait_for("the test event", |log| {
@@ -536,9 +559,9 @@ async fn console_in_a_real_browser() {
     page.goto(&format!("{base}/console/companies/globex"))
         .await
         .unwrap();
-    click(page, "#delete").await;
+    follow(page, "#delete").await;
     assert!(text_of(page, "#confirm h1").await.contains("globex"));
-    click(page, "#confirm-submit").await;
+    follow(page, "#confirm-submit").await;
     wait_for(page, "#deleted").await;
     let (status, _) = app.api.get("/v1/sessions/globex").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -566,7 +589,7 @@ async fn console_in_a_real_browser() {
         get(&base, "/console/sessions", Some(&old)).await.status,
         StatusCode::OK
     );
-    click(page, "#sign-out").await;
+    follow(page, "#sign-out").await;
     wait_for(page, "#signed-out").await;
     let refused = get(&base, "/console/sessions", Some(&old)).await;
     assert_eq!(refused.status, StatusCode::SEE_OTHER);

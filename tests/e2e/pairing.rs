@@ -8,6 +8,8 @@
 //! skips loudly without it, unless `WAGATE_REQUIRE_BROWSER` is set).
 //! Screenshots of each state are saved under `$CARGO_TARGET_TMPDIR/pairing-screenshots/`.
 
+use std::time::Duration;
+
 use fantoccini::{Client, Locator};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -15,6 +17,7 @@ use serde_json::{Value, json};
 use crate::browser::{Browser, decode_qr, save, screenshot_dir, uncaptured, wait_for};
 use test_support::api::{Api, Events};
 use test_support::gateway::{TestApp, spawn_app};
+use test_support::wait::poll;
 use wagate::domain::CompanyId;
 use wagate::pairing::strings::EN;
 use wagate::pairing::token::Claims;
@@ -528,8 +531,18 @@ async fn pairing_page_in_a_real_browser() {
     let restart = wait_for(page, "#restart:not([hidden])").await;
     restart.click().await.expect("click \"Show a new QR code\"");
     wait_for_state(page, "waiting_for_scan").await;
-    let second = wait_for(page, "#qr svg").await.html(false).await.unwrap();
-    assert_ne!(first, second, "a new QR code after the logout");
+    // A new QR code after the logout (polled: the old one may still be on
+    // screen for a moment, and a replaced element goes stale when read).
+    poll(
+        "a new QR code after the logout",
+        Duration::from_millis(50),
+        || async {
+            let svg = page.find(Locator::Css("#qr svg")).await.ok()?;
+            let second = svg.html(false).await.ok()?;
+            (second != first).then_some(())
+        },
+    )
+    .await;
     let (status, _) = api.delete("/v1/sessions/initech").await;
     assert_eq!(status, StatusCode::OK);
     let text = wait_for_state(page, "deleted").await;
