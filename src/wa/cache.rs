@@ -33,10 +33,8 @@ use std::time::Duration;
 use wacore_binary::Jid;
 use whatsapp_rust::{CacheConfig, CacheEntryConfig, Client};
 
-/// Default of [`WaCacheOptions::wa_lid_cache_capacity`]: 0, whatsapp-rust's
-/// own unbounded cache. A bound is not the default because replies to LID
-/// contacts after an eviction are not yet proven right end to end (issue 20).
-pub const DEFAULT_LID_CACHE_CAPACITY: u64 = 0;
+/// Default of [`WaCacheOptions::wa_lid_cache_capacity`].
+pub const DEFAULT_LID_CACHE_CAPACITY: u64 = 1_000;
 /// Default of [`WaCacheOptions::wa_chat_lanes`].
 pub const DEFAULT_CHAT_LANES: u64 = 64;
 /// Default of [`WaCacheOptions::wa_session_locks`].
@@ -176,10 +174,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_defaults_bound_lanes_locks_and_the_device_cache() {
+    fn the_defaults_bound_every_per_session_cache() {
         let config = WaCacheOptions::default().cache_config();
-        // 0 = whatsapp-rust's unbounded LID cache (see the constant).
-        assert_eq!(config.lid_pn_cache.capacity, u64::MAX);
+        assert_eq!(config.lid_pn_cache.capacity, DEFAULT_LID_CACHE_CAPACITY);
         assert_eq!(config.lid_pn_cache.timeout, None);
         assert_eq!(config.chat_lanes_capacity, DEFAULT_CHAT_LANES);
         assert_eq!(config.session_locks_capacity, DEFAULT_SESSION_LOCKS);
@@ -191,6 +188,7 @@ mod tests {
         let crate_defaults = CacheConfig::default();
         assert!(config.chat_lanes_capacity < crate_defaults.chat_lanes_capacity);
         assert!(config.session_locks_capacity < crate_defaults.session_locks_capacity);
+        assert!(config.lid_pn_cache.capacity < crate_defaults.lid_pn_cache.capacity);
         // Everything wagate does not size stays whatsapp-rust's.
         assert_eq!(
             config.group_cache.capacity,

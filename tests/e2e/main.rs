@@ -10,6 +10,7 @@ const WAGATE: &str = env!("CARGO_BIN_EXE_wagate");
 
 mod api;
 mod browser;
+mod caches;
 mod console;
 mod credentials;
 mod deletion;

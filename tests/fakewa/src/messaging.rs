@@ -356,12 +356,16 @@ pub(crate) async fn handle_message(shared: &Arc<Shared>, ctx: &ConnCtx, msg: &No
             if shared.reg.lock().not_on_whatsapp.contains(&phone) {
                 continue;
             }
-            // A copy for the contact's LID is on the session the client keeps
-            // with that LID: the one the contact started when it wrote as its
-            // LID, if it did (else the client started one from the bundle).
+            // The contact looks the sender up LID first, as a real device
+            // does (and as whatsapp-rust does when it encrypts: "LID-first
+            // lookup"): once the two have a session between their LIDs (the
+            // contact wrote as its LID), every copy is on it, also one the
+            // client addressed to the contact's phone number. Else the copy
+            // is on the phone-number session the client started from the
+            // contact's bundle.
             let lid_address = lid_device_address(&own.phone, own.device);
             let peer = world.peer(&phone)?;
-            let address = if jid.server == Server::Lid && peer.has_session(&lid_address) {
+            let address = if peer.has_session(&lid_address) {
                 &lid_address
             } else {
                 &sender_address
