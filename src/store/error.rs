@@ -1,6 +1,7 @@
 //! The store layer's error type.
 //!
-//! Policy: sled failures (I/O, a damaged log) are [`StoreError::Sled`]; a value
+//! Policy: sled failures (I/O, a damaged log) are [`StoreError::Sled`],
+//! PostgreSQL's are [`StoreError::Postgres`] and [`StoreError::PostgresPool`]; a value
 //! that is present but cannot be decoded is [`StoreError::Corrupt`] and names
 //! the company it belongs to, so one company's bad data is reported as that
 //! company's problem and never fails an operation on another company.
@@ -22,6 +23,26 @@ pub enum StoreError {
     /// sled failed (I/O error or a damaged log).
     #[error("storage operation failed")]
     Sled(#[from] sled::Error),
+
+    /// PostgreSQL failed (connection lost, a statement refused).
+    #[error("PostgreSQL operation failed")]
+    Postgres(#[from] tokio_postgres::Error),
+
+    /// No PostgreSQL connection could be had from the pool.
+    #[error("no PostgreSQL connection: {0}")]
+    PostgresPool(String),
+
+    /// The PostgreSQL database was migrated by a newer wagate: this binary
+    /// does not know its schema and writes nothing.
+    #[error(
+        "the PostgreSQL schema is at migration {found}, newer than this wagate knows ({known}): run the newer version"
+    )]
+    SchemaTooNew {
+        /// The newest migration the database has.
+        found: i32,
+        /// The newest migration this binary has.
+        known: i32,
+    },
 
     /// A stored value of `company` could not be decoded. Only this company is
     /// affected; the value is left in place for inspection until the company's
@@ -120,8 +141,12 @@ impl From<StoreError> for wacore::store::error::StoreError {
             | StoreError::UnreadableSetting { .. } => Self::Serialization(Box::new(error)),
             StoreError::Open { .. }
             | StoreError::StoreKeyMissing { .. }
-            | StoreError::WrongStoreKey { .. } => Self::Connection(Box::new(error)),
-            StoreError::Sled(_) | StoreError::Random(_) => Self::Database(Box::new(error)),
+            | StoreError::WrongStoreKey { .. }
+            | StoreError::PostgresPool(_)
+            | StoreError::SchemaTooNew { .. } => Self::Connection(Box::new(error)),
+            StoreError::Sled(_) | StoreError::Random(_) | StoreError::Postgres(_) => {
+                Self::Database(Box::new(error))
+            }
         }
     }
 }

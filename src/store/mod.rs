@@ -28,6 +28,12 @@
 //! the store was sealed with, and seals a clear store the first time it is
 //! opened with a key. Without a key nothing is sealed and nothing costs more.
 //!
+//! whatsapp-rust's rows (`device`, `wa`) are reached through [`WaRows`], one
+//! company at a time: implemented here on sled ([`SledWaRows`]) and in
+//! [`postgres`] on PostgreSQL, so `crate::wa`'s backend is one code on both
+//! stores. The rest of this store is sled only until `--database-url` lands
+//! (ARCHITECTURE.md, "Next").
+//!
 //! The `device` tree holds one small row per company that has credentials, so
 //! [`Store::companies_with_credentials`] scans only that tree.
 //!
@@ -74,11 +80,14 @@ mod idempotency;
 pub(crate) mod keys;
 pub mod messages;
 pub mod outbox;
+pub mod postgres;
 mod private_dir;
 mod registry;
 mod sealed;
 mod sent;
 mod store_key;
+mod wa_rows;
+mod wa_sled;
 
 pub use sent::{QuoteTarget, SENT_RETENTION_MS};
 
@@ -100,6 +109,8 @@ pub(crate) use sealed::Sealer;
 pub use sealed::StoreKey;
 #[cfg(test)]
 pub(crate) use sealed::is_sealed;
+pub use wa_rows::{RowView, RowWrite, WaRows};
+pub use wa_sled::SledWaRows;
 
 /// How many state transitions are kept per company (oldest dropped first).
 pub const TRANSITIONS_KEPT: usize = 50;
@@ -265,14 +276,15 @@ impl Store {
         self.durable.flush().await
     }
 
-    /// The trees, the durability handle and the sealer a storage view built
-    /// on this store (whatsapp-rust's `Backend` in `crate::wa`) writes through.
-    pub(crate) fn raw_parts(&self) -> (Durable, Trees, Sealer) {
-        (
-            self.durable.clone(),
-            self.trees.clone(),
-            self.sealer.clone(),
-        )
+    /// The trees, to look at rows as they are stored (tests).
+    #[cfg(test)]
+    pub(crate) fn raw_trees(&self) -> Trees {
+        self.trees.clone()
+    }
+
+    /// The sealer values of this store are sealed with.
+    pub(crate) fn sealer(&self) -> Sealer {
+        self.sealer.clone()
     }
 
     /// The webhook outbox trees (see [`outbox`]).

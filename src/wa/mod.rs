@@ -1,6 +1,6 @@
-//! Everything that touches whatsapp-rust: the sled storage `Backend` each
-//! company's client runs on (built on top of [`crate::store`], which knows no
-//! whatsapp-rust type), building the client itself (and sizing its caches),
+//! Everything that touches whatsapp-rust: the storage `Backend` each
+//! company's client runs on (on sled or PostgreSQL rows of [`crate::store`],
+//! which knows no whatsapp-rust type), building the client itself (and sizing its caches),
 //! and reading delivery facts (acks, receipts) out of its events.
 
 pub mod backend;
@@ -13,4 +13,4 @@ pub mod plain_loopback;
 pub mod receipts;
 pub mod version;
 
-pub use backend::{SledBackend, is_linked};
+pub use backend::{PgBackend, RowBackend, SledBackend, is_linked};

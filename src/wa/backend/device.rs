@@ -1,5 +1,5 @@
-//! [`DeviceStore`] on sled: the company's whatsapp-rust `Device` row, flushed
-//! to disk when its own JID changes (pairing), and its decoding.
+//! [`DeviceStore`]: the company's whatsapp-rust `Device` row, durable before
+//! `save` returns when its own JID changes (pairing), and its decoding.
 
 use async_trait::async_trait;
 use wacore::store::Device;
@@ -8,62 +8,53 @@ use wacore::store::traits::DeviceStore;
 
 use crate::domain::CompanyId;
 use crate::store::keys::company_row;
-use crate::store::{Store, StoreError, tree};
+use crate::store::{Store, StoreError, WaRows, tree};
 
-use super::{Result, SledBackend};
+use super::{Result, RowBackend};
 
 #[async_trait]
-impl DeviceStore for SledBackend {
+impl<R: WaRows> DeviceStore for RowBackend<R> {
     /// Saves the device. When its own JID differs from the last one this view
-    /// flushed (i.e. the device was just paired), the write is flushed to disk
-    /// before returning: pairing credentials must survive a crash. Other saves
-    /// (push name, counters) ride sled's background flush.
+    /// made durable (i.e. the device was just paired), the write is durable
+    /// before returning: pairing credentials must survive a crash. Other
+    /// saves (push name, counters) ride the store's own durability (sled's
+    /// background flush).
     async fn save(&self, device: &Device) -> WaResult<()> {
         let value = self.device_value(device)?;
-        self.device
-            .insert(company_row(&self.company), value)
-            .map_err(StoreError::from)?;
         let pn = device.pn.as_ref().map(ToString::to_string);
-        if *self.flushed_pn.lock() != pn {
-            self.durable.flush().await?;
+        let durable = *self.flushed_pn.lock() != pn;
+        self.rows.put_device(value, durable).await?;
+        if durable {
             *self.flushed_pn.lock() = pn;
         }
         Ok(())
     }
 
     async fn load(&self) -> WaResult<Option<Device>> {
-        let key = company_row(&self.company);
-        let Some(bytes) = self.device.get(&key).map_err(StoreError::from)? else {
+        let Some(bytes) = self.rows.device().await? else {
             return Ok(None);
         };
         let clear = self
             .sealer
-            .open(tree::DEVICE, &key, &bytes)
+            .open(tree::DEVICE, &company_row(&self.company), &bytes)
             .map_err(|error| self.corrupt("device credentials", error))?;
         Ok(Some(decode_device(&self.company, &clear)?))
     }
 
     async fn exists(&self) -> WaResult<bool> {
-        Ok(self
-            .device
-            .contains_key(company_row(&self.company))
-            .map_err(StoreError::from)?)
+        Ok(self.rows.device_exists().await?)
     }
 
     /// Materializes a fresh (unpaired) device unless one exists. There is one
     /// device per company, so its id is always 1.
     async fn create(&self) -> WaResult<i32> {
         let value = self.device_value(&Device::new())?;
-        // compare-and-swap: a concurrent create never replaces a stored device.
-        let _ = self
-            .device
-            .compare_and_swap(company_row(&self.company), None::<&[u8]>, Some(value))
-            .map_err(StoreError::from)?;
+        self.rows.create_device(value).await?;
         Ok(1)
     }
 }
 
-impl SledBackend {
+impl<R: WaRows> RowBackend<R> {
     /// `device` as its row stores it: JSON, sealed with the store key if any.
     fn device_value(&self, device: &Device) -> Result<Vec<u8>> {
         let json = self.to_json("device", device)?;

@@ -1,12 +1,17 @@
-//! whatsapp-rust's storage [`Backend`] on sled, one company's keyspace at a time.
+//! whatsapp-rust's storage [`Backend`], one company's keyspace at a time, on
+//! either store: sled ([`SledBackend`]) or PostgreSQL ([`PgBackend`]).
 //!
-//! A [`SledBackend`] is a view of one company: its whatsapp-rust `Device` row in
-//! the `device` tree and its rows under the company prefix in the shared `wa`
-//! tree (key layout in [`crate::store::keys`]). It holds no state of its own
-//! beyond the pairing-flush marker, so any number of views of one company agree.
+//! A [`RowBackend`] is a view of one company: its whatsapp-rust `Device` row
+//! and its `wa` rows (key layout in [`crate::store::keys`]), kept by a
+//! [`WaRows`] of the store it runs on. Everything whatsapp-rust means by those
+//! rows is here, once for both stores: which key holds what, the value
+//! encodings, sealing, and how read-modify-write calls merge; the stores only
+//! keep bytes. A view holds no state of its own beyond the pairing-flush
+//! marker, so any number of views of one company agree.
 //!
 //! Semantics follow `wacore::store::InMemoryBackend` (the reference); the
-//! conformance suite in `wa::tests` runs the same cases against both.
+//! conformance suite in `tests` runs the same cases against it, sled and
+//! PostgreSQL.
 //! Deliberate differences:
 //! - pre-keys keep their `uploaded` mark (the reference drops it);
 //! - sent messages are not capped at 4,096 rows: they live on disk, and the
@@ -25,28 +30,30 @@
 //! # Sealing
 //! With a store key, the device row and the rows of the secret categories
 //! ([`Category::SECRET`]) are sealed on write and opened on read, all in
-//! the few accessors below (`get`, `insert`, `write_batch`, `scan`, `tx_get`,
-//! `tx_insert`); a value bound to its key, so it opens nowhere else.
+//! the few accessors below (`get`, `insert`, `write_batch`, `scan`,
+//! `view_get`, `view_put`); a value bound to its key, so it opens nowhere else.
 //! Without a key they pass values through untouched.
 //!
 //! # Atomicity and durability
-//! Every multi-row call is one sled batch; read-modify-write calls (uploaded
-//! marks, tc-token merges, LID mappings with their reverse index, message
-//! secret merges) are sled transactions. Saving a device whose own JID changed
-//! (pairing) is flushed to disk before `save` returns; everything else is made
-//! durable by sled's background flusher (see [`crate::store`]).
+//! Every multi-row call is one atomic [`WaRows::write`]; read-modify-write
+//! calls (uploaded marks, tc-token merges, LID mappings with their reverse
+//! index, message secret merges) are one [`WaRows::update`]. Saving a device
+//! whose own JID changed (pairing) is durable before `save` returns;
+//! everything else is as durable as the store makes it (sled: its background
+//! flusher, see [`crate::store`]; PostgreSQL: every commit).
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use prost::Message as _;
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use wacore::store::traits::{LidPnMappingEntry, TcTokenEntry};
 
 use crate::domain::CompanyId;
 use crate::pb;
 use crate::store::keys::{Category, WaKeys, is_secret_wa_row};
-use crate::store::{Durable, Sealer, Store, StoreError, Trees, decode, tree};
+use crate::store::postgres::{PgStore, PgWaRows};
+use crate::store::{
+    RowView, RowWrite, Sealer, SledWaRows, Store, StoreError, WaRows, decode, tree,
+};
 
 mod app_sync;
 mod device;
@@ -59,37 +66,53 @@ pub(crate) mod tests;
 pub use device::is_linked;
 
 type Result<T> = std::result::Result<T, StoreError>;
-type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StoreError>>;
 
-/// whatsapp-rust's storage `Backend` over one company's keyspace. Obtain it
-/// with [`SledBackend::open`].
-pub struct SledBackend {
+/// whatsapp-rust's storage `Backend` over one company's rows in a store.
+pub struct RowBackend<R> {
     company: CompanyId,
     keys: WaKeys,
-    durable: Durable,
-    device: sled::Tree,
-    wa: sled::Tree,
+    rows: R,
     /// Seals the device row and secret `wa` rows with the store key, if any.
     sealer: Sealer,
-    /// The own JID of the last device row this view flushed to disk. A save
-    /// whose JID differs (pairing, re-pairing) is flushed before it returns.
+    /// The own JID of the last device row this view made durable. A save
+    /// whose JID differs (pairing, re-pairing) is durable before it returns.
     flushed_pn: parking_lot::Mutex<Option<String>>,
 }
+
+/// The `Backend` on the sled store. Obtain it with [`SledBackend::open`].
+pub type SledBackend = RowBackend<SledWaRows>;
+
+/// The `Backend` on PostgreSQL. Obtain it with [`PgBackend::open`].
+pub type PgBackend = RowBackend<PgWaRows>;
 
 impl SledBackend {
     /// The view of `company`'s keyspace in `store`.
     pub fn open(store: &Store, company: &CompanyId) -> Arc<Self> {
-        let (durable, trees, sealer) = store.raw_parts();
-        Arc::new(Self::new(company.clone(), durable, trees, sealer))
+        Arc::new(Self::new(
+            company.clone(),
+            store.wa_rows(company),
+            store.sealer(),
+        ))
     }
+}
 
-    fn new(company: CompanyId, durable: Durable, trees: Trees, sealer: Sealer) -> Self {
+impl PgBackend {
+    /// The view of `company`'s rows in the PostgreSQL `store`.
+    pub fn open(store: &PgStore, company: &CompanyId) -> Arc<Self> {
+        Arc::new(Self::new(
+            company.clone(),
+            store.wa_rows(company),
+            store.sealer(),
+        ))
+    }
+}
+
+impl<R: WaRows> RowBackend<R> {
+    fn new(company: CompanyId, rows: R, sealer: Sealer) -> Self {
         Self {
             keys: WaKeys::new(&company),
             company,
-            durable,
-            device: trees.device,
-            wa: trees.wa,
+            rows,
             sealer,
             flushed_pn: parking_lot::Mutex::new(None),
         }
@@ -123,150 +146,116 @@ impl SledBackend {
 
     /// `value` of the `wa` row `key` as it is stored: sealed if the row's
     /// category is secret and there is a store key, else `value` itself.
-    fn seal<'v>(&self, key: &[u8], value: &'v [u8]) -> Result<Cow<'v, [u8]>> {
-        if !self.sealer.is_keyed() || !is_secret_wa_row(key) {
-            return Ok(Cow::Borrowed(value));
+    fn seal(&self, key: &[u8], value: Vec<u8>) -> Result<Vec<u8>> {
+        if !is_secret_wa_row(key) {
+            return Ok(value);
         }
-        Ok(self.sealer.seal(tree::WA, key, value)?)
+        Ok(self.sealer.seal_vec(tree::WA, key, value)?)
     }
 
     /// The clear value of the stored `wa` row `key`.
-    fn open_row(&self, key: &[u8], value: sled::IVec) -> Result<sled::IVec> {
+    fn open_row(&self, key: &[u8], value: Vec<u8>) -> Result<Vec<u8>> {
         if !is_secret_wa_row(key) {
             return Ok(value);
         }
         match self.sealer.open(tree::WA, key, &value) {
-            Ok(Cow::Borrowed(_)) => Ok(value),
-            Ok(Cow::Owned(clear)) => Ok(clear.into()),
+            Ok(clear) => Ok(clear.into_owned()),
             Err(error) => Err(self.corrupt("sealed whatsapp-rust state", error)),
         }
     }
 
-    fn get(&self, key: &[u8]) -> Result<Option<sled::IVec>> {
-        self.wa
-            .get(key)?
+    async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.rows
+            .get(key)
+            .await?
             .map(|value| self.open_row(key, value))
             .transpose()
     }
 
-    fn insert(&self, key: Vec<u8>, value: &[u8]) -> Result<()> {
+    async fn insert(&self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        self.write_batch([(key, Some(value))]).await
+    }
+
+    async fn remove(&self, key: &[u8]) -> Result<()> {
+        self.rows.write(vec![(key.to_vec(), None)]).await
+    }
+
+    /// [`RowBackend::get`] inside an update.
+    fn view_get(&self, view: &RowView, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        view.get(key)
+            .map(|value| self.open_row(key, value.to_vec()))
+            .transpose()
+    }
+
+    /// [`RowBackend::insert`] inside an update.
+    fn view_put(&self, view: &mut RowView, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
         let value = self.seal(&key, value)?;
-        self.wa.insert(key, &*value)?;
+        view.put(key, value);
         Ok(())
     }
 
-    /// [`SledBackend::get`] inside a transaction.
-    fn tx_get(&self, tx: &TransactionalTree, key: &[u8]) -> TxResult<Option<sled::IVec>> {
-        tx.get(key)?
-            .map(|value| self.open_row(key, value))
-            .transpose()
-            .map_err(ConflictableTransactionError::Abort)
-    }
-
-    /// [`SledBackend::insert`] inside a transaction.
-    fn tx_insert(&self, tx: &TransactionalTree, key: Vec<u8>, value: &[u8]) -> TxResult<()> {
-        let value = self
-            .seal(&key, value)
-            .map_err(ConflictableTransactionError::Abort)?;
-        tx.insert(key, &*value)?;
-        Ok(())
-    }
-
-    fn remove(&self, key: &[u8]) -> Result<Option<sled::IVec>> {
-        self.wa
-            .remove(key)?
-            .map(|value| self.open_row(key, value))
-            .transpose()
-    }
-
-    /// Applies `rows` (key, `Some(value)` to insert / `None` to remove)
-    /// atomically: one row as a plain write, several as one sled batch.
-    ///
-    /// The single-row case matters: whatsapp-rust writes every live inbound
-    /// message's pending row (and deletes it) as a batch of one, and every
-    /// sled batch or transaction seals and writes sled's current log buffer
-    /// twice (`pin_log`), an `fsync`-like `sync_file_range` each time. A plain
-    /// write of one key is just as atomic and only appends to the log.
-    fn write_batch(
-        &self,
-        rows: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
-    ) -> Result<()> {
-        let mut rows = rows.into_iter().peekable();
-        let Some(first) = rows.next() else {
-            return Ok(());
-        };
-        if rows.peek().is_none() {
-            match first {
-                (key, Some(value)) => self.insert(key, &value)?,
-                (key, None) => {
-                    self.wa.remove(key)?;
-                }
-            };
+    /// Applies `rows` (key, `Some(clear value)` to insert / `None` to
+    /// remove) atomically.
+    async fn write_batch(&self, rows: impl IntoIterator<Item = RowWrite>) -> Result<()> {
+        let rows = rows
+            .into_iter()
+            .map(|(key, value)| {
+                let value = value.map(|value| self.seal(&key, value)).transpose()?;
+                Ok((key, value))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if rows.is_empty() {
             return Ok(());
         }
-        let mut batch = sled::Batch::default();
-        for (key, value) in std::iter::once(first).chain(rows) {
-            match value {
-                Some(value) => {
-                    let sealed = self.seal(&key, &value)?;
-                    batch.insert(key, &*sealed);
-                }
-                None => batch.remove(key),
-            }
-        }
-        self.wa.apply_batch(batch)?;
-        Ok(())
+        self.rows.write(rows).await
     }
 
-    /// Inserts `(address, value)` rows of one category as one atomic batch.
-    fn put_all<'a>(
+    /// `(address, value)` rows of one category as writes for
+    /// [`RowBackend::write_batch`]. (Built before any `.await`: an iterator of
+    /// borrowing closures held across one makes the future's `Send` bound
+    /// fail to prove.)
+    fn category_rows<'a>(
         &self,
         category: Category,
         rows: impl IntoIterator<Item = (&'a str, &'a [u8])>,
-    ) -> Result<()> {
-        let rows = rows.into_iter().map(|(address, value)| {
-            (
-                self.keys.key(category, address.as_bytes()),
-                Some(value.to_vec()),
-            )
-        });
-        self.write_batch(rows)
+    ) -> Vec<RowWrite> {
+        rows.into_iter()
+            .map(|(address, value)| {
+                (
+                    self.keys.key(category, address.as_bytes()),
+                    Some(value.to_vec()),
+                )
+            })
+            .collect()
     }
 
     /// Every `(key, clear value)` under `prefix`.
-    fn scan(&self, prefix: &[u8]) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec)>> + '_ {
-        self.wa.scan_prefix(prefix).map(|row| {
-            let (key, value) = row?;
-            let value = self.open_row(&key, value)?;
-            Ok((key, value))
-        })
+    async fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let rows = self.rows.scan(prefix).await?;
+        rows.into_iter()
+            .map(|(key, value)| {
+                let value = self.open_row(&key, value)?;
+                Ok((key, value))
+            })
+            .collect()
     }
 
     /// Removes, in one batch, every row under `prefix` for which `expired`
     /// says so; returns how many.
-    fn remove_where(
+    async fn remove_where(
         &self,
         prefix: &[u8],
         mut expired: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<u32> {
         let mut doomed = Vec::new();
-        for row in self.scan(prefix) {
-            let (key, value) = row?;
+        for (key, value) in self.scan(prefix).await? {
             if expired(&key, &value)? {
-                doomed.push((key.to_vec(), None));
+                doomed.push((key, None));
             }
         }
         let count = doomed.len() as u32;
-        if count > 0 {
-            self.write_batch(doomed)?;
-        }
+        self.rows.write(doomed).await?;
         Ok(count)
-    }
-
-    /// Runs `body` as a transaction on the `wa` tree, surfacing its abort
-    /// error (e.g. [`StoreError::Corrupt`]) as is.
-    fn transaction<T>(&self, body: impl Fn(&TransactionalTree) -> TxResult<T>) -> Result<T> {
-        Ok(self.wa.transaction(body)?)
     }
 
     fn timed_blob_key(
@@ -308,65 +297,61 @@ impl SledBackend {
         )
     }
 
-    fn msg_secret_row(
+    async fn msg_secret_row(
         &self,
         chat: &str,
         sender: &str,
         msg_id: &str,
     ) -> Result<Option<pb::MsgSecretRow>> {
-        self.get(&self.msg_secret_key(chat, sender, msg_id))?
+        self.get(&self.msg_secret_key(chat, sender, msg_id))
+            .await?
             .map(|bytes| self.proto("message secret", &bytes))
             .transpose()
     }
 
-    fn tc_token_in(&self, tx: &TransactionalTree, key: &[u8]) -> TxResult<Option<TcTokenEntry>> {
-        tx.get(key)?
-            .map(|bytes| self.json::<TcTokenEntry>("tc token", &bytes))
+    fn tc_token_in(&self, view: &RowView, key: &[u8]) -> Result<Option<TcTokenEntry>> {
+        view.get(key)
+            .map(|bytes| self.json::<TcTokenEntry>("tc token", bytes))
             .transpose()
-            .map_err(ConflictableTransactionError::Abort)
     }
 
     fn put_tc_token_in(
         &self,
-        tx: &TransactionalTree,
-        key: &[u8],
+        view: &mut RowView,
+        key: Vec<u8>,
         entry: &TcTokenEntry,
-    ) -> TxResult<()> {
-        let value = self
-            .to_json("tc token", entry)
-            .map_err(ConflictableTransactionError::Abort)?;
-        tx.insert(key, value)?;
+    ) -> Result<()> {
+        view.put(key, self.to_json("tc token", entry)?);
         Ok(())
     }
 
-    /// Writes one LID mapping and its reverse index inside a transaction.
-    fn put_lid_mapping_in(
-        &self,
-        tx: &TransactionalTree,
-        entry: &LidPnMappingEntry,
-    ) -> TxResult<()> {
+    /// The keys [`RowBackend::put_lid_mapping_in`] reads for `entries`.
+    fn lid_mapping_reads(&self, entries: &[LidPnMappingEntry]) -> Vec<Vec<u8>> {
+        entries
+            .iter()
+            .map(|entry| self.keys.key(Category::LidMapping, entry.lid.as_bytes()))
+            .collect()
+    }
+
+    /// Writes one LID mapping and its reverse index inside an update.
+    fn put_lid_mapping_in(&self, view: &mut RowView, entry: &LidPnMappingEntry) -> Result<()> {
         let lid_key = self.keys.key(Category::LidMapping, entry.lid.as_bytes());
-        if let Some(old) = tx.get(&lid_key)? {
-            let old: LidPnMappingEntry = self
-                .json("LID mapping", &old)
-                .map_err(ConflictableTransactionError::Abort)?;
+        if let Some(old) = view.get(&lid_key) {
+            let old: LidPnMappingEntry = self.json("LID mapping", old)?;
             // The LID moved to another number: its old number no longer maps to it.
             if old.phone_number != entry.phone_number {
-                tx.remove(
+                view.remove(
                     self.keys
                         .key(Category::PnToLid, old.phone_number.as_bytes()),
-                )?;
+                );
             }
         }
-        tx.insert(
+        view.put(
             self.keys
                 .key(Category::PnToLid, entry.phone_number.as_bytes()),
-            entry.lid.as_bytes(),
-        )?;
-        let value = self
-            .to_json("LID mapping", entry)
-            .map_err(ConflictableTransactionError::Abort)?;
-        tx.insert(lid_key, value)?;
+            entry.lid.as_bytes().to_vec(),
+        );
+        view.put(lid_key, self.to_json("LID mapping", entry)?);
         Ok(())
     }
 

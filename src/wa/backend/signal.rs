@@ -1,4 +1,4 @@
-//! [`SignalStore`] on sled: identities, Signal sessions, pre-keys, signed
+//! [`SignalStore`]: identities, Signal sessions, pre-keys, signed
 //! pre-keys and sender keys of one company.
 
 use std::sync::Arc;
@@ -6,37 +6,42 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use prost::Message as _;
-use sled::transaction::ConflictableTransactionError;
 use wacore::store::error::Result as WaResult;
 use wacore::store::traits::SignalStore;
 
 use crate::pb;
-use crate::store::StoreError;
+use crate::store::WaRows;
 use crate::store::keys::Category;
 
-use super::SledBackend;
+use super::RowBackend;
 
 #[async_trait]
-impl SignalStore for SledBackend {
+impl<R: WaRows> SignalStore for RowBackend<R> {
     async fn put_identity(&self, address: &str, key: [u8; 32]) -> WaResult<()> {
-        Ok(self.insert(
-            self.keys.key(Category::Identity, address.as_bytes()),
-            &key[..],
-        )?)
+        Ok(self
+            .insert(
+                self.keys.key(Category::Identity, address.as_bytes()),
+                key.to_vec(),
+            )
+            .await?)
     }
 
     async fn put_identities_batch(&self, identities: &[(Arc<str>, [u8; 32])]) -> WaResult<()> {
         let rows = identities
             .iter()
             .map(|(address, key)| (&**address, &key[..]));
-        Ok(self.put_all(Category::Identity, rows)?)
+        let rows = self.category_rows(Category::Identity, rows);
+        Ok(self.write_batch(rows).await?)
     }
 
     async fn load_identity(&self, address: &str) -> WaResult<Option<[u8; 32]>> {
-        let Some(bytes) = self.get(&self.keys.key(Category::Identity, address.as_bytes()))? else {
+        let Some(bytes) = self
+            .get(&self.keys.key(Category::Identity, address.as_bytes()))
+            .await?
+        else {
             return Ok(None);
         };
-        let key = <[u8; 32]>::try_from(bytes.as_ref()).map_err(|_| {
+        let key = <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
             self.corrupt(
                 "identity key",
                 format!("{} bytes instead of 32", bytes.len()),
@@ -46,40 +51,46 @@ impl SignalStore for SledBackend {
     }
 
     async fn delete_identity(&self, address: &str) -> WaResult<()> {
-        self.remove(&self.keys.key(Category::Identity, address.as_bytes()))?;
+        self.remove(&self.keys.key(Category::Identity, address.as_bytes()))
+            .await?;
         Ok(())
     }
 
     async fn get_session(&self, address: &str) -> WaResult<Option<Bytes>> {
         Ok(self
-            .get(&self.keys.key(Category::Session, address.as_bytes()))?
-            .map(|v| Bytes::copy_from_slice(&v)))
+            .get(&self.keys.key(Category::Session, address.as_bytes()))
+            .await?
+            .map(Bytes::from))
     }
 
     async fn put_session(&self, address: &str, session: &[u8]) -> WaResult<()> {
-        Ok(self.insert(
-            self.keys.key(Category::Session, address.as_bytes()),
-            session,
-        )?)
+        Ok(self
+            .insert(
+                self.keys.key(Category::Session, address.as_bytes()),
+                session.to_vec(),
+            )
+            .await?)
     }
 
     async fn put_sessions_batch(&self, sessions: &[(Arc<str>, Bytes)]) -> WaResult<()> {
         let rows = sessions
             .iter()
             .map(|(address, session)| (&**address, &session[..]));
-        Ok(self.put_all(Category::Session, rows)?)
+        let rows = self.category_rows(Category::Session, rows);
+        Ok(self.write_batch(rows).await?)
     }
 
     async fn delete_session(&self, address: &str) -> WaResult<()> {
-        self.remove(&self.keys.key(Category::Session, address.as_bytes()))?;
+        self.remove(&self.keys.key(Category::Session, address.as_bytes()))
+            .await?;
         Ok(())
     }
 
     async fn has_session(&self, address: &str) -> WaResult<bool> {
         Ok(self
-            .wa
-            .contains_key(self.keys.key(Category::Session, address.as_bytes()))
-            .map_err(StoreError::from)?)
+            .rows
+            .contains(&self.keys.key(Category::Session, address.as_bytes()))
+            .await?)
     }
 
     async fn has_signal_state_for_user(&self, user: &str) -> WaResult<bool> {
@@ -89,7 +100,7 @@ impl SignalStore for SledBackend {
                 let prefix = self
                     .keys
                     .key(category, format!("{user}{separator}").as_bytes());
-                if self.scan(&prefix).next().transpose()?.is_some() {
+                if self.rows.edge_key(&prefix, false).await?.is_some() {
                     return Ok(true);
                 }
             }
@@ -102,24 +113,28 @@ impl SignalStore for SledBackend {
             record: record.to_vec(),
             uploaded,
         };
-        Ok(self.insert(self.keys.id(Category::PreKey, id), &row.encode_to_vec())?)
+        Ok(self
+            .insert(self.keys.id(Category::PreKey, id), row.encode_to_vec())
+            .await?)
     }
 
     async fn store_prekeys_batch(&self, keys: &[(u32, Bytes)], uploaded: bool) -> WaResult<()> {
-        Ok(self.write_batch(keys.iter().map(|(id, record)| {
-            let row = pb::PreKeyRow {
-                record: record.to_vec(),
-                uploaded,
-            };
-            (
-                self.keys.id(Category::PreKey, *id),
-                Some(row.encode_to_vec()),
-            )
-        }))?)
+        Ok(self
+            .write_batch(keys.iter().map(|(id, record)| {
+                let row = pb::PreKeyRow {
+                    record: record.to_vec(),
+                    uploaded,
+                };
+                (
+                    self.keys.id(Category::PreKey, *id),
+                    Some(row.encode_to_vec()),
+                )
+            }))
+            .await?)
     }
 
     async fn load_prekey(&self, id: u32) -> WaResult<Option<Bytes>> {
-        let Some(bytes) = self.get(&self.keys.id(Category::PreKey, id))? else {
+        let Some(bytes) = self.get(&self.keys.id(Category::PreKey, id)).await? else {
             return Ok(None);
         };
         let row: pb::PreKeyRow = self.proto("pre-key", &bytes)?;
@@ -128,36 +143,39 @@ impl SignalStore for SledBackend {
 
     async fn mark_prekeys_uploaded(&self, ids: &[u32]) -> WaResult<()> {
         // UPDATE, never upsert: a key consumed since the upload snapshot stays deleted.
-        Ok(self.transaction(|tx| {
-            for &id in ids {
-                let key = self.keys.id(Category::PreKey, id);
-                if let Some(bytes) = self.tx_get(tx, &key)? {
-                    let mut row: pb::PreKeyRow = self
-                        .proto("pre-key", &bytes)
-                        .map_err(ConflictableTransactionError::Abort)?;
-                    if !row.uploaded {
-                        row.uploaded = true;
-                        self.tx_insert(tx, key, &row.encode_to_vec())?;
+        let keys = ids
+            .iter()
+            .map(|&id| self.keys.id(Category::PreKey, id))
+            .collect::<Vec<_>>();
+        Ok(self
+            .rows
+            .update(keys.clone(), |view| {
+                for key in &keys {
+                    if let Some(bytes) = self.view_get(view, key)? {
+                        let mut row: pb::PreKeyRow = self.proto("pre-key", &bytes)?;
+                        if !row.uploaded {
+                            row.uploaded = true;
+                            self.view_put(view, key.clone(), row.encode_to_vec())?;
+                        }
                     }
                 }
-            }
-            Ok(())
-        })?)
+                Ok(())
+            })
+            .await?)
     }
 
     async fn remove_prekey(&self, id: u32) -> WaResult<()> {
-        self.remove(&self.keys.id(Category::PreKey, id))?;
+        self.remove(&self.keys.id(Category::PreKey, id)).await?;
         Ok(())
     }
 
     async fn get_max_prekey_id(&self) -> WaResult<u32> {
         // Big-endian ids: the last key of the category is the largest id.
         let last = self
-            .wa
-            .scan_prefix(self.keys.category(Category::PreKey))
-            .keys()
-            .next_back();
-        match last.transpose().map_err(StoreError::from)? {
+            .rows
+            .edge_key(&self.keys.category(Category::PreKey), true)
+            .await?;
+        match last {
             None => Ok(0),
             Some(key) => Ok(self
                 .keys
@@ -167,55 +185,62 @@ impl SignalStore for SledBackend {
     }
 
     async fn store_signed_prekey(&self, id: u32, record: &[u8]) -> WaResult<()> {
-        Ok(self.insert(self.keys.id(Category::SignedPreKey, id), record)?)
+        Ok(self
+            .insert(self.keys.id(Category::SignedPreKey, id), record.to_vec())
+            .await?)
     }
 
     async fn load_signed_prekey(&self, id: u32) -> WaResult<Option<Vec<u8>>> {
-        Ok(self
-            .get(&self.keys.id(Category::SignedPreKey, id))?
-            .map(|v| v.to_vec()))
+        Ok(self.get(&self.keys.id(Category::SignedPreKey, id)).await?)
     }
 
     async fn load_all_signed_prekeys(&self) -> WaResult<Vec<(u32, Vec<u8>)>> {
         let mut all = Vec::new();
-        for row in self.scan(&self.keys.category(Category::SignedPreKey)) {
-            let (key, value) = row?;
+        for (key, value) in self
+            .scan(&self.keys.category(Category::SignedPreKey))
+            .await?
+        {
             let id = self
                 .keys
                 .parse_id(Category::SignedPreKey, &key)
                 .ok_or_else(|| self.corrupt("signed pre-key id", "malformed key"))?;
-            all.push((id, value.to_vec()));
+            all.push((id, value));
         }
         Ok(all)
     }
 
     async fn remove_signed_prekey(&self, id: u32) -> WaResult<()> {
-        self.remove(&self.keys.id(Category::SignedPreKey, id))?;
+        self.remove(&self.keys.id(Category::SignedPreKey, id))
+            .await?;
         Ok(())
     }
 
     async fn put_sender_key(&self, address: &str, record: &[u8]) -> WaResult<()> {
-        Ok(self.insert(
-            self.keys.key(Category::SenderKey, address.as_bytes()),
-            record,
-        )?)
+        Ok(self
+            .insert(
+                self.keys.key(Category::SenderKey, address.as_bytes()),
+                record.to_vec(),
+            )
+            .await?)
     }
 
     async fn put_sender_keys_batch(&self, sender_keys: &[(Arc<str>, Bytes)]) -> WaResult<()> {
         let rows = sender_keys
             .iter()
             .map(|(address, record)| (&**address, &record[..]));
-        Ok(self.put_all(Category::SenderKey, rows)?)
+        let rows = self.category_rows(Category::SenderKey, rows);
+        Ok(self.write_batch(rows).await?)
     }
 
     async fn get_sender_key(&self, address: &str) -> WaResult<Option<Vec<u8>>> {
         Ok(self
-            .get(&self.keys.key(Category::SenderKey, address.as_bytes()))?
-            .map(|v| v.to_vec()))
+            .get(&self.keys.key(Category::SenderKey, address.as_bytes()))
+            .await?)
     }
 
     async fn delete_sender_key(&self, address: &str) -> WaResult<()> {
-        self.remove(&self.keys.key(Category::SenderKey, address.as_bytes()))?;
+        self.remove(&self.keys.key(Category::SenderKey, address.as_bytes()))
+            .await?;
         Ok(())
     }
 }

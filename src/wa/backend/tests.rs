@@ -1,13 +1,15 @@
 //! Backend conformance: every case runs against whatsapp-rust's reference
-//! `InMemoryBackend` and against [`SledBackend`],
-//! and the two must observe the same results.
+//! `InMemoryBackend`, against [`SledBackend`] and against [`PgBackend`]
+//! (when a test server is configured: `store::postgres::test_db`), and all
+//! must observe the same results.
 //!
 //! A case is one `async fn(&dyn Backend) -> Vec<String>`: it drives the backend
 //! through the trait only, asserts the documented semantics itself, and
-//! returns what it observed (debug-formatted, collections sorted). The sled
-//! side runs twice in one database, for company `ab` and then for company `a`
+//! returns what it observed (debug-formatted, collections sorted). Each store
+//! runs it twice in one database, for company `ab` and then for company `a`
 //! (whose key prefix is a byte prefix of `ab`'s id), so every case also proves
-//! that one company's keyspace never leaks into another's.
+//! that one company's keyspace never leaks into another's; and once without
+//! and once with a store key, after which no secret row may be in clear.
 
 use std::sync::Arc;
 
@@ -20,9 +22,10 @@ use wacore::store::traits::{
     PendingInboundKey, PendingInboundRow, TcTokenEntry,
 };
 
-use super::SledBackend;
+use super::{PgBackend, SledBackend};
 use crate::domain::CompanyId;
 use crate::store::Store;
+use crate::store::postgres::test_db;
 
 /// A valid company id (test input).
 pub(crate) fn company(id: &str) -> CompanyId {
@@ -45,14 +48,28 @@ fn test_store_key() -> crate::store::StoreKey {
 
 /// How many device rows and secret `wa` rows of `store` are not sealed.
 fn secrets_in_clear(store: &Store) -> usize {
-    let (_, trees, _) = store.raw_parts();
-    let wa = trees.wa.iter().map(Result::unwrap).filter(|(key, value)| {
-        crate::store::keys::is_secret_wa_row(key)
-            && !value.is_empty()
-            && !crate::store::is_sealed(value)
+    let trees = store.raw_trees();
+    let wa = trees.wa.iter().map(Result::unwrap);
+    let device = trees.device.iter().map(|row| row.unwrap().1);
+    count_in_clear(wa, device)
+}
+
+/// [`secrets_in_clear`] of a PostgreSQL store.
+async fn pg_secrets_in_clear(pg: &test_db::TestPg) -> usize {
+    let (wa, device) = pg.raw_rows().await;
+    count_in_clear(wa, device)
+}
+
+/// How many of the secret `wa` rows and of the device rows are in clear.
+fn count_in_clear<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+    wa: impl IntoIterator<Item = (K, V)>,
+    device: impl IntoIterator<Item = V>,
+) -> usize {
+    let clear = |value: &[u8]| !value.is_empty() && !crate::store::is_sealed(value);
+    let wa = (wa.into_iter()).filter(|(key, value)| {
+        crate::store::keys::is_secret_wa_row(key.as_ref()) && clear(value.as_ref())
     });
-    let device = (trees.device.iter().map(Result::unwrap))
-        .filter(|(_, value)| !crate::store::is_sealed(value));
+    let device = (device.into_iter()).filter(|value| !crate::store::is_sealed(value.as_ref()));
     wa.count() + device.count()
 }
 
@@ -64,6 +81,13 @@ async fn without_a_store_key_the_secret_rows_are_in_clear() {
     cases::prekeys(&*backend).await;
     cases::device(&*backend).await;
     assert!(secrets_in_clear(&store) > 1);
+    if let Some(pg) = test_db::start(None).await {
+        let backend = PgBackend::open(&pg.store, &company("a"));
+        cases::prekeys(&*backend).await;
+        cases::device(&*backend).await;
+        assert!(pg_secrets_in_clear(&pg).await > 1);
+        pg.drop_schema().await;
+    }
 }
 
 /// What a case observed, in order.
@@ -94,6 +118,17 @@ macro_rules! conformance {
                     if key.is_some() {
                         assert_eq!(secrets_in_clear(&store), 0, "with a store key, no secret row is left in clear");
                     }
+                    let Some(pg) = test_db::start(key.as_ref()).await else {
+                        continue;
+                    };
+                    for id in ["ab", "a"] {
+                        let seen = cases::$case(&*PgBackend::open(&pg.store, &company(id))).await;
+                        assert_eq!(seen, reference, "PostgreSQL backend of company {id:?} (store key: {}) disagrees with InMemoryBackend", key.is_some());
+                    }
+                    if key.is_some() {
+                        assert_eq!(pg_secrets_in_clear(&pg).await, 0, "with a store key, no secret PostgreSQL row is left in clear");
+                    }
+                    pg.drop_schema().await;
                 }
             }
         )*
@@ -800,10 +835,14 @@ mod cases {
             .await
             .unwrap();
         see(&mut seen, "stored", stored);
-        // Re-persist: secret replaced, deadline never shrinks, known time never lost.
-        b.put_msg_secrets(vec![secret(ALICE, ALICE, "S1", 5, 900, 0)])
-            .await
-            .unwrap();
+        // Re-persist: secret replaced, deadline never shrinks, known time never
+        // lost; also when one batch names the same message twice.
+        b.put_msg_secrets(vec![
+            secret(ALICE, ALICE, "S1", 5, 900, 0),
+            secret(ALICE, ALICE, "S1", 5, 800, 0),
+        ])
+        .await
+        .unwrap();
         b.put_msg_secrets(vec![secret(ALICE, ALICE, "S2", 3, 0, 700)])
             .await
             .unwrap();
@@ -828,6 +867,11 @@ mod cases {
             b.get_msg_secret(ALICE, ALICE_DEV, "S1").await.unwrap(),
         );
         // S1 expires at 1000, the group's at 1500; S0 and S2 never.
+        see(
+            &mut seen,
+            "expired at 950",
+            b.delete_expired_msg_secrets(950).await.unwrap(),
+        );
         see(
             &mut seen,
             "expired at 1000",
