@@ -152,6 +152,7 @@ impl App {
             company_streams: StreamSlots::new(config.http.streams_per_company),
             link_streams: StreamSlots::new(config.http.streams_per_link),
             request_timeout: config.http.request_timeout(),
+            stream_max_duration: config.http.stream_max_duration(),
             auth_backoff: std::sync::Arc::new(http::auth_backoff::AuthBackoff::with_free_failures(
                 config.http.auth_free_failures,
             )),

@@ -7,9 +7,12 @@
 //! [`QrEvent`]), `session.pair_code` (data: [`PairCodeEvent`]),
 //! `message.received` (data: the same event JSON a webhook receives; the SSE
 //! id is the event id, stable across redeliveries) and `stream.lagged` (data: how many events this slow client missed; it should
-//! re-read the status). The stream ends when the company is deleted or the
-//! gateway shuts down; a comment is sent every 15 s to keep proxies from
-//! closing an idle stream.
+//! re-read the status). The stream ends when the company is deleted, the
+//! gateway shuts down, or its lifetime is over: `?max_duration_s=` and the
+//! operator's `--http-stream-max-duration-s` bound it (the sooner wins;
+//! neither by default), so a client behind a proxy that cuts long responses
+//! can end and reopen it on its own schedule. A comment is sent every 15 s to
+//! keep proxies from closing an idle stream.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -26,6 +29,8 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::access::CompanyAccess;
 use super::error::{ApiError, ErrorBody};
+use super::extract::ApiQuery;
+use super::limits;
 use super::sessions::{SessionView, session};
 use crate::pool::{Qr, SessionEvent};
 
@@ -46,10 +51,20 @@ pub struct PairCodeEvent {
     pub expires_at_ms: i64,
 }
 
+/// Query of `GET …/events`.
+#[derive(Debug, Deserialize)]
+pub struct EventsQuery {
+    /// Seconds after which the stream ends.
+    pub max_duration_s: Option<u64>,
+}
+
 /// Subscribe to the session's events.
 #[utoipa::path(
     get, path = "/v1/sessions/{company}/events", tag = "sessions",
-    params(("company" = String, Path, description = "Company id")),
+    params(
+        ("company" = String, Path, description = "Company id"),
+        ("max_duration_s" = Option<u64>, Query, description = "End the stream after this many seconds (1 to 86400); the client reconnects to go on. The gateway's own limit (`--http-stream-max-duration-s`) may end it sooner. Omitted: the stream lasts until the company is deleted or the gateway stops (or the gateway's limit)"),
+    ),
     responses(
         (status = 200, description = "An event stream: `session.status` (SessionView), `session.qr` (QrEvent), `session.pair_code` (PairCodeEvent), `stream.lagged`", content_type = "text/event-stream"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -60,8 +75,11 @@ pub struct PairCodeEvent {
 pub async fn events(
     State(state): State<AppState>,
     access: CompanyAccess,
+    ApiQuery(query): ApiQuery<EventsQuery>,
     webhooks: Option<axum::extract::Extension<crate::webhook::Webhooks>>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let asked = limits::asked_stream_lifetime(query.max_duration_s)?;
+    let deadline = limits::stream_deadline(asked, state.stream_max_duration);
     let handle = session(&state, &access)?;
     // Held by the stream: given back when it ends or its client goes away.
     let slot = state
@@ -134,7 +152,12 @@ pub async fn events(
             let _held = &slot;
             Ok(event)
         })
-        .take_until(async move { lifecycle.stopped().await });
+        .take_until(async move {
+            tokio::select! {
+                () = lifecycle.stopped() => {}
+                () = limits::until(deadline) => {}
+            }
+        });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 

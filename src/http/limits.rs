@@ -42,6 +42,15 @@ pub struct HttpLimits {
     #[arg(long = "http-streams-per-link", env = "WAGATE_HTTP_STREAMS_PER_LINK", default_value_t = 8, value_parser = parse_positive)]
     pub streams_per_link: usize,
 
+    /// Longest life of an event stream (`GET /v1/sessions/{company}/events`
+    /// and the pairing page's feed), in seconds: it then ends cleanly and its
+    /// client reconnects (a browser's EventSource does so by itself), so a
+    /// proxy that cuts long responses never cuts one mid-event. A client may
+    /// ask for less (`?max_duration_s=`). Unset: a stream lasts until its
+    /// company is deleted or the gateway stops.
+    #[arg(long = "http-stream-max-duration-s", env = "WAGATE_HTTP_STREAM_MAX_DURATION_S", value_parser = clap::value_parser!(u64).range(1..=MAX_STREAM_DURATION_S))]
+    pub stream_max_duration_s: Option<u64>,
+
     /// Failed authentications one address may make before each further one
     /// blocks it for a growing time (429 `rate_limited`).
     #[arg(long = "http-auth-free-failures", env = "WAGATE_HTTP_AUTH_FREE_FAILURES", default_value_t = super::auth_backoff::FREE_FAILURES)]
@@ -56,6 +65,7 @@ impl Default for HttpLimits {
             max_connections: 10_000,
             streams_per_company: 32,
             streams_per_link: 8,
+            stream_max_duration_s: None,
             auth_free_failures: super::auth_backoff::FREE_FAILURES,
         }
     }
@@ -70,6 +80,54 @@ impl HttpLimits {
     /// The request timeout.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_s)
+    }
+
+    /// The longest life of an event stream, if bounded.
+    pub fn stream_max_duration(&self) -> Option<Duration> {
+        self.stream_max_duration_s.map(Duration::from_secs)
+    }
+}
+
+/// The longest life an event stream may be given, by its client
+/// (`?max_duration_s=`) or the operator (`--http-stream-max-duration-s`):
+/// a day, far beyond any proxy's idle or response limit.
+pub const MAX_STREAM_DURATION_S: u64 = 86_400;
+
+/// The lifetime a client asks for its event stream (`?max_duration_s=`):
+/// 400 `invalid_query` outside 1 to [`MAX_STREAM_DURATION_S`] seconds.
+pub fn asked_stream_lifetime(asked_s: Option<u64>) -> Result<Option<Duration>, ApiError> {
+    match asked_s {
+        None => Ok(None),
+        Some(s @ 1..=MAX_STREAM_DURATION_S) => Ok(Some(Duration::from_secs(s))),
+        Some(_) => Err(ApiError::refused(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!("max_duration_s must be from 1 to {MAX_STREAM_DURATION_S}"),
+        )),
+    }
+}
+
+/// When an event stream opened now ends by time: the sooner of what its
+/// client asked for and the operator's `limit`; `None` when neither bounds it.
+pub fn stream_deadline(
+    asked: Option<Duration>,
+    limit: Option<Duration>,
+) -> Option<tokio::time::Instant> {
+    let lifetime = match (asked, limit) {
+        (Some(asked), Some(limit)) => Some(asked.min(limit)),
+        (asked, limit) => asked.or(limit),
+    };
+    lifetime.map(|lifetime| tokio::time::Instant::now() + lifetime)
+}
+
+/// Resolves at `deadline`; never when there is none.
+///
+/// # Cancel safety
+/// Cancel-safe: it only waits.
+pub async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -155,6 +213,28 @@ impl Drop for StreamSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_lasts_the_sooner_of_the_asked_and_the_operators_limit() {
+        let now = tokio::time::Instant::now();
+        let at = |asked, limit: Option<u64>| {
+            let asked = asked_stream_lifetime(asked).unwrap();
+            stream_deadline(asked, limit.map(Duration::from_secs)).map(|deadline| deadline - now)
+        };
+        assert_eq!(at(None, None), None, "unbounded, as before");
+        assert_eq!(at(Some(30), None), Some(Duration::from_secs(30)));
+        assert_eq!(at(None, Some(60)), Some(Duration::from_secs(60)));
+        assert_eq!(at(Some(30), Some(60)), Some(Duration::from_secs(30)));
+        assert_eq!(at(Some(90), Some(60)), Some(Duration::from_secs(60)));
+        assert_eq!(
+            at(Some(MAX_STREAM_DURATION_S), None),
+            Some(Duration::from_secs(MAX_STREAM_DURATION_S))
+        );
+        for refused in [0, MAX_STREAM_DURATION_S + 1, u64::MAX] {
+            let error = asked_stream_lifetime(Some(refused)).unwrap_err();
+            assert_eq!(error.code(), "invalid_query", "{refused}");
+        }
+    }
 
     #[test]
     fn slots_are_capped_per_key_and_freed_on_drop() {

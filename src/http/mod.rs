@@ -81,6 +81,8 @@ pub struct AppState {
     pub link_streams: Arc<limits::StreamSlots>,
     /// Longest time one request may take (`--http-request-timeout-s`).
     pub request_timeout: std::time::Duration,
+    /// Longest life of an event stream (`--http-stream-max-duration-s`).
+    pub stream_max_duration: Option<std::time::Duration>,
     /// Failed authentications per address.
     pub auth_backoff: Arc<auth_backoff::AuthBackoff>,
     /// Media size limit and URL fetching (`messages`).

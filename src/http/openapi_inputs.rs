@@ -38,6 +38,10 @@ pub fn parameter_schema(path: &str, location: &str, name: &str) -> Option<Value>
             "type": "string", "enum": ["queued", "delivered", "dead"],
         }),
         ("query", "limit") => limit(),
+        ("query", "max_duration_s") => json!({
+            "type": "integer", "minimum": 1,
+            "maximum": super::limits::MAX_STREAM_DURATION_S,
+        }),
         ("header", "Idempotency-Key") => json!({
             "type": "string", "pattern": IdempotencyKey::PATTERN,
             "minLength": 1, "maxLength": IdempotencyKey::MAX_LEN,
@@ -124,7 +128,7 @@ pub(super) fn nullable(mut schema: Value) -> Value {
     schema
 }
 
-pub(super) fn list(items: Value, min: u64, max: u64) -> Value {
+pub(super) fn list(items: Value, min: usize, max: usize) -> Value {
     json!({"type": "array", "items": items, "minItems": min, "maxItems": max})
 }
 

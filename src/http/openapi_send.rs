@@ -10,10 +10,20 @@
 
 use serde_json::{Map, Value, json};
 
-use super::messages::send::{FIELDS, KINDS, allowed_fields};
+use super::messages::send::{FIELDS, KINDS, MAX_CARDS, allowed_fields};
 use super::openapi_inputs::{list, message_id, nullable, phone, recipient, text};
 use crate::domain::MessageText;
 use crate::domain::media::MediaKind;
+
+/// Control characters (Unicode `Cc`: Rust's `char::is_control`), for a
+/// regex character class.
+const CONTROL: &str = "\\u0000-\\u001f\\u007f-\\u009f";
+
+/// Whitespace that is not a control character (the rest of Rust's
+/// `char::is_whitespace`, which the server trims), for a regex character
+/// class. Spelled out: a regex engine's `\S` would let a control
+/// character pass as "not whitespace", and engines disagree on `\s`.
+const SPACE: &str = " \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
 
 /// Replaces the derived `SendMessageRequest` with the per-kind `oneOf`, and
 /// adds `SendMessageForm`.
@@ -111,10 +121,13 @@ fn branch(kind: &str, form: bool) -> Value {
             {"required": ["url"], "properties": {"base64": {"type": "null"}, "url": {"type": "string"}}},
         ]);
     }
-    if kind == "contact" && !form {
+    if kind == "contact" {
+        // 1 to 50 cards in all, `vcard` counting as one (`send::content`):
+        // a `vcard` and at most 49 `contacts`, or `contacts` alone (in the
+        // form, where `vcard` is a string, "null" means absent).
         schema["anyOf"] = json!([
-            {"required": ["vcard"], "properties": {"vcard": {"type": "string"}}},
-            {"required": ["contacts"], "properties": {"contacts": {"type": "array"}}},
+            {"required": ["vcard"], "properties": {"vcard": {"type": "string"}, "contacts": {"maxItems": MAX_CARDS - 1}}},
+            {"required": ["contacts"], "properties": {"contacts": {"type": "array"}, "vcard": {"type": "null"}}},
         ]);
     }
     schema
@@ -137,9 +150,12 @@ fn field_schema(field: &str) -> Value {
             json!({"type": "string", "pattern": "^[a-z0-9.+-]+/[a-z0-9.+-]+$", "maxLength": 255})
         }
         "caption" => json!({"type": "string", "maxLength": 4096}),
-        "file_name" => {
-            json!({"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^/\\\\\\u0000-\\u001f\\u007f-\\u009f]*\\S[^/\\\\\\u0000-\\u001f\\u007f-\\u009f]*$"})
-        }
+        // `media::parse_file_name`: no control character, `/` or `\`, and
+        // not only whitespace.
+        "file_name" => json!({
+            "type": "string", "minLength": 1, "maxLength": 255,
+            "pattern": format!("^[^/\\\\{CONTROL}]*[^/\\\\{CONTROL}{SPACE}][^/\\\\{CONTROL}]*$"),
+        }),
         "latitude" => json!({"type": "number", "minimum": -90, "maximum": 90}),
         "longitude" => json!({"type": "number", "minimum": -180, "maximum": 180}),
         "name" | "address" => json!({"type": "string", "maxLength": 1024}),
@@ -148,12 +164,12 @@ fn field_schema(field: &str) -> Value {
             json!({"oneOf": [
                 {"type": "object", "properties": {"vcard": vcard()}, "required": ["vcard"], "additionalProperties": false},
                 {"type": "object", "properties": {
-                    "name": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*\\S[^\\u0000-\\u001f\\u007f-\\u009f]*$"},
+                    "name": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": format!("^[^{CONTROL}]*[^{CONTROL}{SPACE}][^{CONTROL}]*$")},
                     "phones": {"type": "array", "items": phone(), "minItems": 1, "maxItems": 50},
                 }, "required": ["name", "phones"], "additionalProperties": false},
             ]}),
             1,
-            50,
+            MAX_CARDS,
         ),
         _ => json!({"type": "string"}),
     }
@@ -167,4 +183,29 @@ fn vcard() -> Value {
         "pattern": "^\\s*BEGIN:VCARD[^\\n]*\\n(?:(?![ \\t]*FN:)[^\\n]*\\n)*[ \\t]*FN:[ \\t]*[^\\s][^\\n]*\\n[\\s\\S]*END:VCARD\\s*$",
         "example": "BEGIN:VCARD\nVERSION:3.0\nFN:Eve Example\nTEL;type=CELL:+15550005555\nEND:VCARD",
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The document counts cards as the server does: `vcard` and
+    /// `contacts` together, in the JSON body and in the form.
+    #[test]
+    fn a_contact_message_carries_1_to_max_cards_in_all() {
+        for form in [false, true] {
+            let contact = branch("contact", form);
+            let Some([with_vcard, without]) = contact["anyOf"].as_array().map(Vec::as_slice) else {
+                panic!("two alternatives: {contact}");
+            };
+            assert_eq!(with_vcard["required"], json!(["vcard"]));
+            assert_eq!(
+                with_vcard["properties"]["contacts"]["maxItems"],
+                MAX_CARDS - 1
+            );
+            assert_eq!(without["required"], json!(["contacts"]));
+            assert_eq!(without["properties"]["vcard"]["type"], "null");
+            assert_eq!(contact["properties"]["contacts"]["maxItems"], MAX_CARDS);
+        }
+    }
 }

@@ -53,6 +53,7 @@ fn harness() -> Harness {
         company_streams: crate::http::limits::StreamSlots::new(2),
         link_streams: crate::http::limits::StreamSlots::new(2),
         request_timeout: std::time::Duration::from_secs(30),
+        stream_max_duration: None,
         auth_backoff: Default::default(),
         #[cfg(feature = "sandbox")]
         sandbox: None,

@@ -1,5 +1,8 @@
 //! The HTTP server's limits against hostile clients: slow headers, slow
-//! bodies, and too many open event streams per company and per pairing link.
+//! bodies, too many open event streams per company and per pairing link, and
+//! event streams' bounded lifetimes.
+
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -189,5 +192,99 @@ async fn failed_authentication_slows_down_its_address_only() {
         .await
         .unwrap();
     assert_eq!(other.status(), StatusCode::OK);
+    app.stop().await;
+}
+
+/// Reads an event stream's whole body: `Some` once the server ended it,
+/// `None` if it was still open after `within`.
+async fn body_if_ended(response: reqwest::Response, within: Duration) -> Option<String> {
+    tokio::time::timeout(within, response.text())
+        .await
+        .ok()
+        .map(|text| text.expect("a stream body"))
+}
+
+#[tokio::test]
+async fn an_event_stream_ends_after_the_lifetime_its_client_asked_for() {
+    let app = spawn_app_with(start_fake().await, |_| {}).await;
+    app.api.ensure("acme").await;
+    let open = |query: &'static str| {
+        app.api
+            .request(
+                reqwest::Method::GET,
+                &format!("/v1/sessions/acme/events{query}"),
+            )
+            .send()
+    };
+
+    let started = tokio::time::Instant::now();
+    let response = open("?max_duration_s=1").await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = body_if_ended(response, WAIT)
+        .await
+        .expect("the stream ended");
+    assert!(body.contains("event: session.status"), "{body}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "not before its time"
+    );
+
+    for refused in [
+        "?max_duration_s=0",
+        "?max_duration_s=86401",
+        "?max_duration_s=soon",
+    ] {
+        let response = open(refused).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{refused}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_query", "{refused}");
+    }
+
+    // Without it, and without the operator's limit: open as before.
+    let response = open("").await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        body_if_ended(response, Duration::from_secs(2)).await,
+        None,
+        "an unbounded stream is still open"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_operators_stream_lifetime_ends_every_event_stream() {
+    let app = spawn_app_with(start_fake().await, |c| {
+        c.http.stream_max_duration_s = Some(1);
+    })
+    .await;
+    app.api.ensure("acme").await;
+
+    for query in ["", "?max_duration_s=3600"] {
+        let response = app
+            .api
+            .request(
+                reqwest::Method::GET,
+                &format!("/v1/sessions/acme/events{query}"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = body_if_ended(response, WAIT)
+            .await
+            .expect("the stream ended");
+        assert!(body.contains("event: session.status"), "{query}: {body}");
+    }
+
+    // The pairing page's feed ends too, without an `expired` (the link is
+    // still good: the page's EventSource reconnects).
+    let (status, link) = app.api.post("/v1/sessions/acme/pairing-links", None).await;
+    assert_eq!(status, StatusCode::CREATED, "{link}");
+    let url = format!("{}/events", link["url"].as_str().unwrap());
+    let feed = reqwest::get(&url).await.unwrap();
+    assert_eq!(feed.status(), StatusCode::OK);
+    let body = body_if_ended(feed, WAIT).await.expect("the feed ended");
+    assert!(body.contains("event: state"), "{body}");
+    assert!(!body.contains("event: expired"), "{body}");
     app.stop().await;
 }

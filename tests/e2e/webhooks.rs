@@ -265,13 +265,20 @@ async fn webhook_api_validates_retries_500s_and_replays() {
         assert_eq!(hook.body["data"]["test"], true, "{}", hook.body);
         assert_eq!(log.bad_signatures, 0);
     }
-    let (_, body) = app.api.get("/v1/sessions/acme/deliveries").await;
-    assert!(
-        body["delivered"]
-            .as_array()
-            .is_some_and(|d| d.iter().any(|d| d["event_id"] == test_id.as_str())),
-        "{body}"
-    );
+    // The receiver has it before the gateway records its answer: the
+    // delivery log says `delivered` a moment later.
+    test_support::wait::poll(
+        "the test event's delivery in the log",
+        Duration::from_millis(20),
+        || async {
+            let (_, body) = app.api.get("/v1/sessions/acme/deliveries").await;
+            body["delivered"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|d| d["event_id"] == test_id.as_str()))
+                .then_some(())
+        },
+    )
+    .await;
     // Without a webhook there is nothing to test; a company that does not exist is unknown.
     let (status, body) = app.api.post("/v1/sessions/other", None).await;
     assert!(status.is_success(), "{body}");

@@ -33,6 +33,10 @@ pub const MAX_JSON_BYTES: usize = 24 * 1024 * 1024;
 /// Largest non-file form field of a multipart send, in bytes.
 const MAX_FORM_FIELD: usize = 128 * 1024;
 
+/// The most contact cards one contact message carries, its `vcard` and
+/// its `contacts` together.
+pub const MAX_CARDS: usize = 50;
+
 /// Body of a send (JSON, or the form fields of a multipart send).
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -485,8 +489,10 @@ async fn content(
                     }
                 });
             }
-            if cards.is_empty() || cards.len() > 50 {
-                return Err(invalid("a contact message carries 1 to 50 cards".into()));
+            if cards.is_empty() || cards.len() > MAX_CARDS {
+                return Err(invalid(format!(
+                    "a contact message carries 1 to {MAX_CARDS} cards (`vcard` and `contacts` together)"
+                )));
             }
             Ok(Content::Contacts(cards))
         }

@@ -1,5 +1,7 @@
 //! The page's live feed: `GET /pair/{token}/events`, Server-Sent Events of
-//! the session's state and QR codes until the page is done.
+//! the session's state and QR codes until the page is done, or until the
+//! operator's stream lifetime (`--http-stream-max-duration-s`) is over: it
+//! then ends without a word and the page's EventSource reconnects.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -13,7 +15,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::{PageRefusal, PairAccess, Refused, ensure_session};
 use crate::domain::now_ms;
-use crate::http::limits::StreamSlot;
+use crate::http::limits::{self, StreamSlot};
 use crate::http::{AppState, Lifecycle};
 use crate::pairing::page::{self, StateView};
 use crate::pairing::strings::Strings;
@@ -34,7 +36,7 @@ pub(super) struct QrPush {
     get, path = "/pair/{token}/events", tag = "pairing", operation_id = "pairing_page_events",
     params(("token" = String, Path, description = "The link's token")),
     responses(
-        (status = 200, description = "Server-Sent Events: `state`, `qr`, `expired`", content_type = "text/event-stream"),
+        (status = 200, description = "Server-Sent Events: `state`, `qr`, `expired`. Ends when the page is done, and after the gateway's stream lifetime (`--http-stream-max-duration-s`, if set; the page then reconnects)", content_type = "text/event-stream"),
         (status = 403, content_type = "text/html"), (status = 404, content_type = "text/html"),
         (status = 410, content_type = "text/html"), (status = 429, description = "`too_many_streams`: this link has as many live feeds open as allowed", content_type = "text/html"),
         (status = 503, content_type = "text/html"),
@@ -48,6 +50,8 @@ pub async fn events(
         .link_streams
         .try_open(&crate::pairing::fingerprint(&access.token))
         .ok_or_else(|| access.refuse(PageRefusal::TooManyStreams))?;
+    // Only the operator's limit: the page's own script asks for none.
+    let lifetime_ends = limits::stream_deadline(None, state.stream_max_duration);
     let handle = ensure_session(&state, &access).await?;
     // Subscribe before reading the snapshot: a change in between is then
     // sent twice (harmless) instead of lost.
@@ -59,6 +63,7 @@ pub async fn events(
         status: handle.watch_status(),
         queue: VecDeque::new(),
         expires_at: deadline(access.claims.expires_at_ms),
+        lifetime_ends,
         lifecycle: state.lifecycle.clone(),
         strings: access.audience.strings,
         ended: false,
@@ -95,6 +100,8 @@ pub(super) struct Feed {
     status: watch::Receiver<SessionStatus>,
     queue: VecDeque<Event>,
     expires_at: tokio::time::Instant,
+    /// When this stream's lifetime is over (`--http-stream-max-duration-s`).
+    lifetime_ends: Option<tokio::time::Instant>,
     lifecycle: Lifecycle,
     strings: &'static Strings,
     /// Nothing follows what is queued.
@@ -149,6 +156,8 @@ impl Feed {
                     self.queue.push_back(Event::default().event("expired").data("{}"));
                     self.ended = true;
                 }
+                // Not the page's end: its EventSource reconnects and goes on.
+                () = limits::until(self.lifetime_ends) => self.ended = true,
                 Ok(()) = self.revocations.changed() => {
                     let (state, claims) = &self.link;
                     // A failed read keeps the feed: the next request re-checks.
