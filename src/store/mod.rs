@@ -238,6 +238,30 @@ impl Store {
         Ok(store)
     }
 
+    /// Runs `open` (a reopening of a database this process just dropped)
+    /// until sled's file lock is free, for up to 5 s (tests): sled's
+    /// background I/O threads may hold the file for a moment after the last
+    /// handle is gone. Any other outcome is returned as it is.
+    #[cfg(test)]
+    pub(crate) fn when_unlocked<T>(
+        mut open: impl FnMut() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match open() {
+                Err(StoreError::Open {
+                    source: sled::Error::Io(e),
+                    ..
+                }) if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
     /// Opens a fresh database that is deleted when the last clone is dropped
     /// (tests).
     pub fn open_temporary() -> Result<Store, StoreError> {

@@ -157,7 +157,9 @@ mod tests {
                 .unwrap();
             store.trees.wa.insert(&identity, &b"\x05pub"[..]).unwrap();
         }
-        let store = Store::open_with_key(dir.path(), CACHE, Some(&key(KEY))).unwrap();
+        let store =
+            Store::when_unlocked(|| Store::open_with_key(dir.path(), CACHE, Some(&key(KEY))))
+                .unwrap();
         let raw = |tree: &sled::Tree, key: &[u8]| tree.get(key).unwrap().unwrap().to_vec();
         assert!(is_sealed(&raw(&store.trees.device, b"acme")));
         assert!(is_sealed(&raw(&store.trees.registry, b"acme")));
@@ -185,13 +187,17 @@ mod tests {
         drop(store);
 
         // And it reopens with its key (no second migration), not without.
-        let store = Store::open_with_key(dir.path(), CACHE, Some(&key(KEY))).unwrap();
+        let store =
+            Store::when_unlocked(|| Store::open_with_key(dir.path(), CACHE, Some(&key(KEY))))
+                .unwrap();
         assert_eq!(
             store.get_setting("pairing_key").unwrap().unwrap(),
             [0x00, 0x01, 7]
         );
         drop(store);
-        let error = Store::open_with_cache(dir.path(), CACHE).err().unwrap();
+        let error = Store::when_unlocked(|| Store::open_with_cache(dir.path(), CACHE))
+            .err()
+            .unwrap();
         assert!(
             matches!(error, StoreError::StoreKeyMissing { .. }),
             "{error}"
@@ -216,12 +222,15 @@ mod tests {
             files.sort();
             files
         };
-        let error = Store::open_with_key(dir.path(), CACHE, Some(&key(OTHER)))
-            .err()
-            .unwrap();
+        let error =
+            Store::when_unlocked(|| Store::open_with_key(dir.path(), CACHE, Some(&key(OTHER))))
+                .err()
+                .unwrap();
         assert!(matches!(error, StoreError::WrongStoreKey { .. }));
         assert!(error.to_string().contains("not the key"), "{error}");
-        let error = Store::open_with_cache(dir.path(), CACHE).err().unwrap();
+        let error = Store::when_unlocked(|| Store::open_with_cache(dir.path(), CACHE))
+            .err()
+            .unwrap();
         assert!(error.to_string().contains("WAGATE_STORE_KEY"), "{error}");
         assert!(
             !snapshot()
@@ -229,7 +238,9 @@ mod tests {
                 .any(|(_, bytes)| contains(bytes, b"secret-bytes")),
             "the setting was never written in clear"
         );
-        let store = Store::open_with_key(dir.path(), CACHE, Some(&key(KEY))).unwrap();
+        let store =
+            Store::when_unlocked(|| Store::open_with_key(dir.path(), CACHE, Some(&key(KEY))))
+                .unwrap();
         assert_eq!(
             store.get_setting("pairing_key").unwrap().unwrap(),
             b"secret-bytes"

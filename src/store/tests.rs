@@ -339,20 +339,10 @@ async fn corrupt_data_of_one_company_is_reported_for_that_company_only() {
     );
 }
 
-/// Opens the database in `dir` again, waiting (up to 5 s) for the dropped
-/// store to release sled's file lock: sled's background I/O tasks may still
-/// hold the file for a moment after the last handle is gone.
-async fn reopen(dir: &std::path::Path) -> Store {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        match Store::open(dir) {
-            Ok(store) => return store,
-            Err(_) if std::time::Instant::now() < deadline => {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("reopening the store: {e}"),
-        }
-    }
+/// Opens the database in `dir` again, once the dropped store has released
+/// sled's file lock.
+fn reopen(dir: &std::path::Path) -> Store {
+    Store::when_unlocked(|| Store::open(dir)).expect("reopening the store")
 }
 
 #[tokio::test]
@@ -371,7 +361,7 @@ async fn data_survives_reopening_from_disk() {
             .unwrap();
         store.flush().await.unwrap();
     }
-    let store = reopen(dir.path()).await;
+    let store = reopen(dir.path());
     assert!(is_linked(&store, &acme).unwrap());
     assert_eq!(store.get_company(&acme).unwrap(), Some(record("acme")));
     let backend = SledBackend::open(&store, &acme);
