@@ -132,17 +132,10 @@ async fn an_endless_answer_body_is_not_read_and_the_delivery_counts_at_once() {
         .expect("the receiver is called")
         .expect("the receiver runs");
     // The dispatcher records outcomes without notifying anyone: poll.
-    let delivered = test_support::wait::poll(
-        "the delivery is recorded as delivered",
-        Duration::from_millis(20),
-        || async {
-            let (_, body) = app.api.get("/v1/sessions/acme/deliveries").await;
-            body["delivered"]
-                .as_array()
-                .and_then(|d| d.first().cloned())
-        },
-    )
-    .await;
+    let delivered = app
+        .api
+        .wait_for_delivery("acme", "delivered", |_| true)
+        .await;
     assert_eq!(delivered["attempts"], 1, "{delivered}");
     assert_eq!(delivered["last_status"], 200, "{delivered}");
     assert!(

@@ -121,17 +121,10 @@ async fn a_company_token_cannot_replay_or_retry_into_the_global_webhook() {
     global
         .wait_for("a refused global delivery", |log| log.refused >= 1)
         .await;
-    let dead = test_support::wait::poll(
-        "a global dead letter",
-        Duration::from_millis(20),
-        || async {
-            let (_, body) = app.api.get("/v1/sessions/acme/deliveries?state=dead").await;
-            body["dead"]
-                .as_array()
-                .and_then(|d| d.iter().find(|d| d["target"] == "global").cloned())
-        },
-    )
-    .await;
+    let dead = app
+        .api
+        .wait_for_delivery("acme", "dead", |d| d["target"] == "global")
+        .await;
     let id = dead["id"].as_str().unwrap().to_owned();
 
     // The tenant: its retry of the global dead letter is unknown to it, its

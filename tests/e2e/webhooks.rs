@@ -267,18 +267,9 @@ async fn webhook_api_validates_retries_500s_and_replays() {
     }
     // The receiver has it before the gateway records its answer: the
     // delivery log says `delivered` a moment later.
-    test_support::wait::poll(
-        "the test event's delivery in the log",
-        Duration::from_millis(20),
-        || async {
-            let (_, body) = app.api.get("/v1/sessions/acme/deliveries").await;
-            body["delivered"]
-                .as_array()
-                .is_some_and(|d| d.iter().any(|d| d["event_id"] == test_id.as_str()))
-                .then_some(())
-        },
-    )
-    .await;
+    app.api
+        .wait_for_delivery("acme", "delivered", |d| d["event_id"] == test_id.as_str())
+        .await;
     // Without a webhook there is nothing to test; a company that does not exist is unknown.
     let (status, body) = app.api.post("/v1/sessions/other", None).await;
     assert!(status.is_success(), "{body}");

@@ -73,6 +73,29 @@ impl Api {
         self.call(Method::GET, path, None).await
     }
 
+    /// Waits until `company`'s delivery log lists, in `state` (`delivered`,
+    /// `dead`, …), a delivery `pick` accepts; that delivery. The dispatcher
+    /// records outcomes without notifying anyone, so this polls.
+    pub async fn wait_for_delivery(
+        &self,
+        company: &str,
+        state: &str,
+        pick: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let path = format!("/v1/sessions/{company}/deliveries?state={state}");
+        crate::wait::poll(
+            &format!("a {state} delivery of {company}"),
+            std::time::Duration::from_millis(20),
+            || async {
+                let (_, body) = self.get(&path).await;
+                body[state]
+                    .as_array()
+                    .and_then(|d| d.iter().find(|d| pick(d)).cloned())
+            },
+        )
+        .await
+    }
+
     /// `GET path`: the status and the body as text (`/metrics`, `/readyz`).
     pub async fn get_text(&self, path: &str) -> (StatusCode, String) {
         let response = self
